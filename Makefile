@@ -1,0 +1,38 @@
+# Two commands set everything up: `make run` (the app locally, offline) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest scan-infra bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: $(STAMP)
+	$(PY) -m localdev
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy shared
+
+pytest: $(STAMP) node_modules/.installed
+	$(PY) -m pytest
+
+test: lint typecheck pytest
+
+bench: $(STAMP) node_modules/.installed
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache

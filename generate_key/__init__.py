@@ -1,0 +1,38 @@
+"""POST /api/keys makes a key pair + certificate; GET /api/keys/{keyId} reads or downloads it."""
+
+import azure.functions as func
+
+from shared import keys
+from shared.app_context import get_context
+from shared.errors import MethodNotAllowed, NotFound
+from shared.http_edge import endpoint, json_response, read_json_object
+
+
+@endpoint("generate_key")
+def main(req: func.HttpRequest) -> func.HttpResponse:
+    ctx = get_context()
+    owner = ctx.authenticator.owner(req.headers.get("Authorization"))
+    key_id = req.route_params.get("keyId")
+    if req.method == "POST":
+        if key_id:
+            raise MethodNotAllowed("POST goes to /api/keys")
+        record = keys.create_key(ctx, owner, read_json_object(req))
+        return json_response(record.to_resource(), 201, {"Location": f"/api/keys/{record.key_id}"})
+    if not key_id:
+        raise NotFound("give a key id: GET /api/keys/{keyId}")
+    record = keys.get_key(ctx, owner, key_id)
+    fmt = req.params.get("format")
+    if fmt is None:
+        return json_response(record.to_resource())
+    body, content_type, filename = keys.download(record, fmt)
+    return func.HttpResponse(
+        body,
+        status_code=200,
+        headers={
+            "Content-Type": content_type,
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+        mimetype=content_type,
+    )

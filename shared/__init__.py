@@ -1,0 +1,1 @@
+"""The application below the HTTP edge: settings, stores, certificates, identity, verification."""

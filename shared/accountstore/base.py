@@ -1,0 +1,97 @@
+"""The account store's interface. Backends: `sqlite` (embedded) and `table` (Azure Table Storage).
+
+The store owns the rules that must hold atomically: one account per owner + tenant + application,
+a key bound to at most one account, and no lost update (every update names the version it read).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+
+from shared.records import Account, KeyRecord
+
+
+class PairTaken(Exception):
+    """The owner already linked this tenant + application."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"already linked as account {account_id}")
+        self.account_id = account_id
+
+
+class KeyTaken(Exception):
+    """The key is bound to another account, or is no longer usable."""
+
+    def __init__(self, account_id: str | None) -> None:
+        super().__init__("key already used by an account" if account_id else "key not usable")
+        self.account_id = account_id
+
+
+class VersionConflict(Exception):
+    """The account changed since it was read; the caller re-reads and decides again."""
+
+
+class AccountStore(ABC):
+    backend: str
+
+    # --- key records -------------------------------------------------------------------------
+    @abstractmethod
+    def add_key(self, record: KeyRecord) -> None:
+        """Create a key record. Its private key is already in the key store."""
+
+    @abstractmethod
+    def get_key(self, owner: str, key_id: str) -> KeyRecord | None:
+        """The owner's key record (also one being deleted), or None."""
+
+    @abstractmethod
+    def delete_key(self, owner: str, key_id: str) -> None:
+        """Remove a key record; a missing record is not an error."""
+
+    @abstractmethod
+    def list_keys(self) -> Iterator[KeyRecord]:
+        """Every key record of every owner (housekeeping)."""
+
+    # --- accounts ----------------------------------------------------------------------------
+    @abstractmethod
+    def link(self, account: Account) -> None:
+        """Create the account and bind its key, atomically.
+
+        Raises PairTaken when the owner already has this tenant + application, KeyTaken when the
+        key is bound to another account or is being deleted.
+        """
+
+    @abstractmethod
+    def get_account(self, owner: str, account_id: str) -> Account | None: ...
+
+    @abstractmethod
+    def list_accounts(self, owner: str) -> list[Account]:
+        """The owner's accounts, newest first, ties broken by id."""
+
+    @abstractmethod
+    def list_all_accounts(self) -> Iterator[Account]:
+        """Every account of every owner (the health check)."""
+
+    @abstractmethod
+    def update_account(self, account: Account) -> Account:
+        """Replace the account if it is still at `account.version`; return it at the next version.
+
+        Raises VersionConflict when another update came first, LookupError when it is gone.
+        """
+
+    @abstractmethod
+    def unlink(self, owner: str, account_id: str) -> Account | None:
+        """Remove the account and mark its key record as being deleted, atomically.
+
+        Returns the removed account, or None when the owner has no such account.
+        """
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise DependencyUnavailable when the store cannot be reached."""
+
+
+def newest_first(accounts: list[Account]) -> list[Account]:
+    """API order: createdAt descending, ties by id ascending."""
+    by_id = sorted(accounts, key=lambda a: a.id)
+    return sorted(by_id, key=lambda a: a.created_at, reverse=True)

@@ -1,0 +1,143 @@
+"""The application's error types: data that `http_edge` maps to one problem-details answer each.
+
+Failures the customer must fix in their tenant are not errors here; they are checks in the
+verification report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class AppError(Exception):
+    """Base of every error that reaches the HTTP edge as problem details."""
+
+    status = 500
+    problem = "internal"
+    title = "Internal error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def extensions(self) -> dict[str, object]:
+        """Extra members of the problem-details body."""
+        return {}
+
+    def headers(self) -> dict[str, str]:
+        return {}
+
+
+class ValidationFailed(AppError):
+    status = 400
+    problem = "validation"
+    title = "Request is not valid"
+
+    def __init__(self, errors: list[FieldError], detail: str | None = None) -> None:
+        first = errors[0] if errors else None
+        super().__init__(
+            detail or (f"{first.field} {first.message}" if first else "invalid request")
+        )
+        self.errors = errors
+
+    def extensions(self) -> dict[str, object]:
+        return {"errors": [{"field": e.field, "message": e.message} for e in self.errors]}
+
+
+class BadRequest(AppError):
+    """A request that is not valid as a whole (malformed JSON, not an object)."""
+
+    status = 400
+    problem = "bad-request"
+    title = "Request is not valid"
+
+
+class Unauthorized(AppError):
+    status = 401
+    problem = "unauthorized"
+    title = "Authentication required"
+
+    def headers(self) -> dict[str, str]:
+        # RFC 6750: tell the client which scheme to use and why it failed, no token echoed.
+        return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class NotFound(AppError):
+    status = 404
+    problem = "not-found"
+    title = "Not found"
+
+
+class Conflict(AppError):
+    status = 409
+    problem = "conflict"
+    title = "Conflict"
+
+    def __init__(self, detail: str, *, account_id: str | None = None) -> None:
+        super().__init__(detail)
+        self.account_id = account_id
+
+    def extensions(self) -> dict[str, object]:
+        return {"accountId": self.account_id} if self.account_id else {}
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    problem = "payload-too-large"
+    title = "Request body too large"
+
+
+class UnsupportedMediaType(AppError):
+    status = 415
+    problem = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class MethodNotAllowed(AppError):
+    status = 405
+    problem = "method-not-allowed"
+    title = "Method not allowed"
+
+
+class DependencyUnavailable(AppError):
+    """Key Vault, storage, a JWKS endpoint or another dependency did not answer usefully."""
+
+    status = 503
+    problem = "dependency-unavailable"
+    title = "A dependency is unavailable"
+
+    def __init__(self, dependency: str, detail: str | None = None, retry_after: int = 5) -> None:
+        super().__init__(detail or f"{dependency} is unavailable; try again shortly")
+        self.dependency = dependency
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class ConfigurationError(AppError):
+    """The app's settings are missing or invalid: the operator must fix them."""
+
+    status = 500
+    problem = "configuration"
+    title = "The app is not configured correctly"
+
+
+@dataclass
+class Problems:
+    """Collects field errors so every bad field is named in one answer."""
+
+    errors: list[FieldError] = field(default_factory=list)
+
+    def add(self, name: str, message: str) -> None:
+        self.errors.append(FieldError(name, message))
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise ValidationFailed(self.errors)

@@ -1,0 +1,92 @@
+"""Generating keys and reading their public records (the `generate_key` function's work).
+
+Write order: the private key goes to the key store first, then the record that points at it. A
+failure between the two leaves at most a secret without a record, which nothing can trip over;
+housekeeping removes it. Never a record pointing at a missing key.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from shared import certificates
+from shared.app_context import AppContext
+from shared.errors import DependencyUnavailable, NotFound, Problems
+from shared.keystore.base import KeyLabels
+from shared.records import KeyRecord
+from shared.timefmt import utc_now
+from shared.validation import Fields, is_guid
+
+log = logging.getLogger("m365link.keys")
+
+
+def create_key(ctx: AppContext, owner: str, body: dict[str, Any]) -> KeyRecord:
+    fields = Fields(body)
+    tenant_id = fields.guid("tenantId")
+    application_id = fields.guid("applicationId")
+    display_name = fields.text("displayName", max_len=64)
+    validity_days = fields.integer("validityDays", default=365, lo=1, hi=730)
+    key_size = fields.one_of("keySize", certificates.KEY_SIZES, default=2048)
+    fields.done()
+    assert display_name is not None
+
+    now = utc_now()
+    pair = certificates.generate(
+        display_name, validity_days=validity_days, key_size=key_size, now=now
+    )
+    info = pair.info
+    key_id = str(uuid.uuid4())
+    ctx.keys.put(
+        key_id,
+        pair.private_key_pem,
+        KeyLabels(owner, tenant_id, application_id, info.thumbprint, info.not_after),
+    )
+    record = KeyRecord(
+        key_id=key_id,
+        owner=owner,
+        tenant_id=tenant_id,
+        application_id=application_id,
+        display_name=display_name,
+        thumbprint=info.thumbprint,
+        thumbprint_sha256=info.thumbprint_sha256,
+        subject=info.subject,
+        not_before=info.not_before,
+        not_after=info.not_after,
+        key_size=info.key_size,
+        certificate_pem=info.certificate_pem,
+        created_at=now,
+    )
+    try:
+        ctx.accounts.add_key(record)
+    except Exception:
+        _forget_secret(ctx, key_id)
+        raise
+    log.info("key created keyId=%s thumbprint=%s keySize=%d", key_id, info.thumbprint, key_size)
+    return record
+
+
+def _forget_secret(ctx: AppContext, key_id: str) -> None:
+    """Undo the first write; if that fails too, housekeeping finds the orphan secret later."""
+    try:
+        ctx.keys.delete(key_id)
+    except DependencyUnavailable:
+        log.warning("orphan private key left for housekeeping keyId=%s", key_id)
+
+
+def get_key(ctx: AppContext, owner: str, key_id: str) -> KeyRecord:
+    record = ctx.accounts.get_key(owner, key_id.lower()) if is_guid(key_id) else None
+    if record is None or record.deleting:
+        raise NotFound(f"no key {key_id!r}")
+    return record
+
+
+def download(record: KeyRecord, fmt: str) -> tuple[bytes, str, str]:
+    """The certificate file: body, content type and a safe file name."""
+    if fmt not in certificates.DOWNLOAD_FORMATS:
+        problems = Problems()
+        problems.add("format", "must be one of cer, pem, crt")
+        problems.raise_if_any()
+    body, content_type = certificates.export(record.certificate_pem, fmt)
+    return body, content_type, certificates.download_filename(record.display_name, fmt)

@@ -1,0 +1,65 @@
+"""The key store's interface. A private key goes in once, is read only to sign client
+assertions, and is deleted at unlink. No route ever returns it.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+_KEY_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class PrivateKeyMissing(Exception):
+    """The store holds no private key under this id."""
+
+
+@dataclass(frozen=True)
+class KeyLabels:
+    """What the store records beside a private key, so an operator can tell what it is."""
+
+    owner: str
+    tenant_id: str
+    application_id: str
+    thumbprint: str
+    not_after: datetime
+
+
+@dataclass(frozen=True)
+class StoredKey:
+    key_id: str
+    created_at: datetime | None
+
+
+def check_key_id(key_id: str) -> str:
+    """Key ids are lower-case UUIDs; anything else never reaches a file name or a vault URL."""
+    if not _KEY_ID.match(key_id):
+        raise ValueError("key id must be a lower-case UUID")
+    return key_id
+
+
+class KeyStore(ABC):
+    backend: str
+
+    @abstractmethod
+    def put(self, key_id: str, private_key_pem: bytes, labels: KeyLabels) -> None:
+        """Store a new private key. Raises DependencyUnavailable when the store is down."""
+
+    @abstractmethod
+    def get(self, key_id: str) -> bytes:
+        """The private key (PKCS#8 PEM). Raises PrivateKeyMissing or DependencyUnavailable."""
+
+    @abstractmethod
+    def delete(self, key_id: str) -> None:
+        """Delete the private key; a key already gone is not an error."""
+
+    @abstractmethod
+    def list(self) -> Iterator[StoredKey]:
+        """Every key the store holds (housekeeping finds keys left without a record)."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise DependencyUnavailable when the store cannot be reached."""

@@ -1,0 +1,72 @@
+"""Private keys as files under LOCAL_STATE_DIR/keys, readable by the owner alone (0600)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shared.errors import DependencyUnavailable
+from shared.keystore.base import KeyLabels, KeyStore, PrivateKeyMissing, StoredKey, check_key_id
+
+
+class LocalKeyStore(KeyStore):
+    backend = "local"
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _path(self, key_id: str) -> Path:
+        return self.folder / f"{check_key_id(key_id)}.pem"
+
+    def _ensure_folder(self) -> None:
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.folder, 0o700)
+
+    def put(self, key_id: str, private_key_pem: bytes, labels: KeyLabels) -> None:
+        try:
+            self._ensure_folder()
+            path = self._path(key_id)
+            temp = path.with_suffix(".tmp")
+            # Created 0600 from the first byte, then renamed: never a moment readable by others,
+            # never a half-written key under the real name.
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(private_key_pem)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        except OSError as exc:
+            raise DependencyUnavailable("key store", f"local key store: {exc.strerror}") from exc
+
+    def get(self, key_id: str) -> bytes:
+        try:
+            return self._path(key_id).read_bytes()
+        except FileNotFoundError as exc:
+            raise PrivateKeyMissing(key_id) from exc
+        except OSError as exc:
+            raise DependencyUnavailable("key store", f"local key store: {exc.strerror}") from exc
+
+    def delete(self, key_id: str) -> None:
+        try:
+            self._path(key_id).unlink(missing_ok=True)
+        except OSError as exc:
+            raise DependencyUnavailable("key store", f"local key store: {exc.strerror}") from exc
+
+    def list(self) -> Iterator[StoredKey]:
+        if not self.folder.exists():
+            return iter(())
+        found = []
+        for path in self.folder.glob("*.pem"):
+            created = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            found.append(StoredKey(path.stem, created))
+        return iter(found)
+
+    def ping(self) -> None:
+        try:
+            self._ensure_folder()
+            if not os.access(self.folder, os.W_OK):
+                raise DependencyUnavailable("key store", "local key store is not writable")
+        except OSError as exc:
+            raise DependencyUnavailable("key store", f"local key store: {exc.strerror}") from exc

@@ -1,0 +1,192 @@
+"""Every setting the app reads, validated once into one frozen object.
+
+A missing or invalid setting raises `SettingsInvalid`, whose message names each bad setting and
+says what to set, so the operator sees the fix in the first log line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from shared.errors import ConfigurationError
+
+DEFAULT_JWKS_URI = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
+DEFAULT_SCHEDULE = "0 0 */6 * * *"
+ACCOUNTS_CONNECTION = "ACCOUNTS_STORAGE"
+
+
+class SettingsInvalid(ConfigurationError):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("Invalid settings: " + "; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    mode: str  # "entra" or "local"
+    audiences: tuple[str, ...] = ()
+    issuer: str = ""
+    jwks_uri: str = DEFAULT_JWKS_URI
+    owner_claim: str = "tid"
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """The account store's Table Storage connection, after the Functions convention."""
+
+    table_name: str
+    connection_string: str | None = None
+    table_service_uri: str | None = None
+    managed_identity_client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    auth: AuthSettings
+    local_state_dir: Path
+    key_vault_url: str | None
+    table: TableSettings | None
+    entra_authority_host: str | None
+    graph_endpoint: str | None
+    health_check_schedule: str
+    health_check_concurrency: int
+    cert_expiry_warning_days: int
+    running_in_azure: bool
+
+    @property
+    def key_store_backend(self) -> str:
+        return "keyvault" if self.key_vault_url else "local"
+
+    @property
+    def account_store_backend(self) -> str:
+        return "table" if self.table else "sqlite"
+
+
+def _https_url(name: str, value: str, problems: list[str], *, allow_path: bool = True) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme != "https" or not parsed.netloc:
+        problems.append(f"{name} must be an https:// URL (got {value!r})")
+    elif not allow_path and parsed.path not in ("", "/"):
+        problems.append(f"{name} must be a bare https:// origin without a path (got {value!r})")
+    return value.rstrip("/")
+
+
+def _int(
+    env: Mapping[str, str], name: str, default: int, lo: int, hi: int, problems: list[str]
+) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        problems.append(f"{name} must be an integer between {lo} and {hi} (got {raw!r})")
+        return default
+    if not lo <= value <= hi:
+        problems.append(f"{name} must be between {lo} and {hi} (got {value})")
+    return value
+
+
+def _auth(env: Mapping[str, str], in_azure: bool, problems: list[str]) -> AuthSettings:
+    mode = env.get("AUTH_MODE", "entra").strip().lower() or "entra"
+    if mode not in ("entra", "local"):
+        problems.append(f"AUTH_MODE must be 'entra' or 'local' (got {mode!r})")
+        mode = "entra"
+    if mode == "local":
+        if in_azure:
+            problems.append(
+                "AUTH_MODE=local is refused in Azure (WEBSITE_INSTANCE_ID is set): "
+                "set AUTH_MODE=entra with AUTH_AUDIENCE and AUTH_ISSUER"
+            )
+        return AuthSettings(mode="local")
+    audiences = tuple(a.strip() for a in env.get("AUTH_AUDIENCE", "").split(",") if a.strip())
+    if not audiences:
+        problems.append(
+            "AUTH_AUDIENCE is required when AUTH_MODE=entra: set the portal API's application ID "
+            "URI or client ID (comma-separated for several)"
+        )
+    issuer = env.get("AUTH_ISSUER", "").strip()
+    if not issuer:
+        problems.append(
+            "AUTH_ISSUER is required when AUTH_MODE=entra: for example "
+            "https://login.microsoftonline.com/{tid}/v2.0"
+        )
+    jwks_uri = _https_url(
+        "AUTH_JWKS_URI", env.get("AUTH_JWKS_URI", "").strip() or DEFAULT_JWKS_URI, problems
+    )
+    owner_claim = env.get("AUTH_OWNER_CLAIM", "").strip() or "tid"
+    return AuthSettings("entra", audiences, issuer, jwks_uri, owner_claim)
+
+
+def _table(env: Mapping[str, str], problems: list[str]) -> TableSettings | None:
+    name = env.get("ACCOUNTS_TABLE_NAME", "").strip() or "linkedaccounts"
+    if not (3 <= len(name) <= 63 and name.isalnum() and name[0].isalpha()):
+        problems.append(
+            "ACCOUNTS_TABLE_NAME must be 3-63 letters or digits, starting with a letter "
+            f"(got {name!r})"
+        )
+    connection_string = env.get(ACCOUNTS_CONNECTION, "").strip()
+    service_uri = env.get(f"{ACCOUNTS_CONNECTION}__tableServiceUri", "").strip()
+    if connection_string and service_uri:
+        problems.append(
+            f"set either {ACCOUNTS_CONNECTION} (connection string) or "
+            f"{ACCOUNTS_CONNECTION}__tableServiceUri (identity-based), not both"
+        )
+    if connection_string:
+        return TableSettings(name, connection_string=connection_string)
+    if service_uri:
+        client_id = env.get(f"{ACCOUNTS_CONNECTION}__clientId", "").strip() or None
+        return TableSettings(
+            name,
+            table_service_uri=_https_url(
+                f"{ACCOUNTS_CONNECTION}__tableServiceUri", service_uri, problems
+            ),
+            managed_identity_client_id=client_id,
+        )
+    return None
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raise `SettingsInvalid` naming each problem."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    in_azure = bool(env.get("WEBSITE_INSTANCE_ID"))
+    auth = _auth(env, in_azure, problems)
+    key_vault_url = env.get("KEY_VAULT_URL", "").strip() or None
+    if key_vault_url:
+        key_vault_url = _https_url("KEY_VAULT_URL", key_vault_url, problems)
+    authority = env.get("ENTRA_AUTHORITY_HOST", "").strip() or None
+    if authority:
+        authority = _https_url("ENTRA_AUTHORITY_HOST", authority, problems, allow_path=False)
+    graph = env.get("GRAPH_ENDPOINT", "").strip() or None
+    if graph:
+        graph = _https_url("GRAPH_ENDPOINT", graph, problems, allow_path=False)
+    schedule = env.get("HEALTH_CHECK_SCHEDULE", "").strip() or DEFAULT_SCHEDULE
+    if len(schedule.split()) != 6:
+        problems.append(
+            f"HEALTH_CHECK_SCHEDULE must be a six-field NCRONTAB expression (got {schedule!r})"
+        )
+    settings = Settings(
+        auth=auth,
+        local_state_dir=Path(env.get("LOCAL_STATE_DIR", "").strip() or ".local"),
+        key_vault_url=key_vault_url,
+        table=_table(env, problems),
+        entra_authority_host=authority,
+        graph_endpoint=graph,
+        health_check_schedule=schedule,
+        health_check_concurrency=_int(env, "HEALTH_CHECK_CONCURRENCY", 8, 1, 64, problems),
+        cert_expiry_warning_days=_int(env, "CERT_EXPIRY_WARNING_DAYS", 30, 0, 365, problems),
+        running_in_azure=in_azure,
+    )
+    if in_azure and (not settings.key_vault_url or not settings.table):
+        problems.append(
+            "in Azure the embedded stores are refused: set KEY_VAULT_URL and "
+            f"{ACCOUNTS_CONNECTION}__tableServiceUri (or {ACCOUNTS_CONNECTION})"
+        )
+    if problems:
+        raise SettingsInvalid(problems)
+    return settings

@@ -1,0 +1,89 @@
+"""Field rules of API.md, applied to a parsed JSON object. Every bad field is named at once."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from shared.errors import Problems
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def is_guid(value: str) -> bool:
+    return bool(_GUID.match(value))
+
+
+def has_control_characters(value: str) -> bool:
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value)
+
+
+class Fields:
+    """Reads fields from a request object, collecting problems instead of failing on the first."""
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        self.body = body
+        self.problems = Problems()
+
+    def _present(self, name: str, required: bool) -> bool:
+        if name not in self.body or self.body[name] is None:
+            if required:
+                self.problems.add(name, "is required")
+            return False
+        return True
+
+    def guid(self, name: str, *, required: bool = True) -> str:
+        if not self._present(name, required):
+            return ""
+        value = self.body[name]
+        if not isinstance(value, str) or not is_guid(value):
+            self.problems.add(name, "must be a GUID such as 00000000-0000-0000-0000-000000000000")
+            return ""
+        return value.lower()
+
+    def text(
+        self, name: str, *, max_len: int, required: bool = True, min_len: int = 1
+    ) -> str | None:
+        if not self._present(name, required):
+            return None
+        value = self.body[name]
+        if not isinstance(value, str):
+            self.problems.add(name, "must be a string")
+            return None
+        if not min_len <= len(value) <= max_len:
+            self.problems.add(name, f"must be {min_len} to {max_len} characters")
+            return None
+        if has_control_characters(value):
+            self.problems.add(name, "must not contain control characters")
+            return None
+        if not value.strip():
+            self.problems.add(name, "must not be blank")
+            return None
+        return value
+
+    def integer(self, name: str, *, default: int, lo: int, hi: int) -> int:
+        if not self._present(name, False):
+            return default
+        value = self.body[name]
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.problems.add(name, "must be an integer")
+            return default
+        if not lo <= value <= hi:
+            self.problems.add(name, f"must be between {lo} and {hi}")
+            return default
+        return value
+
+    def one_of(self, name: str, allowed: Collection[Any], *, default: Any) -> Any:
+        if not self._present(name, False):
+            return default
+        value = self.body[name]
+        if isinstance(value, bool) or value not in allowed:
+            shown = ", ".join(str(a) for a in allowed)
+            self.problems.add(name, f"must be one of {shown}")
+            return default
+        return value
+
+    def done(self) -> None:
+        self.problems.raise_if_any()
