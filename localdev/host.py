@@ -22,7 +22,7 @@ from typing import Any
 
 import azure.functions as func
 import requests
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
@@ -116,8 +116,9 @@ class LocalHost:
                 response = self._admin_invoke(args["name"], request)
             else:
                 response = self._sandbox_proxy(args.get("path", ""), request)
-        except NotFound:
-            response = Response(status=404)  # the Functions host answers unknown routes bare
+        except (NotFound, MethodNotAllowed):
+            # The Functions host answers a route it does not serve for that method with a bare 404.
+            response = Response(status=404)
         except HTTPException as exc:
             response = Response(status=exc.code or 500)
         return response(environ, start_response)

@@ -1,0 +1,12 @@
+"""GET /api/health (anonymous): can the app reach its key store and account store?"""
+
+import azure.functions as func
+
+from shared.app_context import get_context
+from shared.health import probe
+from shared.http_edge import endpoint, json_response
+
+
+@endpoint("health")
+def main(req: func.HttpRequest) -> func.HttpResponse:
+    return json_response(probe(get_context()))

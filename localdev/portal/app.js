@@ -1,0 +1,1020 @@
+// Reference portal page for the Microsoft 365 linking flow (local development only).
+// Plain ES module, no build step, no dependencies. It calls the function app exactly as the real
+// portal would: same-origin fetch of /api/..., JSON in and out, RFC 9457 problem details on errors,
+// and an optional bearer token kept in sessionStorage.
+
+const API = '/api';
+const SANDBOX = '/sandbox/admin';
+const TOKEN_STORAGE = 'portal.bearerToken';
+const KEY_STORAGE = 'portal.currentKey';
+
+const FORM_FIELDS = ['displayName', 'tenantId', 'applicationId', 'organizationName', 'cloud'];
+
+const CHECK_STATUS = {
+  pass: { icon: '✓', label: 'Passed' },
+  warn: { icon: '!', label: 'Warning' },
+  fail: { icon: '✗', label: 'Failed' },
+  skipped: { icon: '–', label: 'Skipped' },
+  error: { icon: '⟳', label: 'Error, try again' },
+};
+
+const REPORT_STATUS = {
+  connected: 'Connected',
+  action_required: 'Action required',
+  error: 'Could not finish, try again',
+};
+
+const ACCOUNT_STATUS = {
+  pending: 'Pending',
+  connected: 'Connected',
+  action_required: 'Action required',
+};
+
+const CLOUD_LABEL = {
+  auto: 'Auto detect',
+  global: 'Global',
+  usgov: 'US Gov GCC High',
+  usgovdod: 'US Gov DoD',
+  china: 'China',
+};
+
+const state = {
+  key: null, // the key made by "Generate public key & Download" (public data only)
+  accounts: [],
+  reportAccountId: null,
+  busy: false,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Small DOM helpers (text only: data from the API never goes through innerHTML)
+
+const $ = (selector, root = document) => root.querySelector(selector);
+
+function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name === 'class') node.className = value;
+    else if (name === 'dataset') Object.assign(node.dataset, value);
+    else if (name.startsWith('on') && typeof value === 'function') node.addEventListener(name.slice(2), value);
+    else if (value === true) node.setAttribute(name, '');
+    else node.setAttribute(name, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === undefined || child === null || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function focusOn(node) {
+  if (!node) return;
+  if (!node.hasAttribute('tabindex') && !/^(A|BUTTON|INPUT|SELECT|TEXTAREA)$/.test(node.tagName)) {
+    node.setAttribute('tabindex', '-1');
+  }
+  node.focus({ preventScroll: true });
+  const reduce = window.matchMedia?.('(prefers-reduced-motion: reduce)').matches;
+  node.scrollIntoView({ block: 'start', behavior: reduce ? 'auto' : 'smooth' });
+}
+
+let statusTimer = 0;
+function announce(message) {
+  const region = $('#status');
+  // Clear first so that the same message said twice is announced twice.
+  region.textContent = '';
+  region.classList.remove('faded');
+  clearTimeout(statusTimer);
+  statusTimer = setTimeout(() => {
+    region.textContent = message;
+    // The text stays (for assistive technology and tests); the toast fades after a while.
+    statusTimer = setTimeout(() => region.classList.add('faded'), 10_000);
+  }, 50);
+}
+
+function formatDateTime(value) {
+  if (!value) return '—';
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) return String(value);
+  return new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' }).format(date);
+}
+
+function formatDate(value) {
+  if (!value) return '—';
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) return String(value);
+  return new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' }).format(date);
+}
+
+function timeElement(value, withTime = true) {
+  if (!value) return h('span', { class: 'muted' }, withTime ? 'Never' : '—');
+  return h('time', { datetime: value, title: value }, withTime ? formatDateTime(value) : formatDate(value));
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP
+
+function getToken() {
+  try { return sessionStorage.getItem(TOKEN_STORAGE) || ''; } catch { return ''; }
+}
+
+class ApiError extends Error {
+  // kind: 'network' (no answer), 'unexpected' (an answer that is not the API's), 'problem'
+  constructor(kind, { status = 0, problem = null, retryAfter = null, url = '' } = {}) {
+    super(problem?.detail || problem?.title || kind);
+    this.kind = kind;
+    this.status = status;
+    this.problem = problem;
+    this.retryAfter = retryAfter;
+    this.url = url;
+  }
+}
+
+async function request(url, { method = 'GET', json, body, headers = {}, auth = true, raw = false } = {}) {
+  const init = { method, headers: { Accept: 'application/json, application/problem+json', ...headers }, cache: 'no-store' };
+  if (json !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(json);
+  } else if (body !== undefined) {
+    init.body = body;
+  }
+  const token = auth ? getToken() : '';
+  if (token) init.headers.Authorization = `Bearer ${token}`;
+
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch {
+    throw new ApiError('network', { url });
+  }
+  if (raw && response.ok) return response;
+
+  const type = response.headers.get('Content-Type') || '';
+  let data = null;
+  let isJson = false;
+  if (response.status !== 204 && /\bjson\b|\+json/i.test(type)) {
+    try { data = await response.json(); isJson = true; } catch { data = null; }
+  }
+
+  if (response.ok) {
+    if (response.status === 204) return null;
+    if (!isJson) throw new ApiError('unexpected', { status: response.status, url });
+    return data;
+  }
+
+  const retryAfter = response.headers.get('Retry-After');
+  if (isJson && data && typeof data === 'object') {
+    const problem = normaliseProblem(data, response.status);
+    throw new ApiError('problem', { status: response.status, problem, retryAfter, url });
+  }
+  // Not problem details: something other than the function app answered (a static server, a proxy).
+  throw new ApiError('unexpected', { status: response.status, retryAfter, url });
+}
+
+function normaliseProblem(data, status) {
+  // Problem details per RFC 9457; tolerate other JSON error shapes (the sandbox answers Graph-like errors).
+  if (data.error && typeof data.error === 'object') {
+    return { title: data.error.code || 'Error', detail: data.error.message || '', status, errors: [] };
+  }
+  if (typeof data.error === 'string') {
+    return { title: data.error, detail: data.error_description || data.message || '', status, errors: [] };
+  }
+  return {
+    ...data,
+    status: data.status || status,
+    errors: Array.isArray(data.errors) ? data.errors : [],
+  };
+}
+
+const api = {
+  createKey: (body) => request(`${API}/keys`, { method: 'POST', json: body }),
+  keyUrl: (keyId, format) => `${API}/keys/${encodeURIComponent(keyId)}${format ? `?format=${format}` : ''}`,
+  createAccount: (body) => request(`${API}/accounts`, { method: 'POST', json: body }),
+  listAccounts: () => request(`${API}/accounts`),
+  getAccount: (id) => request(`${API}/accounts/${encodeURIComponent(id)}`),
+  deleteAccount: (id) => request(`${API}/accounts/${encodeURIComponent(id)}`, { method: 'DELETE' }),
+  verifyAccount: (id) => request(`${API}/accounts/${encodeURIComponent(id)}/verify`, { method: 'POST' }),
+  onboarding: () => request(`${API}/onboarding`),
+};
+
+// ---------------------------------------------------------------------------------------------
+// Errors: summary at the top, messages next to the inputs
+
+function clearErrors() {
+  const summary = $('#errors');
+  summary.hidden = true;
+  $('#errors-detail').textContent = '';
+  $('#errors-list').replaceChildren();
+  $('#errors-actions').replaceChildren();
+  for (const id of [...FORM_FIELDS, 'keyId']) {
+    const message = $(`#${id}-error`);
+    if (message) { message.hidden = true; message.textContent = ''; }
+    const input = document.getElementById(id);
+    if (input && input.tagName !== 'BUTTON') input.removeAttribute('aria-invalid');
+  }
+}
+
+function fieldName(raw) {
+  // "tenantId", "body.tenantId", "/tenantId", "$.tenantId" all name the tenantId input.
+  const parts = String(raw || '').split(/[./[\]]+/).filter(Boolean);
+  return parts.length ? parts[parts.length - 1] : '';
+}
+
+function describeError(err) {
+  if (err.kind === 'network') {
+    return {
+      title: 'Cannot reach the API',
+      detail: 'The page could not reach the function app at /api. Check that the local function host is running ' +
+        '(make run) and try again.',
+    };
+  }
+  if (err.kind === 'unexpected') {
+    return {
+      title: 'Cannot reach the API',
+      detail: `Something other than the function app answered ${err.url}` +
+        (err.status ? ` (HTTP ${err.status})` : '') + '. Check that the page is served by the local function host.',
+    };
+  }
+  const problem = err.problem || {};
+  let detail = problem.detail || problem.title || `The request failed (HTTP ${err.status}).`;
+  if (err.status === 401) {
+    detail = `${problem.detail || 'You are not signed in.'} Enter a bearer token under Settings, or run the host with AUTH_MODE=local.`;
+  }
+  if (err.status === 503 && err.retryAfter) {
+    detail += ` Try again in ${err.retryAfter} seconds.`;
+  }
+  return { title: problem.title || 'Request failed', detail };
+}
+
+/**
+ * Shows an error: the summary (focused), and each errors[] entry next to its input.
+ * `fieldTargets` maps API field names to element ids on this page.
+ */
+function showError(err, { context = '', fieldTargets = {}, actions = [] } = {}) {
+  clearErrors();
+  const { title, detail } = describeError(err);
+  const summary = $('#errors');
+  $('#errors-heading').textContent = title;
+  $('#errors-detail').textContent = context ? `${context}: ${detail}` : detail;
+
+  const list = $('#errors-list');
+  for (const entry of err.problem?.errors || []) {
+    const name = fieldName(entry.field);
+    const targetId = fieldTargets[name];
+    const message = entry.message || 'is not valid';
+    const label = targetId ? labelText(targetId) : (name || 'Request');
+    if (targetId) {
+      const slot = $(`#${targetId}-error`);
+      if (slot) {
+        slot.textContent = `${label}: ${message}`;
+        slot.hidden = false;
+      }
+      const input = document.getElementById(targetId);
+      if (input && input.tagName !== 'BUTTON') input.setAttribute('aria-invalid', 'true');
+      const focusTarget = targetId === 'keyId' ? 'generate-key' : targetId;
+      list.append(h('li', {}, h('a', {
+        href: `#${focusTarget}`,
+        onclick: (event) => { event.preventDefault(); focusOn(document.getElementById(focusTarget)); },
+      }, `${label}: ${message}`)));
+    } else {
+      list.append(h('li', {}, `${label}: ${message}`));
+    }
+  }
+
+  const actionRow = $('#errors-actions');
+  if (err.kind === 'network' || err.kind === 'unexpected') showBanner(err);
+  if (err.status === 401) {
+    actions = [...actions, { label: 'Open settings', run: () => { $('#settings').open = true; focusOn($('#token')); } }];
+  }
+  for (const action of actions) {
+    actionRow.append(h('button', { type: 'button', class: 'button secondary', onclick: action.run }, action.label));
+  }
+
+  summary.hidden = false;
+  announce(`${title}. ${$('#errors-detail').textContent}`);
+  focusOn(summary);
+}
+
+function labelText(id) {
+  if (id === 'keyId') return 'Public key';
+  const label = document.querySelector(`label[for="${id}"]`);
+  if (!label) return id;
+  const clone = label.cloneNode(true);
+  clone.querySelectorAll('.optional').forEach((n) => n.remove());
+  return clone.textContent.trim();
+}
+
+function showLocalError(title, detail, fieldId) {
+  showError(new ApiError('problem', {
+    problem: { title, detail, errors: fieldId ? [{ field: fieldId, message: detail }] : [] },
+  }), { fieldTargets: fieldId ? { [fieldId]: fieldId } : {} });
+}
+
+function showBanner(err) {
+  const banner = $('#api-banner');
+  const text = $('#api-banner-text');
+  if (!err) { banner.hidden = true; return; }
+  if (err.status === 401) {
+    text.textContent = 'The API needs a signed-in caller. Enter a bearer token under Settings, ' +
+      'or run the local host with AUTH_MODE=local.';
+  } else {
+    text.textContent = 'Cannot reach the API. The page works, but nothing can be linked until the function app ' +
+      'answers at /api. Start the local host (make run), then press Try again.';
+  }
+  banner.hidden = false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Busy guard: buttons stay focusable (aria-disabled) while a request runs
+
+async function withBusy(button, work) {
+  if (state.busy) return;
+  state.busy = true;
+  document.body.setAttribute('aria-busy', 'true');
+  if (button) button.setAttribute('aria-disabled', 'true');
+  try {
+    await work();
+  } finally {
+    state.busy = false;
+    document.body.removeAttribute('aria-busy');
+    if (button) button.removeAttribute('aria-disabled');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Onboarding and accounts
+
+function setView(onboarding) {
+  const required = Boolean(onboarding?.required);
+  document.body.dataset.view = onboarding ? (required ? 'onboarding' : 'integrations') : 'integrations';
+  $('#view-title').textContent = required ? 'Choose your cloud to get started' : 'Integrations';
+  $('#view-intro').textContent = !onboarding
+    ? 'Connect the cloud accounts the portal should watch.'
+    : required
+      ? 'Link your first account so the portal can watch it. Microsoft 365 is available in this demo.'
+      : 'Your linked cloud accounts. Link another one or check that access still works.';
+  $('#choose-microsoft').textContent = required ? 'Microsoft 365 – get started' : 'Microsoft 365';
+  document.title = `${required ? 'Get started' : 'Integrations'} – Portal (local reference)`;
+}
+
+async function loadOnboarding() {
+  try {
+    setView(await api.onboarding());
+    return true;
+  } catch (err) {
+    setView(null);
+    if (err.kind !== 'problem' || err.status === 401) showBanner(err);
+    return false;
+  }
+}
+
+async function loadAccounts() {
+  try {
+    const data = await api.listAccounts();
+    state.accounts = Array.isArray(data?.value) ? data.value : [];
+    renderAccounts();
+    return true;
+  } catch (err) {
+    state.accounts = [];
+    renderAccounts(err);
+    if (err.kind !== 'problem' || err.status === 401) showBanner(err);
+    return false;
+  }
+}
+
+async function refreshAll() {
+  const [a, b] = await Promise.all([loadOnboarding(), loadAccounts()]);
+  if (a && b) showBanner(null);
+  // Hide the list on the first-time screen while there is nothing to show.
+  $('#accounts-section').hidden = document.body.dataset.view === 'onboarding' && state.accounts.length === 0;
+}
+
+function statusBadge(status, labels) {
+  return h('span', { class: `badge badge-${status || 'unknown'}`, 'data-status': status }, labels[status] || status || 'Unknown');
+}
+
+function renderAccounts(err) {
+  const body = $('#accounts');
+  const table = $('#accounts-table');
+  const empty = $('#accounts-empty');
+  body.replaceChildren();
+  if (err) {
+    table.hidden = true;
+    empty.hidden = false;
+    empty.textContent = err.kind === 'problem' && err.status !== 401
+      ? `Linked accounts could not be loaded: ${describeError(err).detail}`
+      : 'Linked accounts cannot be shown until the API answers.';
+    return;
+  }
+  empty.textContent = 'No Microsoft account is linked yet.';
+  empty.hidden = state.accounts.length > 0;
+  table.hidden = state.accounts.length === 0;
+  for (const account of state.accounts) {
+    const name = account.displayName || account.id;
+    const row = h('tr', { 'data-account-id': account.id, 'data-status': account.status, tabindex: '-1' },
+      h('th', { scope: 'row' },
+        h('span', { class: 'account-name' }, name),
+        account.organizationName ? h('span', { class: 'sub' }, account.organizationName) : null,
+        account.cloud && account.cloud !== 'auto' ? h('span', { class: 'sub' }, CLOUD_LABEL[account.cloud] || account.cloud) : null),
+      h('td', { class: 'mono' }, account.tenantId),
+      h('td', {}, statusBadge(account.status, ACCOUNT_STATUS)),
+      h('td', {}, timeElement(account.lastVerifiedAt)),
+      h('td', {}, timeElement(account.certificateNotAfter, false)),
+      h('td', { class: 'actions' },
+        h('button', { type: 'button', class: 'button secondary small reverify', 'aria-label': `Re-verify ${name}` }, 'Re-verify'),
+        account.lastVerification
+          ? h('button', { type: 'button', class: 'button link small show-report', 'aria-label': `Show report of ${name}` }, 'Show report')
+          : null,
+        h('button', { type: 'button', class: 'button danger small unlink', 'aria-label': `Unlink ${name}` }, 'Unlink')));
+    body.append(row);
+  }
+}
+
+function accountById(id) {
+  return state.accounts.find((a) => a.id === id);
+}
+
+async function reverify(accountId, button) {
+  const account = accountById(accountId);
+  await withBusy(button, async () => {
+    clearErrors();
+    announce(`Verifying ${account?.displayName || 'the account'}…`);
+    try {
+      const report = await api.verifyAccount(accountId);
+      renderReport(report, account);
+      await refreshAll();
+    } catch (err) {
+      showError(err, { context: 'Verification failed' });
+      if (err.status === 404) await refreshAll();
+    }
+  });
+}
+
+async function unlink(accountId, button) {
+  const account = accountById(accountId);
+  const name = account?.displayName || 'this account';
+  // eslint-disable-next-line no-alert
+  if (!window.confirm(`Unlink “${name}”? The portal loses its read access to this tenant. ` +
+      'The certificate stays on your app registration until you remove it there.')) {
+    announce('Unlink cancelled.');
+    return;
+  }
+  await withBusy(button, async () => {
+    clearErrors();
+    try {
+      await api.deleteAccount(accountId);
+      if (state.reportAccountId === accountId) hideReport();
+      if (state.key && state.key.accountId === accountId) forgetKey();
+      await refreshAll();
+      announce(`Unlinked ${name}.`);
+      focusOn($('#accounts-section').hidden ? $('#view-title') : $('#accounts-heading'));
+    } catch (err) {
+      if (err.status === 404) await refreshAll();
+      showError(err, { context: `Could not unlink ${name}` });
+    }
+  });
+}
+
+async function openAccount(accountId) {
+  clearErrors();
+  try {
+    const account = await api.getAccount(accountId);
+    await refreshAll();
+    if (account.lastVerification) {
+      renderReport(account.lastVerification, account);
+      return;
+    }
+    const row = document.querySelector(`[data-account-id="${CSS.escape(accountId)}"]`);
+    announce(`${account.displayName} is linked and not verified yet. Press Re-verify to check it.`);
+    if (row) { row.classList.add('highlight'); focusOn(row.querySelector('.reverify') || row); }
+  } catch (err) {
+    showError(err, { context: 'Could not open the account' });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification report
+
+function hideReport() {
+  state.reportAccountId = null;
+  $('#report-section').hidden = true;
+  $('#report').replaceChildren(h('h2', { id: 'report-heading', tabindex: '-1' }, 'Verification report'));
+}
+
+function renderReport(report, account) {
+  const container = $('#report');
+  const name = account?.displayName || report.accountId || 'account';
+  state.reportAccountId = report.accountId || account?.id || null;
+  container.dataset.status = report.status || '';
+  container.dataset.reportFor = state.reportAccountId || '';
+
+  const checks = Array.isArray(report.checks) ? report.checks : [];
+  const counts = checks.reduce((acc, c) => { acc[c.status] = (acc[c.status] || 0) + 1; return acc; }, {});
+  const summaryBits = ['fail', 'warn', 'error', 'skipped', 'pass']
+    .filter((s) => counts[s]).map((s) => `${counts[s]} ${CHECK_STATUS[s].label.toLowerCase().replace(', try again', '')}`);
+
+  const heading = h('h2', { id: 'report-heading', tabindex: '-1' }, `Verification report: ${name}`);
+  const overall = h('p', { class: 'overall' },
+    h('span', { class: 'visually-hidden' }, 'Overall status: '),
+    h('span', { id: 'report-status', class: `badge badge-${report.status}`, 'data-status': report.status },
+      REPORT_STATUS[report.status] || report.status),
+    ' ',
+    h('span', { class: 'muted' }, `Checked ${formatDateTime(report.checkedAt)}`,
+      Number.isFinite(report.durationMs) ? ` in ${(report.durationMs / 1000).toFixed(1)} s` : '',
+      summaryBits.length ? ` · ${summaryBits.join(', ')}` : ''));
+
+  const advice = {
+    connected: 'Everything the guide asks for is in place. The portal now reads this tenant with read-only access.',
+    action_required: 'Fix the failed checks in the Microsoft Entra admin center as described, then verify again.',
+    error: 'Some checks could not run because a service did not answer. Nothing is wrong with your setup yet: try again.',
+  }[report.status];
+
+  const list = h('ol', { class: 'checks' }, checks.map(renderCheck));
+
+  const facts = h('dl', { class: 'facts report-facts' });
+  if (report.organization) {
+    facts.append(h('dt', {}, 'Organisation'), h('dd', {}, report.organization.displayName || report.organization.id || '—'));
+    const domains = report.organization.verifiedDomains || [];
+    if (domains.length) facts.append(h('dt', {}, 'Verified domains'), h('dd', {}, domains.join(', ')));
+  }
+  facts.append(
+    h('dt', {}, 'Granted permissions'),
+    h('dd', {}, (report.grantedPermissions || []).join(', ') || 'none seen'),
+    h('dt', {}, 'Directory roles'),
+    h('dd', {}, (report.directoryRoles || []).join(', ') || 'none seen'));
+
+  const id = state.reportAccountId;
+  const again = id
+    ? h('div', { class: 'button-row' },
+      h('button', { type: 'button', id: 'report-reverify', class: 'button secondary',
+        onclick: (e) => reverify(id, e.currentTarget) }, report.status === 'connected' ? 'Verify again' : 'Verify again after fixing'))
+    : null;
+
+  container.replaceChildren(heading, overall, advice ? h('p', { class: 'advice' }, advice) : null, list, facts, again);
+  $('#report-section').hidden = false;
+  announce(`Verification of ${name}: ${REPORT_STATUS[report.status] || report.status}.`);
+  focusOn(heading);
+}
+
+function renderCheck(check) {
+  const meta = CHECK_STATUS[check.status] || { icon: '?', label: check.status };
+  const showFix = check.status === 'fail' || check.status === 'warn';
+  return h('li', { class: `check check-${check.status}`, 'data-check-id': check.id, 'data-status': check.status },
+    h('span', { class: 'check-icon', 'aria-hidden': 'true' }, meta.icon),
+    h('div', { class: 'check-body' },
+      h('p', { class: 'check-title' },
+        h('span', { class: 'check-label' }, meta.label), ' ',
+        h('span', {}, check.title || check.id)),
+      check.detail ? h('p', { class: 'check-detail' }, check.detail) : null,
+      showFix && check.remediation
+        ? h('p', { class: 'check-remediation' }, h('strong', {}, 'How to fix: '), check.remediation) : null,
+      (showFix || check.status === 'error') && check.code
+        ? h('p', { class: 'check-code' }, 'Code: ', h('code', {}, check.code)) : null,
+      check.status === 'error' && check.retryable
+        ? h('p', { class: 'check-retry' }, 'Temporary problem: verify again in a moment.') : null));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Link form: generate key, download, connect
+
+function formValues() {
+  const value = (id) => document.getElementById(id).value.trim();
+  return {
+    displayName: value('displayName'),
+    tenantId: value('tenantId'),
+    applicationId: value('applicationId'),
+    organizationName: value('organizationName'),
+    cloud: document.getElementById('cloud').value || 'auto',
+  };
+}
+
+const FORM_TARGETS = {
+  displayName: 'displayName', tenantId: 'tenantId', applicationId: 'applicationId',
+  organizationName: 'organizationName', cloud: 'cloud', keyId: 'keyId',
+};
+
+function rememberKey(key) {
+  state.key = {
+    keyId: key.keyId, tenantId: key.tenantId, applicationId: key.applicationId, displayName: key.displayName,
+    thumbprint: key.thumbprint, notAfter: key.notAfter, accountId: key.accountId || null,
+  };
+  try { sessionStorage.setItem(KEY_STORAGE, JSON.stringify(state.key)); } catch { /* private mode */ }
+  renderKey();
+}
+
+function forgetKey() {
+  state.key = null;
+  try { sessionStorage.removeItem(KEY_STORAGE); } catch { /* ignore */ }
+  renderKey();
+}
+
+function renderKey() {
+  const box = $('#key-info');
+  const key = state.key;
+  box.hidden = !key;
+  renderSandboxTarget();
+  if (!key) return;
+  $('#thumbprint').textContent = key.thumbprint || '';
+  const expiry = $('#key-expiry');
+  expiry.textContent = formatDateTime(key.notAfter);
+  expiry.setAttribute('datetime', key.notAfter || '');
+  $('#download-cer').href = api.keyUrl(key.keyId, 'cer');
+  $('#download-pem').href = api.keyUrl(key.keyId, 'pem');
+  checkKeyMatchesForm();
+}
+
+function checkKeyMatchesForm() {
+  const key = state.key;
+  if (!key) return;
+  const { tenantId, applicationId } = formValues();
+  const same = (a, b) => String(a || '').toLowerCase() === String(b || '').toLowerCase();
+  $('#key-mismatch').hidden = same(key.tenantId, tenantId) && same(key.applicationId, applicationId);
+}
+
+function filenameFrom(disposition) {
+  if (!disposition) return '';
+  const star = /filename\*\s*=\s*(?:UTF-8'')?([^;]+)/i.exec(disposition);
+  if (star) { try { return decodeURIComponent(star[1].trim().replace(/^"|"$/g, '')); } catch { /* fall through */ } }
+  const plain = /filename\s*=\s*"?([^";]+)"?/i.exec(disposition);
+  return plain ? plain[1].trim() : '';
+}
+
+/** A real browser download of the certificate. Without a token an <a download> does it; with one, fetch + blob. */
+async function downloadCertificate(key, format = 'cer') {
+  const url = api.keyUrl(key.keyId, format);
+  if (!getToken()) {
+    const link = h('a', { href: url, download: '', hidden: true });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    return;
+  }
+  const response = await request(url, {
+    raw: true, headers: { Accept: format === 'cer' ? 'application/pkix-cert' : 'application/x-pem-file' },
+  });
+  const blob = await response.blob();
+  const name = filenameFrom(response.headers.get('Content-Disposition')) || `${key.displayName || 'certificate'}.${format}`;
+  const objectUrl = URL.createObjectURL(blob);
+  const link = h('a', { href: objectUrl, download: name, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(objectUrl), 60_000);
+}
+
+async function generateKey(button) {
+  await withBusy(button, async () => {
+    clearErrors();
+    const { displayName, tenantId, applicationId } = formValues();
+    announce('Generating the key pair and certificate…');
+    let key;
+    try {
+      key = await api.createKey({ tenantId, applicationId, displayName });
+    } catch (err) {
+      showError(err, { context: 'Could not generate the key', fieldTargets: FORM_TARGETS });
+      return;
+    }
+    rememberKey(key);
+    try {
+      await downloadCertificate(key, 'cer');
+    } catch (err) {
+      showError(err, { context: 'The key was made, but the download failed; use the download link below' });
+      return;
+    }
+    announce(`Certificate downloaded. Thumbprint ${key.thumbprint}, expires ${formatDate(key.notAfter)}.`);
+    focusOn($('#key-heading'));
+  });
+}
+
+async function connect(button) {
+  await withBusy(button, async () => {
+    clearErrors();
+    if (!state.key) {
+      showLocalError('Generate the public key first',
+        'Press “Generate public key & Download” and upload the certificate to your app registration before you connect.',
+        'keyId');
+      return;
+    }
+    const values = formValues();
+    const body = {
+      displayName: values.displayName,
+      tenantId: values.tenantId,
+      applicationId: values.applicationId,
+      keyId: state.key.keyId,
+      cloud: values.cloud,
+    };
+    if (values.organizationName) body.organizationName = values.organizationName;
+
+    announce('Linking the account…');
+    let account;
+    try {
+      account = await api.createAccount(body);
+    } catch (err) {
+      const actions = [];
+      const existing = err.status === 409 && err.problem?.accountId;
+      if (existing) actions.push({ label: 'Open the existing account', run: () => openAccount(existing) });
+      showError(err, { context: 'Could not connect', fieldTargets: FORM_TARGETS, actions });
+      return;
+    }
+    state.key.accountId = account.id;
+    rememberKey(state.key);
+    await loadAccounts();
+
+    announce('Account linked. Verifying the setup…');
+    try {
+      const report = await api.verifyAccount(account.id);
+      renderReport(report, account);
+    } catch (err) {
+      showError(err, { context: 'The account is linked, but verification could not run; use Re-verify' });
+    }
+    await refreshAll();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sandbox panel (stand-in for the Entra admin center; only when /sandbox/admin answers)
+
+const sandbox = { tenants: [] };
+
+function sandboxRequest(path, options = {}) {
+  return request(`${SANDBOX}${path}`, { auth: false, ...options });
+}
+
+function appsOf(tenant) {
+  const raw = tenant?.applications ?? tenant?.apps;
+  if (Array.isArray(raw)) return raw;
+  if (raw && typeof raw === 'object') return Object.values(raw);
+  return null;
+}
+
+const appIdOf = (app) => app?.appId || app?.applicationId || app?.id || '';
+const tenantIdOf = (tenant) => tenant?.tenantId || tenant?.id || '';
+
+async function loadSandbox() {
+  let data;
+  try {
+    data = await sandboxRequest('/tenants');
+  } catch {
+    $('#sandbox').hidden = true;
+    return false;
+  }
+  const tenants = Array.isArray(data?.value) ? data.value : Array.isArray(data) ? data : [];
+  // Applications may not be embedded in the list: read each tenant then.
+  sandbox.tenants = await Promise.all(tenants.map(async (tenant) => {
+    if (appsOf(tenant) || !tenantIdOf(tenant)) return tenant;
+    try {
+      const full = await sandboxRequest(`/tenants/${encodeURIComponent(tenantIdOf(tenant))}`);
+      return { ...tenant, ...full };
+    } catch {
+      return tenant;
+    }
+  }));
+  $('#sandbox').hidden = false;
+  renderSandbox();
+  return true;
+}
+
+function listText(value) {
+  if (!value) return '';
+  if (Array.isArray(value)) {
+    return value.map((v) => (typeof v === 'object' && v ? (v.thumbprint || v.displayName || v.name || JSON.stringify(v)) : v)).join(', ');
+  }
+  return String(value);
+}
+
+function renderSandbox() {
+  const root = $('#sb-tenants');
+  root.replaceChildren();
+  if (!sandbox.tenants.length) {
+    root.append(h('p', { class: 'muted' }, 'The sandbox has no tenant yet. Create one with POST /admin/tenants.'));
+  }
+  for (const tenant of sandbox.tenants) {
+    const tid = tenantIdOf(tenant);
+    const apps = appsOf(tenant);
+    const details = [
+      tenant.domains?.length ? `Domains: ${listText(tenant.domains)}` : '',
+      tenant.cloud ? `Cloud: ${tenant.cloud}` : '',
+      tenant.licensed === false ? 'Unlicensed (no Entra ID P2)' : '',
+    ].filter(Boolean).join(' · ');
+    const item = h('article', { class: 'sb-tenant', 'data-sb-tenant-id': tid },
+      h('h4', {}, tenant.displayName || tid),
+      h('p', { class: 'mono small' }, `Tenant ID ${tid}`),
+      details ? h('p', { class: 'small muted' }, details) : null);
+    if (apps === null) {
+      item.append(h('p', { class: 'small muted' }, 'Applications are not listed for this tenant.'),
+        h('button', { type: 'button', class: 'button secondary small sb-use', onclick: () => useSandboxTarget(tenant, null) },
+          'Use this tenant'));
+    } else if (!apps.length) {
+      item.append(h('p', { class: 'small muted' }, 'No application registered.'),
+        h('button', { type: 'button', class: 'button secondary small sb-use', onclick: () => useSandboxTarget(tenant, null) },
+          'Use this tenant'));
+    } else {
+      const list = h('ul', { class: 'sb-apps' });
+      for (const app of apps) {
+        const appId = appIdOf(app);
+        const certs = app.certificates || app.keyCredentials;
+        const roles = app.permissions?.roles || app.permissions || app.roles || app.appRoles;
+        const dirRoles = app.directoryRoles?.roles || app.directoryRoles;
+        const facts = [
+          Array.isArray(certs) ? `Certificates: ${certs.length ? listText(certs) : 'none'}` : '',
+          Array.isArray(roles) ? `Consented: ${roles.length ? listText(roles) : 'none'}` : '',
+          Array.isArray(dirRoles) ? `Roles: ${dirRoles.length ? listText(dirRoles) : 'none'}` : '',
+          app.enabled === false ? 'Disabled' : '',
+          app.servicePrincipal === false ? 'No service principal' : '',
+        ].filter(Boolean);
+        list.append(h('li', { 'data-sb-app-id': appId },
+          h('p', {}, h('strong', {}, app.displayName || appId)),
+          h('p', { class: 'mono small' }, `Application ID ${appId}`),
+          facts.length ? h('p', { class: 'small muted sb-facts' }, facts.join(' · ')) : null,
+          h('button', {
+            type: 'button', class: 'button secondary small sb-use',
+            'aria-label': `Use this tenant/app: ${app.displayName || appId}`,
+            onclick: () => useSandboxTarget(tenant, app),
+          }, 'Use this tenant/app')));
+      }
+      item.append(list);
+    }
+    root.append(item);
+  }
+  renderSandboxTarget();
+}
+
+function useSandboxTarget(tenant, app) {
+  const set = (id, value) => {
+    const input = document.getElementById(id);
+    input.value = value;
+    input.dispatchEvent(new Event('input', { bubbles: true }));
+  };
+  set('tenantId', tenantIdOf(tenant));
+  if (app) set('applicationId', appIdOf(app));
+  if (!$('#displayName').value.trim()) set('displayName', (app?.displayName || tenant.displayName || '').slice(0, 64));
+  if (!$('#organizationName').value.trim() && tenant.domains?.length) set('organizationName', String(tenant.domains[0]));
+  announce(`Filled Tenant ID${app ? ' and Application ID' : ''} from the sandbox ${app ? `app ${app.displayName || appIdOf(app)}` : `tenant ${tenant.displayName || ''}`}.`);
+}
+
+function renderSandboxTarget() {
+  const { tenantId, applicationId } = formValues();
+  const target = $('#sb-target');
+  if (!tenantId || !applicationId) {
+    target.textContent = 'Fill Tenant ID and Application ID in the form (or press “Use this tenant/app” below).';
+    return;
+  }
+  target.replaceChildren('Tenant ', h('code', {}, tenantId), ', application ', h('code', {}, applicationId),
+    state.key ? '' : ' (no certificate generated yet)');
+}
+
+function sandboxAppPath() {
+  const { tenantId, applicationId } = formValues();
+  if (!tenantId || !applicationId) return null;
+  return `/tenants/${encodeURIComponent(tenantId)}/applications/${encodeURIComponent(applicationId)}`;
+}
+
+async function sandboxAction(button, label, work) {
+  await withBusy(button, async () => {
+    clearErrors();
+    const result = $('#sb-result');
+    result.textContent = `${label}…`;
+    result.dataset.outcome = 'pending';
+    const path = sandboxAppPath();
+    if (!path) {
+      result.textContent = `${label} not done.`;
+      result.dataset.outcome = 'error';
+      showLocalError('Choose a sandbox app first', 'Fill Tenant ID and Application ID, or press “Use this tenant/app”.', 'tenantId');
+      return;
+    }
+    try {
+      const message = await work(path);
+      result.textContent = message;
+      result.dataset.outcome = 'ok';
+      announce(message);
+    } catch (err) {
+      result.textContent = `${label} failed.`;
+      result.dataset.outcome = 'error';
+      showError(err, { context: `Sandbox: ${label}` });
+    }
+    await loadSandbox();
+  });
+}
+
+const sandboxActions = {
+  upload: (path) => {
+    if (!state.key) {
+      throw new ApiError('problem', { problem: { title: 'No certificate yet', detail: 'Press “Generate public key & Download” first.' } });
+    }
+    return request(api.keyUrl(state.key.keyId, 'pem'), { raw: true, headers: { Accept: 'application/x-pem-file' } })
+      .then((response) => response.text())
+      .then((pem) => sandboxRequest(`${path}/certificates`, {
+        method: 'POST', body: pem, headers: { 'Content-Type': 'application/x-pem-file' },
+      }))
+      .then((res) => `Certificate uploaded${res?.thumbprint ? ` (thumbprint ${res.thumbprint})` : ''}.`);
+  },
+  consent: (path) => sandboxRequest(`${path}/permissions`, { method: 'PUT', json: { roles: ['AccessReview.Read.All'] } })
+    .then(() => 'Admin consent granted for AccessReview.Read.All.'),
+  revoke: (path) => sandboxRequest(`${path}/permissions`, { method: 'PUT', json: { roles: [] } })
+    .then(() => 'Admin consent revoked.'),
+  role: (path) => sandboxRequest(`${path}/directory-roles`, { method: 'PUT', json: { roles: ['Global Reader'] } })
+    .then(() => 'Global Reader role assigned.'),
+  unrole: (path) => sandboxRequest(`${path}/directory-roles`, { method: 'PUT', json: { roles: [] } })
+    .then(() => 'Directory roles removed.'),
+};
+
+// ---------------------------------------------------------------------------------------------
+// Wiring
+
+function bind() {
+  $('#link-form').addEventListener('submit', (event) => event.preventDefault());
+  $('#generate-key').addEventListener('click', (e) => generateKey(e.currentTarget));
+  $('#connect').addEventListener('click', (e) => connect(e.currentTarget));
+
+  $('#choose-microsoft').addEventListener('click', () => {
+    announce('Link a new Microsoft Account.');
+    focusOn($('#link-heading'));
+  });
+
+  for (const id of ['tenantId', 'applicationId']) {
+    document.getElementById(id).addEventListener('input', () => { checkKeyMatchesForm(); renderSandboxTarget(); });
+  }
+
+  for (const format of ['cer', 'pem']) {
+    $(`#download-${format}`).addEventListener('click', async (event) => {
+      if (!getToken() || !state.key) return; // plain <a download> works without a token
+      event.preventDefault();
+      try { await downloadCertificate(state.key, format); } catch (err) { showError(err, { context: 'Download failed' }); }
+    });
+  }
+
+  $('#copy-thumbprint').addEventListener('click', async () => {
+    const text = $('#thumbprint').textContent;
+    try { await navigator.clipboard.writeText(text); announce('Thumbprint copied.'); } catch { announce('Copy is not available; select the thumbprint instead.'); }
+  });
+
+  $('#accounts').addEventListener('click', (event) => {
+    const button = event.target.closest('button');
+    const row = event.target.closest('[data-account-id]');
+    if (!button || !row) return;
+    const id = row.dataset.accountId;
+    if (button.classList.contains('reverify')) reverify(id, button);
+    else if (button.classList.contains('unlink')) unlink(id, button);
+    else if (button.classList.contains('show-report')) {
+      const account = accountById(id);
+      if (account?.lastVerification) renderReport(account.lastVerification, account);
+    }
+  });
+
+  const tokenInput = $('#token');
+  tokenInput.value = getToken();
+  $('#save-token').addEventListener('click', async () => {
+    try { sessionStorage.setItem(TOKEN_STORAGE, tokenInput.value.trim()); } catch { /* ignore */ }
+    announce(tokenInput.value.trim() ? 'Token saved for this tab.' : 'Token cleared.');
+    clearErrors();
+    await refreshAll();
+  });
+  $('#clear-token').addEventListener('click', async () => {
+    tokenInput.value = '';
+    try { sessionStorage.removeItem(TOKEN_STORAGE); } catch { /* ignore */ }
+    announce('Token cleared.');
+    await refreshAll();
+  });
+
+  $('#api-retry').addEventListener('click', async (e) => {
+    await withBusy(e.currentTarget, async () => {
+      clearErrors();
+      announce('Trying the API again…');
+      await refreshAll();
+      await loadSandbox();
+      if ($('#api-banner').hidden) announce('The API answers.');
+      else focusOn($('#api-banner-text'));
+    });
+  });
+
+  $('#sb-upload').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Upload certificate', sandboxActions.upload));
+  $('#sb-consent').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Grant admin consent', sandboxActions.consent));
+  $('#sb-revoke').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Revoke consent', sandboxActions.revoke));
+  $('#sb-role').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Assign Global Reader', sandboxActions.role));
+  $('#sb-unrole').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Remove role', sandboxActions.unrole));
+  $('#sb-refresh').addEventListener('click', async () => { await loadSandbox(); announce('Sandbox tenants refreshed.'); });
+}
+
+function restoreKey() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(KEY_STORAGE) || 'null');
+    if (saved?.keyId) {
+      state.key = saved;
+      for (const field of ['tenantId', 'applicationId', 'displayName']) {
+        const input = document.getElementById(field);
+        if (!input.value) input.value = saved[field] || '';
+      }
+      renderKey();
+    }
+  } catch { /* ignore */ }
+}
+
+async function init() {
+  bind();
+  restoreKey();
+  renderSandboxTarget();
+  await refreshAll();
+  await loadSandbox();
+  document.body.dataset.ready = 'true';
+}
+
+init();

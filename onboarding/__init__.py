@@ -1,0 +1,14 @@
+"""GET /api/onboarding: does the portal still show its first-login cloud-selection screen?"""
+
+import azure.functions as func
+
+from shared import accounts
+from shared.app_context import get_context
+from shared.http_edge import endpoint, json_response
+
+
+@endpoint("onboarding")
+def main(req: func.HttpRequest) -> func.HttpResponse:
+    ctx = get_context()
+    owner = ctx.authenticator.owner(req.headers.get("Authorization"))
+    return json_response(accounts.onboarding(ctx, owner))

@@ -1,0 +1,119 @@
+"""Linking, reading and unlinking accounts, and the onboarding question (the accounts routes).
+
+Unlink order: the account and its key binding go in one store transaction (so nothing points at a
+key that is gone), then the private key is deleted from the key store, then the key record. If the
+key store is down, the key record stays marked `deleting` and the health check finishes the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from shared.accountstore import KeyTaken, PairTaken
+from shared.app_context import AppContext
+from shared.errors import Conflict, DependencyUnavailable, NotFound, Problems
+from shared.records import CLOUDS, Account
+from shared.timefmt import utc_now
+from shared.validation import Fields, is_guid
+
+log = logging.getLogger("m365link.accounts")
+
+
+def _bad_key(message: str) -> Problems:
+    problems = Problems()
+    problems.add("keyId", message)
+    return problems
+
+
+def link_account(ctx: AppContext, owner: str, body: dict[str, Any]) -> Account:
+    fields = Fields(body)
+    display_name = fields.text("displayName", max_len=64)
+    tenant_id = fields.guid("tenantId")
+    application_id = fields.guid("applicationId")
+    organization_name = fields.text("organizationName", max_len=256, required=False)
+    key_id = fields.guid("keyId")
+    cloud = fields.one_of("cloud", CLOUDS, default="auto")
+    fields.done()
+    assert display_name is not None
+
+    key = ctx.accounts.get_key(owner, key_id)
+    if key is None or key.deleting:
+        _bad_key("no key with this id; generate one with POST /api/keys").raise_if_any()
+    assert key is not None
+    if key.tenant_id != tenant_id or key.application_id != application_id:
+        _bad_key(
+            "was made for another tenant or application; generate a key for this one"
+        ).raise_if_any()
+    now = utc_now()
+    account = Account(
+        id=str(uuid.uuid4()),
+        owner=owner,
+        display_name=display_name,
+        tenant_id=tenant_id,
+        application_id=application_id,
+        organization_name=organization_name,
+        cloud=cloud,
+        key_id=key.key_id,
+        thumbprint=key.thumbprint,
+        certificate_not_after=key.not_after,
+        status="pending",
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        ctx.accounts.link(account)
+    except PairTaken as taken:
+        raise Conflict(
+            "this tenant and application are already linked", account_id=taken.account_id
+        ) from None
+    except KeyTaken as taken:
+        if taken.account_id is None:
+            _bad_key("no key with this id; generate one with POST /api/keys").raise_if_any()
+        raise Conflict(
+            "this key is already used by another account; generate a new key",
+            account_id=taken.account_id,
+        ) from None
+    log.info("account linked accountId=%s keyId=%s", account.id, key.key_id)
+    return account
+
+
+def get_account(ctx: AppContext, owner: str, account_id: str) -> Account:
+    account = ctx.accounts.get_account(owner, account_id.lower()) if is_guid(account_id) else None
+    if account is None:
+        raise NotFound(f"no account {account_id!r}")
+    return account
+
+
+def list_accounts(ctx: AppContext, owner: str) -> list[Account]:
+    return ctx.accounts.list_accounts(owner)
+
+
+def unlink_account(ctx: AppContext, owner: str, account_id: str) -> None:
+    account = ctx.accounts.unlink(owner, account_id.lower()) if is_guid(account_id) else None
+    if account is None:
+        raise NotFound(f"no account {account_id!r}")
+    log.info("account unlinked accountId=%s keyId=%s", account.id, account.key_id)
+    finish_key_deletion(ctx, owner, account.key_id)
+
+
+def finish_key_deletion(ctx: AppContext, owner: str, key_id: str) -> bool:
+    """Delete the private key, then its record. False when the key store is down (retry later)."""
+    try:
+        ctx.keys.delete(key_id)
+        ctx.accounts.delete_key(owner, key_id)
+    except DependencyUnavailable:
+        log.warning("key deletion left for the health check keyId=%s", key_id)
+        return False
+    return True
+
+
+def onboarding(ctx: AppContext, owner: str) -> dict[str, Any]:
+    accounts = ctx.accounts.list_accounts(owner)
+    connected = sum(1 for a in accounts if a.status == "connected")
+    return {
+        "required": connected == 0,
+        "linkedAccounts": len(accounts),
+        "connectedAccounts": connected,
+    }

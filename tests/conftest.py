@@ -1,0 +1,193 @@
+"""Fixtures shared by every test: the local host, Azurite, and the record of everything seen.
+
+Every response the tests receive from the app and every log line emitted during the run are kept,
+so `zz_final/test_no_secrets.py` can look through all of them at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from localdev.host import LocalHost
+from shared.app_context import AppContext, build_context, set_context
+from shared.settings import load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- the record of everything the app said ---------------------------------------------------
+@dataclass
+class Seen:
+    responses: list[tuple[str, int, dict[str, str], bytes]] = field(default_factory=list)
+    log_lines: list[str] = field(default_factory=list)
+    secrets: set[str] = field(default_factory=set)  # tokens and keys the tests handled
+
+
+SEEN = Seen()
+
+
+class _Collect(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            SEEN.log_lines.append(self.format(record))
+        except Exception:  # a log line that cannot format is still a log line
+            SEEN.log_lines.append(str(record.msg))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    handler = _Collect()
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    # Third-party debug output is noise here, but it is still collected and looked through.
+    for noisy in ("urllib3", "azure", "msal", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG)
+
+
+def _remember(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    SEEN.responses.append(
+        (response.url, response.status_code, dict(response.headers), response.content)
+    )
+
+
+def api_session() -> requests.Session:
+    session = requests.Session()
+    session.hooks["response"].append(_remember)
+    return session
+
+
+# --- the local host with the app --------------------------------------------------------------
+@dataclass
+class RunningApp:
+    url: str
+    context: AppContext
+    http: requests.Session
+    host: LocalHost
+
+    def api(self, path: str) -> str:
+        return f"{self.url}/api{path}"
+
+
+@pytest.fixture
+def start_app(tmp_path: Path) -> Iterator[Callable[..., RunningApp]]:
+    """Start the local host with the app built from the given settings (defaults: local mode)."""
+    running: list[RunningApp] = []
+
+    def start(env: Mapping[str, str] | None = None, **context_options: Any) -> RunningApp:
+        values = {"AUTH_MODE": "local", "LOCAL_STATE_DIR": str(tmp_path / "state")}
+        values.update(env or {})
+        context = build_context(load_settings(values), **context_options)
+        set_context(context)
+        host = LocalHost()
+        url = host.start()
+        app = RunningApp(url, context, api_session(), host)
+        running.append(app)
+        return app
+
+    yield start
+    for app in running:
+        app.host.stop()
+    set_context(None)
+
+
+# --- Azurite -----------------------------------------------------------------------------------
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Azurite:
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def connection_string(self) -> str:
+        return (
+            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+            f"AccountKey={AZURITE_KEY};"
+            f"TableEndpoint=http://127.0.0.1:{self.port}/devstoreaccount1;"
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_azurite(port: int | None = None) -> Azurite:
+    binary = ROOT / "node_modules" / ".bin" / "azurite-table"
+    if not binary.exists():
+        pytest.fail("Azurite is not installed: run `make test` (it runs npm ci)")
+    port = port or free_port()
+    process = subprocess.Popen(
+        [
+            str(binary),
+            "--tableHost", "127.0.0.1",
+            "--tablePort", str(port),
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--disableTelemetry",
+        ],  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return Azurite(port, process)
+        except OSError:
+            if process.poll() is not None:
+                pytest.fail(f"Azurite exited with {process.returncode}")
+            time.sleep(0.1)
+    process.kill()
+    pytest.fail("Azurite did not start within 30 s")
+
+
+@pytest.fixture(scope="session")
+def azurite() -> Iterator[Azurite]:
+    instance = start_azurite()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture
+def openssl() -> str:
+    path = shutil.which("openssl")
+    if path is None:
+        pytest.fail("the openssl command line is needed (Debian package openssl)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Loopback traffic must never go through a proxy the machine may have configured.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    os.environ.setdefault("AZURE_CORE_COLLECT_TELEMETRY", "false")
