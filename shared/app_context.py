@@ -20,6 +20,8 @@ from shared.settings import Settings, load_settings
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
+    from shared.tenant_client import TenantClient
+
 
 @dataclass
 class AppContext:
@@ -28,6 +30,15 @@ class AppContext:
     accounts: AccountStore
     authenticator: Authenticator
     http: requests.Session
+    _tenant: TenantClient | None = None
+
+    def tenant_client(self) -> TenantClient:
+        """The client of customers' tenants, made on first use (it imports MSAL)."""
+        if self._tenant is None:
+            from shared.tenant_client import TenantClient
+
+            self._tenant = TenantClient(self.http)
+        return self._tenant
 
 
 def build_context(

@@ -146,12 +146,14 @@ def start_azurite(port: int | None = None) -> Azurite:
     process = subprocess.Popen(
         [
             str(binary),
-            "--tableHost", "127.0.0.1",
-            "--tablePort", str(port),
+            "--tableHost",
+            "127.0.0.1",
+            "--tablePort",
+            str(port),
             "--inMemoryPersistence",
             "--skipApiVersionCheck",
             "--disableTelemetry",
-        ],  # fmt: skip
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         cwd=ROOT,

@@ -90,9 +90,22 @@ def test_downloads_are_the_same_certificate_for_openssl(
         path = tmp_path / f"download.{fmt}"
         path.write_bytes(response.content)
         out = subprocess.run(
-            [openssl, "x509", "-inform", inform, "-in", str(path), "-noout", "-fingerprint",
-             "-sha1", "-modulus"], check=True, capture_output=True, text=True,
-        ).stdout  # fmt: skip
+            [
+                openssl,
+                "x509",
+                "-inform",
+                inform,
+                "-in",
+                str(path),
+                "-noout",
+                "-fingerprint",
+                "-sha1",
+                "-modulus",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         fingerprint = out.splitlines()[0].split("=", 1)[1].replace(":", "")
         assert fingerprint == key["thumbprint"]
         moduli.add(out.splitlines()[1])
@@ -149,10 +162,14 @@ def test_every_bad_field_is_named_at_once(app: RunningApp) -> None:
         (b"\xff\xfe", "application/json", 400, "bad-request"),
         (json.dumps(VALID).encode(), "text/plain", 415, "unsupported-media-type"),
         (json.dumps(VALID).encode(), None, 415, "unsupported-media-type"),
-        (json.dumps({**VALID, "pad": "x" * 65536}).encode(), "application/json", 413,
-         "payload-too-large"),
+        (
+            json.dumps({**VALID, "pad": "x" * 65536}).encode(),
+            "application/json",
+            413,
+            "payload-too-large",
+        ),
     ],
-)  # fmt: skip
+)
 def test_malformed_requests_get_problem_details(
     app: RunningApp, data: bytes, content_type: str | None, status: int, kind: str
 ) -> None:
@@ -182,7 +199,9 @@ def test_unknown_download_format_is_a_400_naming_format(app: RunningApp) -> None
     key = create(app).json()
     response = app.http.get(app.api(f"/keys/{key['keyId']}"), params={"format": "pfx"})
     assert response.status_code == 400
-    assert response.json()["errors"] == [{"field": "format", "message": "must be one of cer, pem, crt"}]
+    assert response.json()["errors"] == [
+        {"field": "format", "message": "must be one of cer, pem, crt"}
+    ]
 
 
 @pytest.mark.parametrize("key_id", ["00000000-0000-0000-0000-000000000000", "nope", "..%2E"])

@@ -40,7 +40,9 @@ def test_certificate_is_an_x509_v3_client_auth_certificate(pair: certificates.Ke
 
 def test_subject_common_name_keeps_special_characters_escaped(pair: certificates.KeyPair) -> None:
     cert = x509.load_pem_x509_certificate(pair.info.certificate_pem.encode())
-    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "Contoso, Ltd <prod>"
+    assert (
+        cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "Contoso, Ltd <prod>"
+    )
     assert pair.info.subject == r"CN=Contoso\, Ltd \<prod\>"
 
 
@@ -83,24 +85,52 @@ def test_openssl_reads_every_download_format_with_the_same_thumbprint(
         path.write_bytes(body)
         text = subprocess.run(
             [openssl, "x509", "-inform", inform, "-in", str(path), "-noout", "-text"],
-            check=True, capture_output=True, text=True,
-        ).stdout  # fmt: skip
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         assert "Version: 3" in text and "TLS Web Client Authentication" in text
         fingerprint = subprocess.run(
-            [openssl, "x509", "-inform", inform, "-in", str(path), "-noout", "-fingerprint", "-sha1"],
-            check=True, capture_output=True, text=True,
-        ).stdout  # fmt: skip
+            [
+                openssl,
+                "x509",
+                "-inform",
+                inform,
+                "-in",
+                str(path),
+                "-noout",
+                "-fingerprint",
+                "-sha1",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         assert re.sub(r"[^0-9A-F]", "", fingerprint.split("=", 1)[1]) == pair.info.thumbprint
         sha256 = subprocess.run(
-            [openssl, "x509", "-inform", inform, "-in", str(path), "-noout", "-fingerprint",
-             "-sha256"], check=True, capture_output=True, text=True,
-        ).stdout  # fmt: skip
+            [
+                openssl,
+                "x509",
+                "-inform",
+                inform,
+                "-in",
+                str(path),
+                "-noout",
+                "-fingerprint",
+                "-sha256",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         assert re.sub(r"[^0-9A-F]", "", sha256.split("=", 1)[1]) == pair.info.thumbprint_sha256
         moduli.add(
             subprocess.run(
                 [openssl, "x509", "-inform", inform, "-in", str(path), "-noout", "-modulus"],
-                check=True, capture_output=True, text=True,
-            ).stdout  # fmt: skip
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
         )
     assert len(moduli) == 1
 

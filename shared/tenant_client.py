@@ -1,0 +1,268 @@
+"""Talks to a customer's tenant: OpenID metadata, the client-credentials token (MSAL), Graph reads.
+
+Answers come back as data (what Entra or Graph said, or that it could not be reached), never as
+exceptions, so verification can turn each into a check. Every call goes through one injected
+`requests.Session` (timeouts, bounded retries honouring Retry-After, REQUESTS_CA_BUNDLE).
+
+MSAL application objects are kept per account and key in a bounded LRU, so a warm verification
+skips OpenID discovery; tenant metadata fetched for the `tenant` check is handed to MSAL from the
+same cache, so discovery is never fetched twice.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+import msal
+import requests
+
+METADATA_TTL_SECONDS = 3600
+_WELL_KNOWN = "/v2.0/.well-known/openid-configuration"
+
+
+@dataclass(frozen=True)
+class MetadataAnswer:
+    document: dict[str, Any] | None = None
+    status: int | None = None
+    error_code: int | None = None  # AADSTS number
+    description: str | None = None  # first line of Entra's error_description
+    transient: bool = False
+
+
+@dataclass(frozen=True)
+class TokenAnswer:
+    access_token: str | None = field(default=None, repr=False)
+    claims: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    error_code: int | None = None
+    description: str | None = None
+    transient: bool = False
+    status: int | None = None
+
+
+@dataclass(frozen=True)
+class GraphAnswer:
+    status: int | None
+    body: dict[str, Any] | None = None
+    code: str | None = None
+    message: str | None = None
+    transient: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class TransientHttpError(Exception):
+    """The token endpoint stayed unavailable (429/5xx) after the session's retries."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+def first_line(text: str | None) -> str | None:
+    """Entra's descriptions carry trace and correlation ids on later lines; keep the message."""
+    if not text:
+        return None
+    return text.strip().splitlines()[0].strip()[:500]
+
+
+class _MetadataCache:
+    def __init__(self, ttl: float = METADATA_TTL_SECONDS) -> None:
+        self._ttl = ttl
+        self._entries: dict[str, tuple[float, requests.Response]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, url: str) -> requests.Response | None:
+        with self._lock:
+            entry = self._entries.get(url)
+            if entry and time.monotonic() - entry[0] < self._ttl:
+                return entry[1]
+            self._entries.pop(url, None)
+            return None
+
+    def put(self, url: str, response: requests.Response) -> None:
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[url] = (time.monotonic(), response)
+
+
+class _MsalHttp:
+    """The `http_client` MSAL is given: our session, with discovery served from the cache."""
+
+    def __init__(self, session: requests.Session, metadata: _MetadataCache) -> None:
+        self._session = session
+        self._metadata = metadata
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        cached = self._metadata.get(url)
+        if cached is not None:
+            return cached
+        response = self._session.get(url, **kwargs)
+        if url.endswith(_WELL_KNOWN) and response.status_code == 200:
+            self._metadata.put(url, response)
+        return response
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        response = self._session.post(url, **kwargs)
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientHttpError(response.status_code)
+        return response
+
+    def close(self) -> None:  # MSAL may call it; the session outlives the app object
+        pass
+
+
+@dataclass
+class _CachedApp:
+    app: msal.ConfidentialClientApplication
+    http_cache: dict[str, Any]
+
+
+class TenantClient:
+    def __init__(self, session: requests.Session, *, max_apps: int = 512) -> None:
+        self._session = session
+        self._metadata = _MetadataCache()
+        self._http = _MsalHttp(session, self._metadata)
+        self._apps: OrderedDict[tuple[str, ...], _CachedApp] = OrderedDict()
+        self._max_apps = max_apps
+        self._lock = threading.Lock()
+
+    # --- tenant metadata ---------------------------------------------------------------------
+    def metadata(self, login_base: str, tenant_id: str) -> MetadataAnswer:
+        url = f"{login_base}/{tenant_id}{_WELL_KNOWN}"
+        try:
+            response = self._http.get(url)
+        except requests.RequestException as exc:
+            return MetadataAnswer(transient=True, description=type(exc).__name__)
+        if response.status_code == 200:
+            try:
+                return MetadataAnswer(document=response.json(), status=200)
+            except ValueError:
+                return MetadataAnswer(status=200, transient=True, description="invalid JSON")
+        if response.status_code == 429 or response.status_code >= 500:
+            return MetadataAnswer(status=response.status_code, transient=True)
+        body = _json(response)
+        codes = body.get("error_codes") or []
+        return MetadataAnswer(
+            status=response.status_code,
+            error_code=int(codes[0]) if codes else None,
+            description=first_line(body.get("error_description")),
+        )
+
+    # --- token -------------------------------------------------------------------------------
+    def token(
+        self,
+        *,
+        cache_key: tuple[str, ...],
+        client_id: str,
+        authority: str,
+        scope: str,
+        thumbprint: str,
+        private_key: Callable[[], bytes],
+        fresh: bool,
+    ) -> TokenAnswer:
+        """An app-only token. `fresh` drops cached tokens and MSAL's HTTP cache first, so a
+        certificate uploaded or a consent granted a minute ago is seen."""
+        try:
+            cached = self._app(cache_key, client_id, authority, thumbprint, private_key)
+            if fresh:
+                cached.app.remove_tokens_for_client()
+                cached.http_cache.clear()
+            result = cached.app.acquire_token_for_client(scopes=[scope])
+        except TransientHttpError as exc:
+            return TokenAnswer(transient=True, status=exc.status)
+        except requests.RequestException as exc:
+            return TokenAnswer(transient=True, description=type(exc).__name__)
+        except ValueError as exc:  # MSAL could not use the authority's metadata
+            return TokenAnswer(error="invalid_authority", description=first_line(str(exc)))
+        if "access_token" in result:
+            token = str(result["access_token"])
+            try:
+                claims = jwt.decode(token, options={"verify_signature": False})
+            except jwt.PyJWTError:
+                claims = {}
+            return TokenAnswer(access_token=token, claims=claims)
+        codes = result.get("error_codes") or []
+        return TokenAnswer(
+            error=result.get("error"),
+            error_code=int(codes[0]) if codes else None,
+            description=first_line(result.get("error_description")),
+        )
+
+    def _app(
+        self,
+        key: tuple[str, ...],
+        client_id: str,
+        authority: str,
+        thumbprint: str,
+        private_key: Callable[[], bytes],
+    ) -> _CachedApp:
+        with self._lock:
+            cached = self._apps.get(key)
+            if cached is not None:
+                self._apps.move_to_end(key)
+                return cached
+        http_cache: dict[str, Any] = {}
+        app = msal.ConfidentialClientApplication(
+            client_id,
+            client_credential={
+                "private_key": private_key().decode("ascii"),
+                "thumbprint": thumbprint,  # SHA-1: RS256 + x5t, the long-standing path
+            },
+            authority=authority,
+            instance_discovery=False,  # the authority is a tenant of a known cloud
+            http_client=self._http,
+            http_cache=http_cache,
+        )
+        cached = _CachedApp(app, http_cache)
+        with self._lock:
+            self._apps[key] = cached
+            self._apps.move_to_end(key)
+            while len(self._apps) > self._max_apps:
+                self._apps.popitem(last=False)  # its private key goes with it
+        return cached
+
+    def forget(self, cache_key: tuple[str, ...]) -> None:
+        with self._lock:
+            self._apps.pop(cache_key, None)
+
+    @property
+    def warm_apps(self) -> int:
+        return len(self._apps)
+
+    # --- Graph -------------------------------------------------------------------------------
+    def graph_get(self, url: str, token: str) -> GraphAnswer:
+        try:
+            response = self._session.get(
+                url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
+            )
+        except requests.RequestException as exc:
+            return GraphAnswer(status=None, transient=True, message=type(exc).__name__)
+        body = _json(response)
+        if 200 <= response.status_code < 300:
+            return GraphAnswer(status=response.status_code, body=body)
+        raw_error = body.get("error")
+        error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+        return GraphAnswer(
+            status=response.status_code,
+            code=error.get("code"),
+            message=first_line(error.get("message")),
+            transient=response.status_code == 429 or response.status_code >= 500,
+        )
+
+
+def _json(response: requests.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

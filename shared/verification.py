@@ -1,0 +1,465 @@
+"""Turns what the tenant said into the verification report's checks. Pure: no I/O.
+
+Each function takes one answer (metadata, token, Graph) and returns the check(s) it decides, with
+the title, the detail, and for every `fail` and `warn` the concrete step the customer takes in
+the Entra admin center.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared import roles
+from shared.tenant_client import GraphAnswer, MetadataAnswer, TokenAnswer
+from shared.timefmt import to_rfc3339
+
+CHECK_ORDER = (
+    "tenant",
+    "application",
+    "certificate",
+    "admin_consent",
+    "directory_role",
+    "directory_read",
+    "access_reviews_read",
+    "organization_match",
+    "least_privilege",
+    "certificate_expiry",
+)
+TITLES = {
+    "tenant": "Tenant found",
+    "application": "App registration found in the tenant",
+    "certificate": "Certificate accepted by Entra ID",
+    "admin_consent": "Admin consent granted for AccessReview.Read.All",
+    "directory_role": "Global Reader role assigned to the app",
+    "directory_read": "Directory readable through Microsoft Graph",
+    "access_reviews_read": "Access reviews readable through Microsoft Graph",
+    "organization_match": "Organisation name matches the tenant",
+    "least_privilege": "Access is read-only",
+    "certificate_expiry": "Certificate valid",
+}
+# What each check needs to have passed before it can run.
+DEPENDS_ON = {
+    "application": "tenant",
+    "certificate": "application",
+    "admin_consent": "certificate",
+    "directory_role": "certificate",
+    "directory_read": "certificate",
+    "access_reviews_read": "certificate",
+    "least_privilege": "certificate",
+    "organization_match": "directory_read",
+}
+APPLICATION_CODES = {700016, 7000229, 7000112, 700025, 500011}
+TENANT_CODES = {90002, 900023}
+LICENCE_WORDS = ("licen",)  # licence, license, licensed, licensing
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    status: str  # pass | warn | fail | skipped | error
+    detail: str
+    remediation: str | None = None
+    code: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status,
+            "title": TITLES[self.id],
+            "detail": self.detail,
+            "remediation": self.remediation,
+            "code": self.code,
+        }
+        if self.status == "error":
+            body["retryable"] = True
+        return body
+
+
+def aadsts(code: int | None) -> str | None:
+    return f"AADSTS{code}" if code is not None else None
+
+
+def skipped(check_id: str, blocker: str) -> Check:
+    return Check(
+        check_id,
+        "skipped",
+        f"Not checked: the step '{TITLES[blocker]}' ({blocker}) did not pass.",
+    )
+
+
+def unreachable(check_id: str, what: str, status: int | None, note: str | None = None) -> Check:
+    answer = f"HTTP {status}" if status else (note or "no answer")
+    return Check(
+        check_id,
+        "error",
+        f"{what} could not be reached ({answer}) after retries. This is usually temporary; "
+        "the check runs again at the next verification.",
+    )
+
+
+# --- tenant ------------------------------------------------------------------------------------
+def tenant_check(answer: MetadataAnswer, tenant_id: str) -> Check:
+    if answer.document is not None:
+        return Check(
+            "tenant", "pass", f"Tenant {tenant_id} exists and publishes its sign-in metadata."
+        )
+    if answer.transient:
+        return unreachable(
+            "tenant", "The Entra ID sign-in service", answer.status, answer.description
+        )
+    code = answer.error_code
+    invalid = code == 900023
+    return Check(
+        "tenant",
+        "fail",
+        (answer.description or f"Entra ID does not know tenant {tenant_id}.")
+        + (
+            " The tenant ID is not valid."
+            if invalid
+            else " No tenant with this ID exists in this cloud."
+        ),
+        "Copy the Directory (tenant) ID from the Entra admin center (Identity > Overview, or your "
+        "app registration's Overview page) into the portal. If the tenant is in a national "
+        "cloud (US Government, China), choose that cloud.",
+        aadsts(code) or "AADSTS90002",
+    )
+
+
+# --- token -------------------------------------------------------------------------------------
+def token_checks(
+    answer: TokenAnswer, *, tenant_id: str, application_id: str, thumbprint: str
+) -> list[Check]:
+    """The `application` and `certificate` checks (and `tenant` if the token endpoint denies it)."""
+    if answer.access_token:
+        return [
+            Check(
+                "application",
+                "pass",
+                f"Entra ID knows application {application_id} in tenant {tenant_id}.",
+            ),
+            Check(
+                "certificate",
+                "pass",
+                f"Entra ID accepted a client assertion signed with the key of certificate "
+                f"{thumbprint}.",
+            ),
+        ]
+    if answer.transient:
+        return [
+            unreachable(
+                "application", "The Entra ID token endpoint", answer.status, answer.description
+            )
+        ]
+    code = answer.error_code
+    if code in TENANT_CODES:
+        return [
+            tenant_check(MetadataAnswer(error_code=code, description=answer.description), tenant_id)
+        ]
+    if code in APPLICATION_CODES or answer.error == "unauthorized_client":
+        return [_application_failure(answer, tenant_id, application_id)]
+    return [
+        Check(
+            "application",
+            "pass",
+            f"Entra ID knows application {application_id} in tenant {tenant_id}.",
+        ),
+        _certificate_failure(answer, thumbprint),
+    ]
+
+
+def _application_failure(answer: TokenAnswer, tenant_id: str, application_id: str) -> Check:
+    code = answer.error_code
+    if code == 7000229:
+        remediation = (
+            "The app has no service principal (Enterprise application) in this tenant. In the "
+            "Entra admin center open App registrations > your app > API permissions and press "
+            "'Grant admin consent', which creates it, or run "
+            f"`az ad sp create --id {application_id}`."
+        )
+    elif code == 7000112:
+        remediation = (
+            "The application is disabled. In the Entra admin center open Enterprise applications > "
+            "your app > Properties, set 'Enabled for users to sign-in?' to Yes and press Save."
+        )
+    elif code == 700025:
+        remediation = (
+            "The app is a public client. Open App registrations > your app > Authentication and "
+            "set 'Allow public client flows' to No, then Save."
+        )
+    else:
+        remediation = (
+            "Copy the Application (client) ID from App registrations > your app > Overview in the "
+            f"Entra admin center, and check the app is registered in tenant {tenant_id} "
+            "(a single-tenant app of another tenant is not found here)."
+        )
+    return Check(
+        "application",
+        "fail",
+        answer.description or f"Entra ID does not accept application {application_id} here.",
+        remediation,
+        aadsts(code),
+    )
+
+
+def _certificate_failure(answer: TokenAnswer, thumbprint: str) -> Check:
+    code = answer.error_code
+    if code == 700024:
+        remediation = (
+            "The client assertion was outside its valid time range, which points at a clock "
+            "difference; verify again in a minute. If it persists, contact support."
+        )
+    else:
+        remediation = (
+            "In the Entra admin center open App registrations > your app > Certificates & "
+            "secrets > Certificates > Upload certificate, and upload the certificate downloaded "
+            f"from the portal (thumbprint {thumbprint}). A certificate uploaded moments ago can "
+            "take a few minutes to be accepted: verify again shortly."
+        )
+    return Check(
+        "certificate",
+        "fail",
+        answer.description or "Entra ID did not accept the certificate credential.",
+        remediation,
+        aadsts(code),
+    )
+
+
+# --- what the token grants ---------------------------------------------------------------------
+def consent_check(claims: dict[str, Any]) -> Check:
+    granted = [str(r) for r in claims.get("roles") or []]
+    if roles.REQUIRED_PERMISSION in granted:
+        return Check("admin_consent", "pass", "The token carries AccessReview.Read.All.")
+    return Check(
+        "admin_consent",
+        "fail",
+        "The app's token does not carry the Microsoft Graph application permission "
+        "AccessReview.Read.All: it is not added, or admin consent was not granted.",
+        "In the Entra admin center open App registrations > your app > API permissions > Add a "
+        "permission > Microsoft Graph > Application permissions, select AccessReview.Read.All, "
+        "then press 'Grant admin consent for <your organisation>'.",
+    )
+
+
+def role_ids_from_claims(claims: dict[str, Any]) -> list[str] | None:
+    """The token's directory role template ids, or None when it carries no `wids` claim."""
+    wids = claims.get("wids")
+    if wids is None:
+        return None
+    return [str(w).lower() for w in wids]
+
+
+def role_ids_from_member_of(answer: GraphAnswer) -> list[str]:
+    ids = []
+    for entry in (answer.body or {}).get("value", []):
+        if entry.get("@odata.type") == "#microsoft.graph.directoryRole" and entry.get(
+            "roleTemplateId"
+        ):
+            ids.append(str(entry["roleTemplateId"]).lower())
+    return ids
+
+
+_ROLE_REMEDIATION = (
+    "In the Entra admin center open Roles & admins > Global Reader > Add assignments, select "
+    "your app, and press Add. Role changes can take up to 15 minutes to apply."
+)
+
+
+def directory_role_check(role_ids: list[str], source: str) -> Check:
+    if roles.GLOBAL_READER in role_ids:
+        return Check("directory_role", "pass", f"The app holds the Global Reader role ({source}).")
+    return Check(
+        "directory_role",
+        "fail",
+        f"The app does not hold the Global Reader role ({source}).",
+        _ROLE_REMEDIATION,
+    )
+
+
+def member_of_failure(answer: GraphAnswer) -> Check:
+    if answer.transient:
+        return unreachable("directory_role", "Microsoft Graph", answer.status, answer.message)
+    return Check(
+        "directory_role",
+        "fail",
+        f"The app's directory roles could not be read (HTTP {answer.status}"
+        f"{', ' + answer.code if answer.code else ''}); without Global Reader it cannot read them.",
+        _ROLE_REMEDIATION,
+        answer.code,
+    )
+
+
+def least_privilege_check(claims: dict[str, Any], role_ids: list[str]) -> Check:
+    extra_permissions = sorted(
+        p for p in (claims.get("roles") or []) if roles.is_writing_permission(p)
+    )
+    extra_roles = sorted(roles.role_name(r) for r in set(role_ids) if roles.is_writing_role(r))
+    unknown = sorted(r for r in set(role_ids) if r not in roles.KNOWN_ROLES)
+    note = f" Role template ids not assessed: {', '.join(unknown)}." if unknown else ""
+    if not extra_permissions and not extra_roles:
+        return Check(
+            "least_privilege",
+            "pass",
+            "The app has no permission or role beyond reading." + note,
+        )
+    parts = []
+    if extra_permissions:
+        parts.append("application permissions that can write: " + ", ".join(extra_permissions))
+    if extra_roles:
+        parts.append("directory roles that can change the tenant: " + ", ".join(extra_roles))
+    return Check(
+        "least_privilege",
+        "warn",
+        "The portal needs read-only access, but the app also has " + "; ".join(parts) + "." + note,
+        "Remove what is not needed: App registrations > your app > API permissions > (…) > "
+        "Remove permission, then grant admin consent again; and Roles & admins > the role > "
+        "Assignments > select your app > Remove assignments.",
+    )
+
+
+# --- Graph reads -------------------------------------------------------------------------------
+def directory_read_check(answer: GraphAnswer) -> Check:
+    if answer.ok:
+        return Check("directory_read", "pass", "GET /v1.0/organization succeeded.")
+    if answer.transient:
+        return unreachable("directory_read", "Microsoft Graph", answer.status, answer.message)
+    return Check(
+        "directory_read",
+        "fail",
+        f"GET /v1.0/organization was refused (HTTP {answer.status}): "
+        f"{answer.message or 'no reason given'}",
+        "Assign the Global Reader role to the app (Roles & admins > Global Reader > Add "
+        "assignments). Role changes can take up to 15 minutes to apply.",
+        answer.code,
+    )
+
+
+def _is_licence_error(answer: GraphAnswer) -> bool:
+    code = (answer.code or "").lower()
+    message = (answer.message or "").lower()
+    return (
+        "license" in code
+        or "licence" in code
+        or (answer.status == 403 and any(w in message for w in LICENCE_WORDS))
+    )
+
+
+def access_reviews_check(answer: GraphAnswer) -> Check:
+    if answer.ok:
+        return Check(
+            "access_reviews_read",
+            "pass",
+            "GET /v1.0/identityGovernance/accessReviews/definitions succeeded.",
+        )
+    if answer.transient:
+        return unreachable("access_reviews_read", "Microsoft Graph", answer.status, answer.message)
+    if _is_licence_error(answer):
+        return Check(
+            "access_reviews_read",
+            "warn",
+            "The tenant has no licence for access reviews: "
+            f"{answer.message or answer.code or 'a licence is required'}",
+            "Access reviews need Microsoft Entra ID P2 or Microsoft Entra ID Governance licences. "
+            "Buy or start a trial under Billing > Licenses in the Microsoft 365 admin center; "
+            "the rest of the connection works meanwhile.",
+            answer.code,
+        )
+    return Check(
+        "access_reviews_read",
+        "fail",
+        f"Reading access reviews was refused (HTTP {answer.status}): "
+        f"{answer.message or 'no reason given'}",
+        "Add the Microsoft Graph application permission AccessReview.Read.All under App "
+        "registrations > your app > API permissions and press 'Grant admin consent'.",
+        answer.code,
+    )
+
+
+def organization_of(answer: GraphAnswer) -> dict[str, Any] | None:
+    values = (answer.body or {}).get("value") or []
+    if not values:
+        return None
+    org = values[0]
+    return {
+        "id": org.get("id"),
+        "displayName": org.get("displayName"),
+        "verifiedDomains": [
+            d.get("name") for d in org.get("verifiedDomains") or [] if d.get("name")
+        ],
+    }
+
+
+def organization_check(expected: str | None, organization: dict[str, Any] | None) -> Check:
+    if not expected:
+        return Check("organization_match", "pass", "No organisation name was given to compare.")
+    if organization is None:
+        return Check(
+            "organization_match",
+            "warn",
+            "Microsoft Graph returned no organisation to compare with.",
+            "Check that the tenant ID is the one of your organisation.",
+        )
+    names = [str(n) for n in organization.get("verifiedDomains") or []]
+    display = str(organization.get("displayName") or "")
+    wanted = expected.strip().casefold()
+    if wanted in {n.casefold() for n in names} or wanted == display.casefold():
+        return Check("organization_match", "pass", f"'{expected}' matches the tenant '{display}'.")
+    return Check(
+        "organization_match",
+        "warn",
+        f"'{expected}' matches neither the tenant's name '{display}' nor its verified domains: "
+        f"{', '.join(names) or 'none'}.",
+        "Correct the organisation name in the portal to one of the verified domains above, or "
+        "check that you linked the tenant you intended.",
+    )
+
+
+# --- certificate validity ----------------------------------------------------------------------
+def expiry_check(not_after: datetime, now: datetime, warn_days: int) -> Check:
+    remaining = not_after - now
+    stamp = to_rfc3339(not_after)
+    renew = (
+        "Generate a new key in the portal, upload its certificate under App registrations > "
+        "your app > Certificates & secrets, and link the account again with the new key."
+    )
+    if remaining <= timedelta(0):
+        return Check("certificate_expiry", "fail", f"The certificate expired on {stamp}.", renew)
+    if remaining < timedelta(days=warn_days):
+        return Check(
+            "certificate_expiry",
+            "warn",
+            f"The certificate expires on {stamp}, in {remaining.days} days.",
+            renew,
+        )
+    return Check(
+        "certificate_expiry",
+        "pass",
+        f"The certificate is valid until {stamp} ({remaining.days} days).",
+    )
+
+
+# --- the report --------------------------------------------------------------------------------
+def complete(decided: dict[str, Check]) -> list[Check]:
+    """All ten checks in order: those not decided are skipped, naming the step that blocked."""
+    result: dict[str, Check] = {}
+    for check_id in CHECK_ORDER:
+        if check_id in decided:
+            result[check_id] = decided[check_id]
+            continue
+        blocker = DEPENDS_ON.get(check_id, "tenant")
+        while blocker in result and result[blocker].status == "pass" and blocker in DEPENDS_ON:
+            blocker = DEPENDS_ON[
+                blocker
+            ]  # pragma: no cover - a passed blocker decides its children
+        result[check_id] = skipped(check_id, blocker)
+    return [result[c] for c in CHECK_ORDER]
+
+
+def overall_status(checks: list[Check]) -> str:
+    statuses = {c.status for c in checks}
+    if "fail" in statuses:
+        return "action_required"
+    if "error" in statuses:
+        return "error"
+    return "connected"

@@ -1,0 +1,229 @@
+"""The verification report's rules, decided from answers alone (no network)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared import verification as v
+from shared.tenant_client import GraphAnswer, MetadataAnswer, TokenAnswer
+
+NOW = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
+TID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+APP = "11111111-2222-3333-4444-555555555555"
+GR = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
+GA = "62e90394-69f5-4237-9190-012177145e10"
+
+
+def token_error(code: int, error: str = "invalid_client") -> TokenAnswer:
+    return TokenAnswer(error=error, error_code=code, description=f"AADSTS{code}: something.")
+
+
+def checks_of(answer: TokenAnswer) -> dict[str, v.Check]:
+    return {
+        c.id: c
+        for c in v.token_checks(answer, tenant_id=TID, application_id=APP, thumbprint="AB" * 20)
+    }
+
+
+def test_tenant_found_unknown_invalid_and_unreachable() -> None:
+    assert v.tenant_check(MetadataAnswer(document={}), TID).status == "pass"
+    unknown = v.tenant_check(MetadataAnswer(status=400, error_code=90002), TID)
+    assert (unknown.status, unknown.code) == ("fail", "AADSTS90002")
+    assert unknown.remediation and "Directory (tenant) ID" in unknown.remediation
+    invalid = v.tenant_check(MetadataAnswer(status=400, error_code=900023), TID)
+    assert (invalid.status, invalid.code) == ("fail", "AADSTS900023")
+    bare_400 = v.tenant_check(MetadataAnswer(status=400), TID)
+    assert (bare_400.status, bare_400.code) == ("fail", "AADSTS90002")
+    down = v.tenant_check(MetadataAnswer(status=503, transient=True), TID)
+    assert down.status == "error" and down.to_json()["retryable"] is True
+
+
+@pytest.mark.parametrize("code", [700016, 7000229, 7000112])
+def test_application_errors_fail_the_application_and_leave_the_certificate_unjudged(
+    code: int,
+) -> None:
+    checks = checks_of(token_error(code, "unauthorized_client"))
+    assert set(checks) == {"application"}
+    assert checks["application"].status == "fail"
+    assert checks["application"].code == f"AADSTS{code}"
+    assert checks["application"].remediation
+    report = {c.id: c for c in v.complete(checks)}
+    assert report["certificate"].status == "skipped"
+    assert "application" in report["certificate"].detail
+
+
+@pytest.mark.parametrize("code", [700027, 700024, 7000215, 7000222, 50027])
+def test_credential_errors_fail_the_certificate_with_the_thumbprint(code: int) -> None:
+    checks = checks_of(token_error(code))
+    assert checks["application"].status == "pass"
+    assert checks["certificate"].status == "fail"
+    assert checks["certificate"].code == f"AADSTS{code}"
+    if code != 700024:
+        remediation = checks["certificate"].remediation or ""
+        assert "AB" * 20 in remediation and "Certificates & secrets" in remediation
+        assert "few minutes" in remediation
+
+
+def test_token_endpoint_denying_the_tenant_fails_the_tenant() -> None:
+    checks = checks_of(token_error(90002, "invalid_tenant"))
+    assert checks["tenant"].status == "fail" and checks["tenant"].code == "AADSTS90002"
+
+
+def test_token_endpoint_unreachable_is_an_error() -> None:
+    checks = checks_of(TokenAnswer(transient=True, status=503))
+    assert checks["application"].status == "error"
+    report = v.complete(checks | {"tenant": v.tenant_check(MetadataAnswer(document={}), TID)})
+    assert v.overall_status(report) == "error"
+
+
+def test_consent_is_the_roles_claim() -> None:
+    assert v.consent_check({"roles": ["AccessReview.Read.All"]}).status == "pass"
+    missing = v.consent_check({"roles": ["User.Read.All"]})
+    assert missing.status == "fail" and "Grant admin consent" in (missing.remediation or "")
+    assert v.consent_check({}).status == "fail"
+
+
+def test_directory_role_from_wids_or_member_of() -> None:
+    assert v.role_ids_from_claims({}) is None
+    assert v.role_ids_from_claims({"wids": [GR.upper()]}) == [GR]
+    assert v.directory_role_check([GR], "wids").status == "pass"
+    assert v.directory_role_check([], "wids").status == "fail"
+    member_of = GraphAnswer(
+        status=200,
+        body={
+            "value": [
+                {"@odata.type": "#microsoft.graph.group", "id": "g"},
+                {"@odata.type": "#microsoft.graph.directoryRole", "roleTemplateId": GR},
+            ]
+        },
+    )
+    assert v.role_ids_from_member_of(member_of) == [GR]
+    denied = v.member_of_failure(GraphAnswer(status=403, code="Authorization_RequestDenied"))
+    assert denied.status == "fail" and denied.code == "Authorization_RequestDenied"
+    assert v.member_of_failure(GraphAnswer(status=None, transient=True)).status == "error"
+
+
+def test_least_privilege_warns_on_each_write_permission_and_admin_role() -> None:
+    unknown_role = "0997a1d0-0d1d-4acb-b408-d5ca73121e90"
+    ok = v.least_privilege_check({"roles": ["AccessReview.Read.All"]}, [GR, unknown_role])
+    assert ok.status == "pass" and unknown_role in ok.detail
+    warned = v.least_privilege_check(
+        {
+            "roles": [
+                "AccessReview.Read.All",
+                "User.ReadWrite.All",
+                "Mail.Send",
+                "Sites.FullControl.All",
+            ]
+        },
+        [GR, GA],
+    )
+    assert warned.status == "warn"
+    for name in (
+        "User.ReadWrite.All",
+        "Mail.Send",
+        "Sites.FullControl.All",
+        "Global Administrator",
+    ):
+        assert name in warned.detail
+    assert warned.remediation
+
+
+def test_graph_reads() -> None:
+    assert v.directory_read_check(GraphAnswer(status=200, body={})).status == "pass"
+    refused = v.directory_read_check(
+        GraphAnswer(
+            status=403, code="Authorization_RequestDenied", message="Insufficient privileges"
+        )
+    )
+    assert refused.status == "fail" and refused.code == "Authorization_RequestDenied"
+    assert v.directory_read_check(GraphAnswer(status=503, transient=True)).status == "error"
+    assert v.access_reviews_check(GraphAnswer(status=200, body={})).status == "pass"
+    denied = v.access_reviews_check(GraphAnswer(status=403, code="Authorization_RequestDenied"))
+    assert denied.status == "fail"
+    by_code = v.access_reviews_check(GraphAnswer(status=403, code="AadPremiumLicenseRequired"))
+    assert by_code.status == "warn" and "P2" in (by_code.remediation or "")
+    by_message = v.access_reviews_check(
+        GraphAnswer(
+            status=403, code="Forbidden", message="The tenant needs an AAD Premium 2 license."
+        )
+    )
+    assert by_message.status == "warn"
+    assert v.access_reviews_check(GraphAnswer(status=429, transient=True)).status == "error"
+
+
+def test_organization_match() -> None:
+    org = {
+        "id": TID,
+        "displayName": "Contoso",
+        "verifiedDomains": ["contoso.com", "contoso.onmicrosoft.com"],
+    }
+    assert v.organization_check(None, org).status == "pass"
+    assert v.organization_check("CONTOSO.onmicrosoft.com", org).status == "pass"
+    assert v.organization_check("contoso", org).status == "pass"
+    miss = v.organization_check("fabrikam.com", org)
+    assert miss.status == "warn" and "contoso.com" in miss.detail and miss.remediation
+
+
+def test_certificate_expiry() -> None:
+    assert v.expiry_check(NOW + timedelta(days=31), NOW, 30).status == "pass"
+    soon = v.expiry_check(NOW + timedelta(days=10), NOW, 30)
+    assert soon.status == "warn" and "10 days" in soon.detail
+    assert v.expiry_check(NOW - timedelta(seconds=1), NOW, 30).status == "fail"
+
+
+def test_complete_orders_all_ten_and_names_the_blocking_step() -> None:
+    decided = {
+        "tenant": v.tenant_check(MetadataAnswer(status=400, error_code=90002), TID),
+        "certificate_expiry": v.expiry_check(NOW + timedelta(days=90), NOW, 30),
+    }
+    report = v.complete(decided)
+    assert [c.id for c in report] == list(v.CHECK_ORDER)
+    assert all(c.status == "skipped" for c in report[1:-1])
+    assert "tenant" in report[1].detail
+    assert v.overall_status(report) == "action_required"
+
+
+def test_skipped_organization_match_names_directory_read() -> None:
+    decided = {
+        "tenant": v.Check("tenant", "pass", ""),
+        "application": v.Check("application", "pass", ""),
+        "certificate": v.Check("certificate", "pass", ""),
+        "directory_read": v.Check("directory_read", "fail", ""),
+    }
+    report = {c.id: c for c in v.complete(decided)}
+    assert "directory_read" in report["organization_match"].detail
+
+
+def test_overall_status() -> None:
+    def of(*statuses: str) -> list[v.Check]:
+        return [v.Check("tenant", s, "") for s in statuses]
+
+    assert v.overall_status(of("pass", "warn", "skipped")) == "connected"
+    assert v.overall_status(of("pass", "error")) == "error"
+    assert v.overall_status(of("error", "fail")) == "action_required"
+
+
+def test_every_fail_and_warn_carries_a_remediation_and_errors_are_retryable() -> None:
+    samples = [
+        v.tenant_check(MetadataAnswer(status=400, error_code=90002), TID),
+        *checks_of(token_error(700016, "unauthorized_client")).values(),
+        *checks_of(token_error(700027)).values(),
+        v.consent_check({}),
+        v.directory_role_check([], "x"),
+        v.least_privilege_check({"roles": ["User.ReadWrite.All"]}, []),
+        v.directory_read_check(GraphAnswer(status=403)),
+        v.access_reviews_check(GraphAnswer(status=403)),
+        v.access_reviews_check(GraphAnswer(status=403, code="AadPremiumLicenseRequired")),
+        v.organization_check("x", {"displayName": "y", "verifiedDomains": []}),
+        v.expiry_check(NOW, NOW, 30),
+        v.expiry_check(NOW + timedelta(days=1), NOW, 30),
+    ]
+    for check in samples:
+        body = check.to_json()
+        if body["status"] in ("fail", "warn"):
+            assert body["remediation"], body
+        assert ("retryable" in body) == (body["status"] == "error")
+        assert body["title"]
