@@ -54,6 +54,7 @@ class Settings:
     graph_endpoint: str | None
     health_check_schedule: str
     health_check_concurrency: int
+    health_check_budget_seconds: int
     cert_expiry_warning_days: int
     running_in_azure: bool
 
@@ -179,6 +180,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         graph_endpoint=graph,
         health_check_schedule=schedule,
         health_check_concurrency=_int(env, "HEALTH_CHECK_CONCURRENCY", 8, 1, 64, problems),
+        # Below host.json's functionTimeout (10 min), so a run ends cleanly rather than killed.
+        health_check_budget_seconds=_int(
+            env, "HEALTH_CHECK_TIME_BUDGET_SECONDS", 480, 10, 3600, problems
+        ),
         cert_expiry_warning_days=_int(env, "CERT_EXPIRY_WARNING_DAYS", 30, 0, 365, problems),
         running_in_azure=in_azure,
     )

@@ -193,3 +193,28 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     os.environ.setdefault("AZURE_CORE_COLLECT_TELEMETRY", "false")
+
+
+# --- the sandbox tenant ------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Any]:
+    from localdev.sandbox import Sandbox
+
+    with Sandbox() as instance:
+        yield instance
+
+
+@pytest.fixture
+def sandboxed_app(
+    sandbox: Any, start_app: Callable[..., RunningApp], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., RunningApp]:
+    """Start the app pointed at a clean sandbox tenant (Entra + Graph), local stores."""
+    sandbox.reset()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", sandbox.ca_bundle_path)
+
+    def start(env: Mapping[str, str] | None = None, **options: Any) -> RunningApp:
+        values = {"ENTRA_AUTHORITY_HOST": sandbox.base_url, "GRAPH_ENDPOINT": sandbox.base_url}
+        values.update(env or {})
+        return start_app(values, **options)
+
+    return start

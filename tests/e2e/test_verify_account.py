@@ -1,0 +1,361 @@
+"""POST /api/accounts/{id}/verify against the sandbox tenant: every row of API.md's checks table."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from shared import certificates
+from shared.keystore.base import KeyLabels
+from shared.records import KeyRecord
+from shared.timefmt import utc_now
+from shared.verification import CHECK_ORDER
+from tests.conftest import RunningApp
+from tests.e2e.customer import Customer, check, statuses
+
+TOKEN_CHECKS = ["admin_consent", "directory_role", "directory_read", "access_reviews_read"]
+
+
+@pytest.fixture
+def app(sandboxed_app: Callable[..., RunningApp]) -> RunningApp:
+    return sandboxed_app()
+
+
+@pytest.fixture
+def customer(app: RunningApp, sandbox: Any) -> Customer:
+    return Customer(app, sandbox)
+
+
+def assert_shape(report: dict[str, Any]) -> None:
+    assert [c["id"] for c in report["checks"]] == list(CHECK_ORDER)
+    for c in report["checks"]:
+        assert c["status"] in ("pass", "warn", "fail", "skipped", "error")
+        assert c["title"] and c["detail"]
+        if c["status"] in ("fail", "warn"):
+            assert c["remediation"], c
+        assert c.get("retryable") is (True if c["status"] == "error" else None)
+
+
+def test_a_customer_who_followed_the_guide_is_connected(customer: Customer) -> None:
+    customer.link_all_the_way()
+    report = customer.verify()
+    assert_shape(report)
+    assert set(statuses(report).values()) == {"pass"}, statuses(report)
+    assert report["status"] == "connected" and report["accountId"] == customer.account["id"]
+    assert report["grantedPermissions"] == ["AccessReview.Read.All"]
+    assert "Global Reader" in report["directoryRoles"]
+    assert report["organization"]["id"] == customer.tenant_id
+    assert customer.domains[0] in report["organization"]["verifiedDomains"]
+    assert report["cloud"] == "global"
+    assert isinstance(report["durationMs"], int)
+    account = customer.current()
+    assert account["status"] == "connected"
+    assert account["lastVerifiedAt"] == report["checkedAt"]
+    assert account["lastVerification"] == report
+    assert "PRIVATE KEY" not in str(report) and "eyJ" not in str(report)
+
+
+@pytest.mark.parametrize("fmt", ["pem", "crt"])
+def test_pem_and_crt_uploads_work_as_well(customer: Customer, fmt: str) -> None:
+    customer.register()
+    customer.generate_key()
+    customer.upload_certificate(fmt)
+    customer.connect()
+    assert customer.verify()["status"] == "connected"
+
+
+def test_unknown_tenant(customer: Customer) -> None:
+    customer.tenant_id = str(uuid.uuid4())
+    customer.application_id = str(uuid.uuid4())
+    customer.domains = []
+    customer.generate_key()
+    customer.connect()
+    report = customer.verify()
+    assert_shape(report)
+    tenant = check(report, "tenant")
+    assert (tenant["status"], tenant["code"]) == ("fail", "AADSTS90002")
+    for check_id in CHECK_ORDER[1:-1]:
+        assert check(report, check_id)["status"] == "skipped"
+    assert check(report, "application")["detail"].find("tenant") >= 0
+    assert check(report, "certificate_expiry")["status"] == "pass"
+    assert report["status"] == "action_required"
+    assert customer.current()["status"] == "action_required"
+
+
+@pytest.mark.parametrize(
+    ("setup", "code"),
+    [
+        ("unknown_app", "AADSTS700016"),
+        ("no_service_principal", "AADSTS7000229"),
+        ("disabled", "AADSTS7000112"),
+    ],
+)
+def test_application_problems(customer: Customer, setup: str, code: str) -> None:
+    customer.register()
+    if setup == "unknown_app":
+        customer.application_id = str(uuid.uuid4())
+    elif setup == "no_service_principal":
+        customer.admin.update_application(
+            customer.tenant_id, customer.application_id, service_principal=False
+        )
+    else:
+        customer.admin.update_application(
+            customer.tenant_id, customer.application_id, enabled=False
+        )
+    customer.generate_key()
+    if setup != "unknown_app":
+        customer.upload_certificate()
+    customer.connect()
+    report = customer.verify()
+    assert_shape(report)
+    application = check(report, "application")
+    assert (application["status"], application["code"]) == ("fail", code)
+    assert check(report, "certificate")["status"] == "skipped"
+    assert all(check(report, c)["status"] == "skipped" for c in TOKEN_CHECKS)
+    assert report["status"] == "action_required"
+
+
+def test_certificate_not_uploaded(customer: Customer) -> None:
+    customer.register()
+    customer.generate_key()
+    customer.connect()
+    report = customer.verify()
+    assert_shape(report)
+    certificate = check(report, "certificate")
+    assert (certificate["status"], certificate["code"]) == ("fail", "AADSTS700027")
+    assert customer.key["thumbprint"] in certificate["remediation"]
+    assert "few minutes" in certificate["remediation"]
+    assert check(report, "application")["status"] == "pass"
+    assert all(check(report, c)["status"] == "skipped" for c in TOKEN_CHECKS)
+
+
+def test_certificate_uploaded_after_a_failed_verification_is_seen(customer: Customer) -> None:
+    customer.register()
+    customer.generate_key()
+    customer.connect()
+    assert customer.verify()["status"] == "action_required"
+    customer.upload_certificate()
+    assert customer.verify()["status"] == "connected"
+
+
+def test_consent_missing_then_granted_between_two_verifications(customer: Customer) -> None:
+    customer.link_all_the_way(consent=False)
+    first = customer.verify()
+    assert check(first, "admin_consent")["status"] == "fail"
+    assert "Grant admin consent" in check(first, "admin_consent")["remediation"]
+    assert check(first, "access_reviews_read")["status"] == "fail"
+    assert check(first, "access_reviews_read")["code"] == "Authorization_RequestDenied"
+    assert first["status"] == "action_required"
+    customer.admin.set_permissions(
+        customer.tenant_id, customer.application_id, ["AccessReview.Read.All"]
+    )
+    second = customer.verify()
+    assert second["status"] == "connected", statuses(second)
+    assert customer.current()["status"] == "connected"
+
+
+def test_consent_revoked_after_connecting(customer: Customer) -> None:
+    customer.link_all_the_way()
+    assert customer.verify()["status"] == "connected"
+    customer.admin.set_permissions(customer.tenant_id, customer.application_id, [])
+    report = customer.verify()
+    assert check(report, "admin_consent")["status"] == "fail"
+    assert customer.current()["status"] == "action_required"
+
+
+def test_global_reader_missing(customer: Customer) -> None:
+    customer.link_all_the_way(role=False)
+    report = customer.verify()
+    assert_shape(report)
+    assert check(report, "directory_role")["status"] == "fail"
+    assert "Roles & admins" in check(report, "directory_role")["remediation"]
+    directory = check(report, "directory_read")
+    assert (directory["status"], directory["code"]) == ("fail", "Authorization_RequestDenied")
+    assert check(report, "organization_match")["status"] == "skipped"
+    assert "directory_read" in check(report, "organization_match")["detail"]
+    assert check(report, "admin_consent")["status"] == "pass"
+
+
+@pytest.mark.parametrize("role", [True, False])
+def test_without_a_wids_claim_the_service_principal_roles_decide(
+    customer: Customer, role: bool
+) -> None:
+    customer.link_all_the_way(emit_wids=False, role=role)
+    customer.sandbox.admin.reset_requests()
+    report = customer.verify()
+    assert check(report, "directory_role")["status"] == ("pass" if role else "fail")
+    graph_paths = [r["path"] for r in customer.admin.requests()["value"] if r["target"] == "graph"]
+    assert any("memberOf" in p for p in graph_paths)
+
+
+@pytest.mark.parametrize("style", ["code", "message"])
+def test_unlicensed_tenant_warns_about_p2(customer: Customer, style: str) -> None:
+    customer.link_all_the_way(licensed=False)
+    customer.admin.update_tenant(customer.tenant_id, license_error_style=style)
+    report = customer.verify()
+    reviews = check(report, "access_reviews_read")
+    assert reviews["status"] == "warn"
+    assert "P2" in reviews["remediation"] and "Governance" in reviews["remediation"]
+    assert report["status"] == "connected"
+
+
+def test_organization_name_that_matches_nothing_warns_with_the_domains(customer: Customer) -> None:
+    customer.register()
+    customer.generate_key()
+    customer.upload_certificate()
+    customer.connect(organizationName="fabrikam.com")
+    report = customer.verify()
+    match = check(report, "organization_match")
+    assert match["status"] == "warn" and customer.domains[0] in match["detail"]
+    assert report["status"] == "connected"
+
+
+def test_organization_display_name_matches(customer: Customer) -> None:
+    customer.register(name="Northwind")
+    customer.generate_key()
+    customer.upload_certificate()
+    customer.connect(organizationName="NORTHWIND")
+    assert check(customer.verify(), "organization_match")["status"] == "pass"
+
+
+def test_more_than_read_access_warns_with_each_extra(customer: Customer) -> None:
+    customer.link_all_the_way()
+    customer.admin.set_permissions(
+        customer.tenant_id,
+        customer.application_id,
+        ["AccessReview.Read.All", "User.ReadWrite.All", "Mail.Send"],
+    )
+    customer.admin.set_directory_roles(
+        customer.tenant_id, customer.application_id, ["Global Reader", "Global Administrator"]
+    )
+    report = customer.verify()
+    least = check(report, "least_privilege")
+    assert least["status"] == "warn"
+    for extra in ("User.ReadWrite.All", "Mail.Send", "Global Administrator"):
+        assert extra in least["detail"]
+    assert report["status"] == "connected"
+
+
+def test_certificate_expiring_soon_warns(customer: Customer) -> None:
+    customer.register()
+    customer.generate_key(validityDays=10)
+    customer.upload_certificate()
+    customer.connect()
+    report = customer.verify()
+    expiry = check(report, "certificate_expiry")
+    assert expiry["status"] == "warn" and "days" in expiry["detail"]
+    assert report["status"] == "connected"
+
+
+def test_expired_certificate_fails(customer: Customer, app: RunningApp) -> None:
+    customer.register()
+    # A certificate made 400 days ago for one year, as an old link would have: stored through
+    # the app's own stores, exactly as POST /api/keys stores one.
+    made = utc_now() - timedelta(days=400)
+    pair = certificates.generate("Old", validity_days=365, key_size=2048, now=made)
+    key_id = str(uuid.uuid4())
+    app.context.keys.put(
+        key_id,
+        pair.private_key_pem,
+        KeyLabels("local-dev", customer.tenant_id, customer.application_id, "x", made),
+    )
+    info = pair.info
+    app.context.accounts.add_key(
+        KeyRecord(
+            key_id,
+            "local-dev",
+            customer.tenant_id,
+            customer.application_id,
+            "Old",
+            info.thumbprint,
+            info.thumbprint_sha256,
+            info.subject,
+            info.not_before,
+            info.not_after,
+            info.key_size,
+            info.certificate_pem,
+            made,
+        )  # fmt: skip
+    )
+    customer.key = {"keyId": key_id}
+    customer.admin.upload_certificate(
+        customer.tenant_id, customer.application_id, info.certificate_pem
+    )
+    customer.connect()
+    report = customer.verify()
+    assert check(report, "certificate_expiry")["status"] == "fail"
+    assert check(report, "certificate")["status"] == "fail"  # Entra refuses an expired key too
+    assert report["status"] == "action_required"
+
+
+def test_throttled_token_endpoint_is_retried_after_retry_after(customer: Customer) -> None:
+    customer.link_all_the_way()
+    customer.admin.reset_requests()
+    customer.admin.add_fault("token", 429, retry_after=1, count=1)
+    report = customer.verify()
+    assert report["status"] == "connected"
+    assert customer.admin.requests()["counts"]["token"] == 2
+    assert report["durationMs"] >= 1000  # it waited as Retry-After asked
+
+
+def test_graph_down_is_an_error_that_keeps_the_account_status(customer: Customer) -> None:
+    customer.link_all_the_way()
+    connected = customer.verify()
+    assert connected["status"] == "connected"
+    customer.admin.add_fault("graph", 503)
+    try:
+        report = customer.verify()
+    finally:
+        customer.admin.clear_faults()
+    assert report["status"] == "error"
+    directory = check(report, "directory_read")
+    assert directory["status"] == "error" and directory["retryable"] is True
+    assert check(report, "access_reviews_read")["status"] == "error"
+    assert check(report, "organization_match")["status"] == "skipped"
+    account = customer.current()
+    assert account["status"] == "connected"
+    assert account["lastVerification"] == report
+    assert account["lastVerifiedAt"] == report["checkedAt"]
+
+
+def test_error_on_a_new_account_keeps_it_pending(customer: Customer) -> None:
+    customer.link_all_the_way()
+    customer.admin.add_fault("token", 503)
+    try:
+        report = customer.verify()
+    finally:
+        customer.admin.clear_faults()
+    assert report["status"] == "error"
+    assert check(report, "application")["status"] == "error"
+    assert customer.current()["status"] == "pending"
+
+
+def test_a_tenant_in_another_cloud_is_found_by_auto(customer: Customer) -> None:
+    customer.link_all_the_way(cloud="usgov")
+    report = customer.verify()
+    assert report["cloud"] == "usgov"
+    assert report["status"] == "connected", statuses(report)
+
+
+def test_request_budget_cold_and_warm(customer: Customer) -> None:
+    customer.link_all_the_way()
+    customer.admin.reset_requests()
+    assert customer.verify()["status"] == "connected"
+    cold = customer.admin.requests()["counts"]
+    assert sum(cold.get(t, 0) for t in ("metadata", "token", "graph")) <= 4, cold
+    customer.admin.reset_requests()
+    assert customer.verify()["status"] == "connected"
+    warm = customer.admin.requests()["counts"]
+    assert sum(warm.get(t, 0) for t in ("metadata", "token", "graph")) <= 3, warm
+    assert warm.get("token", 0) == 1  # a customer's verification always gets a fresh token
+
+
+def test_unknown_account_is_404(app: RunningApp) -> None:
+    response = app.http.post(app.api(f"/accounts/{uuid.uuid4()}/verify"))
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert app.http.post(app.api("/accounts/nope/verify")).status_code == 404
