@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import azure.functions as func
+from azure.functions.timer import TimerRequest
 import requests
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
@@ -153,7 +154,7 @@ class LocalHost:
         try:
             argument: Any = None
             if spec.trigger == "timerTrigger":
-                argument = func.TimerRequest(past_due=past_due)
+                argument = TimerRequest(past_due=past_due)
             self.handler(spec.name)(argument)
             log.info(
                 "function %s ran in %.0f ms", spec.name, (time.perf_counter() - started) * 1000

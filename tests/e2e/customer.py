@@ -35,6 +35,7 @@ class Customer:
         emit_wids: bool = True,
         licensed: bool = True,
         name: str = "Contoso",
+        token_lifetime: int | None = None,
     ) -> Customer:
         """Register a single-tenant app, as the linking guide asks (no certificate yet)."""
         domain = f"{name.lower()}{uuid.uuid4().hex[:6]}.onmicrosoft.com"
@@ -42,6 +43,8 @@ class Customer:
             name, domains=[domain], cloud=cloud, emit_wids=emit_wids, licensed=licensed
         )
         self.tenant_id = tenant["tenantId"]
+        if token_lifetime is not None:
+            self.admin.update_tenant(self.tenant_id, token_lifetime_seconds=token_lifetime)
         self.domains = [domain]
         registration = self.admin.create_application(self.tenant_id, "Governance portal")
         self.application_id = registration["appId"]

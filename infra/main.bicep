@@ -1,0 +1,262 @@
+// Entry point (azd `azd up`, or `az deployment sub create`): creates the resource group
+// and everything the tenant-linking function app needs. See infra/README.md.
+targetScope = 'subscription'
+
+// ---- environment ----------------------------------------------------------------
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the environment (azd: AZURE_ENV_NAME). Seeds the unique suffix of every resource name and the azd-env-name tag.')
+param environmentName string
+
+@minLength(1)
+@description('Azure region of all resources. It must offer Flex Consumption: az functionapp list-flexconsumption-locations.')
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
+param location string
+
+@description('Object id of the deploying user or service principal (azd: AZURE_PRINCIPAL_ID). When set and grantPrincipalDataAccess is true it gets the app\'s data roles. Empty: none.')
+param principalId string = ''
+
+@description('Kind of principal principalId is: User for a person, ServicePrincipal for a CI identity.')
+@allowed([
+  'User'
+  'ServicePrincipal'
+])
+param principalType string = 'User'
+
+@description('Give principalId the same data roles as the app (blob, queue, table, metrics, Key Vault secrets) for local debugging. Turn off for production.')
+param grantPrincipalDataAccess bool = true
+
+// ---- name overrides (empty: generated) -------------------------------------------
+
+@description('Resource group name. Empty: rg-<environmentName>.')
+param resourceGroupName string = ''
+
+@description('Function app name. Empty: func-api-<token>.')
+param functionAppName string = ''
+
+@description('Flex Consumption plan name. Empty: plan-<token>.')
+param appServicePlanName string = ''
+
+@description('Storage account name. Empty: st<token>.')
+param storageAccountName string = ''
+
+@description('Key vault name. Empty: kv-<token>.')
+param keyVaultName string = ''
+
+@description('User-assigned managed identity name. Empty: id-api-<token>.')
+param identityName string = ''
+
+@description('Log Analytics workspace name. Empty: log-<token>.')
+param logAnalyticsName string = ''
+
+@description('Application Insights name. Empty: appi-<token>.')
+param applicationInsightsName string = ''
+
+// ---- function app ---------------------------------------------------------------
+
+@description('Browser origins allowed by CORS, e.g. ["https://portal.example.com"]. Empty: no cross-origin browser calls.')
+param portalOrigins array = []
+
+@description('Memory of each Flex Consumption instance in MB.')
+@allowed([
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Upper bound on the number of Flex Consumption instances.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Replication SKU of the storage account (it also holds the linked-account records).')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param storageSkuName string = 'Standard_LRS'
+
+@description('Days the Log Analytics workspace keeps data.')
+@minValue(30)
+@maxValue(730)
+param logAnalyticsRetentionInDays int = 30
+
+// ---- app settings ---------------------------------------------------------------
+
+@description('AUTH_AUDIENCE: audience (aud) of the portal\'s Entra access tokens, e.g. api://<portal-api-app-id> or its client id. Required.')
+@minLength(1)
+param authAudience string
+
+@description('AUTH_ISSUER: expected token issuer; {tid} stands for the token\'s tenant id.')
+param authIssuer string = 'https://login.microsoftonline.com/{tid}/v2.0'
+
+@description('AUTH_JWKS_URI: where the token signing keys are fetched.')
+param authJwksUri string = 'https://login.microsoftonline.com/common/discovery/v2.0/keys'
+
+@description('AUTH_OWNER_CLAIM: token claim that owns linked accounts.')
+param authOwnerClaim string = 'tid'
+
+@description('HEALTH_CHECK_SCHEDULE: NCRONTAB (six fields, UTC) of the health_check timer.')
+param healthCheckSchedule string = '0 0 */6 * * *'
+
+@description('HEALTH_CHECK_CONCURRENCY: linked accounts verified at once by the health check.')
+@minValue(1)
+param healthCheckConcurrency int = 8
+
+@description('CERT_EXPIRY_WARNING_DAYS: days before certificate expiry that the health check warns.')
+@minValue(1)
+param certExpiryWarningDays int = 30
+
+// ---- key vault network ------------------------------------------------------------
+
+@description('Public network access to the key vault. Keep Enabled unless the app reaches the vault through VNet integration + private endpoint (not created by this template).')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param keyVaultPublicNetworkAccess string = 'Enabled'
+
+@description('Default action of the key vault firewall (networkAcls.defaultAction). Deny needs the same VNet setup as above.')
+@allowed([
+  'Allow'
+  'Deny'
+])
+param keyVaultNetworkDefaultAction string = 'Allow'
+
+// ---- names ----------------------------------------------------------------------
+
+var abbrs = loadJsonContent('./abbreviations.json')
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+}
+var apiServiceName = 'api'
+var accountsTableName = 'linkedaccounts'
+var appName = !empty(functionAppName) ? functionAppName : '${abbrs.webSitesFunctions}${apiServiceName}-${resourceToken}'
+var deploymentContainerName = 'app-package-${toLower(take(appName, 32))}-${take(toLower(uniqueString(appName, resourceToken)), 7)}'
+
+resource rg 'Microsoft.Resources/resourceGroups@2022-09-01' = {
+  name: !empty(resourceGroupName) ? resourceGroupName : '${abbrs.resourcesResourceGroups}${environmentName}'
+  location: location
+  tags: tags
+}
+
+module identity './app/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: !empty(identityName) ? identityName : '${abbrs.managedIdentityUserAssignedIdentities}${apiServiceName}-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module monitoring './app/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: !empty(logAnalyticsName) ? logAnalyticsName : '${abbrs.operationalInsightsWorkspaces}${resourceToken}'
+    applicationInsightsName: !empty(applicationInsightsName) ? applicationInsightsName : '${abbrs.insightsComponents}${resourceToken}'
+    location: location
+    tags: tags
+    retentionInDays: logAnalyticsRetentionInDays
+  }
+}
+
+module storage './app/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: !empty(storageAccountName) ? storageAccountName : '${abbrs.storageStorageAccounts}${resourceToken}'
+    location: location
+    tags: tags
+    skuName: storageSkuName
+    deploymentContainerName: deploymentContainerName
+    accountsTableName: accountsTableName
+  }
+}
+
+module keyVault './app/key-vault.bicep' = {
+  name: 'keyVault'
+  scope: rg
+  params: {
+    name: !empty(keyVaultName) ? keyVaultName : '${abbrs.keyVaultVaults}${resourceToken}'
+    location: location
+    tags: tags
+    publicNetworkAccess: keyVaultPublicNetworkAccess
+    networkDefaultAction: keyVaultNetworkDefaultAction
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
+  }
+}
+
+module rbac './app/rbac.bicep' = {
+  name: 'rbac'
+  scope: rg
+  params: {
+    storageAccountName: storage.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    keyVaultName: keyVault.outputs.name
+    managedIdentityPrincipalId: identity.outputs.principalId
+    userPrincipalId: principalId
+    userPrincipalType: principalType
+    grantUserPrincipal: grantPrincipalDataAccess
+  }
+}
+
+module functionApp './app/function-app.bicep' = {
+  name: 'functionApp'
+  scope: rg
+  // The host starts as soon as the app exists; let it find its roles in place.
+  dependsOn: [
+    rbac
+  ]
+  params: {
+    name: appName
+    planName: !empty(appServicePlanName) ? appServicePlanName : '${abbrs.webServerFarms}${resourceToken}'
+    location: location
+    tags: tags
+    serviceName: apiServiceName
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    keyVaultUri: keyVault.outputs.uri
+    accountsTableName: storage.outputs.accountsTableName
+    portalOrigins: portalOrigins
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    authAudience: authAudience
+    authIssuer: authIssuer
+    authJwksUri: authJwksUri
+    authOwnerClaim: authOwnerClaim
+    healthCheckSchedule: healthCheckSchedule
+    healthCheckConcurrency: healthCheckConcurrency
+    certExpiryWarningDays: certExpiryWarningDays
+  }
+}
+
+// ---- outputs (azd stores them in .azure/<env>/.env) --------------------------------
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = rg.name
+output SERVICE_API_NAME string = functionApp.outputs.name
+output AZURE_FUNCTION_NAME string = functionApp.outputs.name
+output AZURE_FUNCTION_DEFAULT_HOST_NAME string = functionApp.outputs.defaultHostName
+output SERVICE_API_URI string = functionApp.outputs.uri
+output API_BASE_URL string = '${functionApp.outputs.uri}/api'
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.uri
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_FUNCTION_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
