@@ -29,7 +29,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP) node_modules/.installed
 	$(PY) -m pytest
 
-test: lint typecheck pytest
+scan-infra:
+	bash infra/scan.sh
+
+test: lint typecheck scan-infra pytest
 
 bench: $(STAMP) node_modules/.installed
 	$(PY) -m bench

@@ -13,6 +13,7 @@ import json
 import logging
 import mimetypes
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -21,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import azure.functions as func
-from azure.functions.timer import TimerRequest
 import requests
+from azure.functions.timer import TimerRequest
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -235,7 +236,8 @@ class LocalHost:
     def describe(self) -> str:
         lines = [f"Functions host listening on {self.base_url}", "", "HTTP functions:"]
         for methods, path, name in self.routes():
-            lines.append(f"  {name:>15}: [{methods}] {self.base_url}{path}")
+            shown = re.sub(r"<(?:path:)?(\w+)>", r"{\1}", path)  # as Core Tools prints routes
+            lines.append(f"  {name:>15}: [{methods}] {self.base_url}{shown}")
         others = [s for s in self.functions.values() if s.trigger != "httpTrigger"]
         if others:
             lines.append("")

@@ -1,4 +1,4 @@
-"""AUTH_MODE=entra: bearer tokens validated against the issuer's JWKS (the sandbox portal issuer)."""
+"""AUTH_MODE=entra: bearer tokens checked against the issuer's JWKS (the sandbox portal issuer)."""
 
 from __future__ import annotations
 

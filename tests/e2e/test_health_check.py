@@ -55,7 +55,7 @@ def aged_key(app: RunningApp, *, days: int, linked: bool = False) -> str:
             i.key_size,
             i.certificate_pem,
             made,
-        )  # fmt: skip
+        )
     )
     return key_id
 
@@ -172,10 +172,12 @@ def test_an_exception_in_one_account_does_not_stop_the_others(
 
 def test_the_local_host_runs_the_timer_on_request(app: RunningApp, sandbox: Any) -> None:
     customer = Customer(app, sandbox).link_all_the_way()
-    response = requests.post(f"{app.url}/admin/functions/health_check", json={"input": ""})
+    response = requests.post(
+        f"{app.url}/admin/functions/health_check", json={"input": ""}, timeout=10
+    )
     assert response.status_code == 202
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and customer.current()["status"] == "pending":
         time.sleep(0.1)
     assert customer.current()["status"] == "connected"
-    assert requests.post(f"{app.url}/admin/functions/nope").status_code == 404
+    assert requests.post(f"{app.url}/admin/functions/nope", timeout=10).status_code == 404

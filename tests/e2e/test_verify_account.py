@@ -279,7 +279,7 @@ def test_expired_certificate_fails(customer: Customer, app: RunningApp) -> None:
             info.key_size,
             info.certificate_pem,
             made,
-        )  # fmt: skip
+        )
     )
     customer.key = {"keyId": key_id}
     customer.admin.upload_certificate(

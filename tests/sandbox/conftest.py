@@ -16,7 +16,9 @@ import jwt
 import msal
 import pytest
 import requests
-from tenant_setup import (
+
+from localdev.sandbox import Sandbox
+from tests.sandbox.tenant_setup import (
     ASSERTION_TYPE,
     GRAPH_SCOPE,
     Credential,
@@ -25,8 +27,6 @@ from tenant_setup import (
     make_credential,
     token_for,
 )
-
-from localdev.sandbox import Sandbox
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,9 @@ from pathlib import Path
 import jwt
 import pytest
 import requests
-from tenant_setup import Credential, Linked
 
 from localdev.sandbox import Sandbox, SandboxAdminError
+from tests.sandbox.tenant_setup import Credential, Linked
 
 GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 

@@ -9,15 +9,15 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 import requests
-from tenant_setup import (
+
+from localdev.sandbox import Sandbox
+from tests.sandbox.tenant_setup import (
     GRAPH_SCOPE,
     Credential,
     Linked,
     MsalFactory,
     make_credential,
 )
-
-from localdev.sandbox import Sandbox
 
 GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 DEFAULT_WIDS = "0997a1d0-0d1d-4acb-b408-d5ca73121e90"

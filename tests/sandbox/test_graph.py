@@ -6,9 +6,9 @@ import time
 
 import pytest
 import requests
-from tenant_setup import Credential, Linked, MsalFactory, token_for
 
 from localdev.sandbox import Sandbox
+from tests.sandbox.tenant_setup import Credential, Linked, MsalFactory, token_for
 
 GLOBAL_READER = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 ORGANIZATION = "/v1.0/organization"

@@ -6,9 +6,9 @@ import time
 
 import jwt
 import requests
-from tenant_setup import GRAPH_SCOPE, Credential, Linked, MsalFactory
 
 from localdev.sandbox import Sandbox
+from tests.sandbox.tenant_setup import GRAPH_SCOPE, Credential, Linked, MsalFactory
 
 ORGANIZATION = "/v1.0/organization"
 
