@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 from cryptography import x509
 
 from shared import certificates
+from tests import openssl_cli
 from tests.conftest import RunningApp
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -89,26 +89,8 @@ def test_downloads_are_the_same_certificate_for_openssl(
         )
         path = tmp_path / f"download.{fmt}"
         path.write_bytes(response.content)
-        out = subprocess.run(
-            [
-                openssl,
-                "x509",
-                "-inform",
-                inform,
-                "-in",
-                str(path),
-                "-noout",
-                "-fingerprint",
-                "-sha1",
-                "-modulus",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        fingerprint = out.splitlines()[0].split("=", 1)[1].replace(":", "")
-        assert fingerprint == key["thumbprint"]
-        moduli.add(out.splitlines()[1])
+        assert openssl_cli.fingerprint(openssl, path, inform) == key["thumbprint"]
+        moduli.add(openssl_cli.x509(openssl, path, inform, "-modulus"))
     assert len(moduli) == 1
 
 

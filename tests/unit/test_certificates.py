@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +10,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from shared import certificates
+from tests import openssl_cli
 
 NOW = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
 
@@ -83,55 +82,13 @@ def test_openssl_reads_every_download_format_with_the_same_thumbprint(
         body, _ = certificates.export(pair.info.certificate_pem, fmt)
         path = tmp_path / f"c.{fmt}"
         path.write_bytes(body)
-        text = subprocess.run(
-            [openssl, "x509", "-inform", inform, "-in", str(path), "-noout", "-text"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+        text = openssl_cli.x509(openssl, path, inform, "-text")
         assert "Version: 3" in text and "TLS Web Client Authentication" in text
-        fingerprint = subprocess.run(
-            [
-                openssl,
-                "x509",
-                "-inform",
-                inform,
-                "-in",
-                str(path),
-                "-noout",
-                "-fingerprint",
-                "-sha1",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        assert re.sub(r"[^0-9A-F]", "", fingerprint.split("=", 1)[1]) == pair.info.thumbprint
-        sha256 = subprocess.run(
-            [
-                openssl,
-                "x509",
-                "-inform",
-                inform,
-                "-in",
-                str(path),
-                "-noout",
-                "-fingerprint",
-                "-sha256",
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        assert re.sub(r"[^0-9A-F]", "", sha256.split("=", 1)[1]) == pair.info.thumbprint_sha256
-        moduli.add(
-            subprocess.run(
-                [openssl, "x509", "-inform", inform, "-in", str(path), "-noout", "-modulus"],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
+        assert openssl_cli.fingerprint(openssl, path, inform) == pair.info.thumbprint
+        assert openssl_cli.fingerprint(openssl, path, inform, "-sha256") == (
+            pair.info.thumbprint_sha256
         )
+        moduli.add(openssl_cli.x509(openssl, path, inform, "-modulus"))
     assert len(moduli) == 1
 
 
