@@ -181,3 +181,15 @@ def test_the_local_host_runs_the_timer_on_request(app: RunningApp, sandbox: Any)
         time.sleep(0.1)
     assert customer.current()["status"] == "connected"
     assert requests.post(f"{app.url}/admin/functions/nope", timeout=10).status_code == 404
+
+
+def test_the_local_host_runs_the_timer_on_its_schedule(
+    app: RunningApp, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customer = Customer(app, sandbox).link_all_the_way()
+    monkeypatch.setenv("HEALTH_CHECK_SCHEDULE", "*/2 * * * * *")  # every two seconds
+    app.host.start_timers()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and customer.current()["status"] == "pending":
+        time.sleep(0.2)
+    assert customer.current()["status"] == "connected"
