@@ -95,6 +95,7 @@ def unlink_account(ctx: AppContext, owner: str, account_id: str) -> None:
     if account is None:
         raise NotFound(f"no account {account_id!r}")
     log.info("account unlinked accountId=%s keyId=%s", account.id, account.key_id)
+    ctx.forget_account(account.id)
     finish_key_deletion(ctx, owner, account.key_id)
 
 

@@ -32,6 +32,11 @@ class AppContext:
     http: requests.Session
     _tenant: TenantClient | None = None
 
+    def forget_account(self, account_id: str) -> None:
+        """An unlinked account's cached sign-in state goes with it (nothing to do if none)."""
+        if self._tenant is not None:
+            self._tenant.forget_account(account_id)
+
     def tenant_client(self) -> TenantClient:
         """The client of customers' tenants, made on first use (it imports MSAL)."""
         if self._tenant is None:

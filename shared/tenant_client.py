@@ -231,9 +231,11 @@ class TenantClient:
                 self._apps.popitem(last=False)  # its private key goes with it
         return cached
 
-    def forget(self, cache_key: tuple[str, ...]) -> None:
+    def forget_account(self, account_id: str) -> None:
+        """Drop an unlinked account's application objects, and the private keys they hold."""
         with self._lock:
-            self._apps.pop(cache_key, None)
+            for key in [k for k in self._apps if k[0] == account_id]:
+                del self._apps[key]
 
     @property
     def warm_apps(self) -> int:

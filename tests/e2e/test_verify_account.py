@@ -359,3 +359,11 @@ def test_unknown_account_is_404(app: RunningApp) -> None:
     assert response.status_code == 404
     assert response.headers["Content-Type"] == "application/problem+json"
     assert app.http.post(app.api("/accounts/nope/verify")).status_code == 404
+
+
+def test_unlink_drops_the_warm_sign_in_state(customer: Customer, app: RunningApp) -> None:
+    customer.link_all_the_way()
+    customer.verify()
+    assert app.context.tenant_client().warm_apps == 1
+    assert app.http.delete(app.api(f"/accounts/{customer.account['id']}")).status_code == 204
+    assert app.context.tenant_client().warm_apps == 0
