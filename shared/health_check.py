@@ -22,6 +22,7 @@ from typing import Any
 from shared.accounts import finish_key_deletion
 from shared.app_context import AppContext
 from shared.errors import AppError
+from shared.outbound import deadline
 from shared.records import Account
 from shared.timefmt import utc_now
 from shared.verify import record, run_checks
@@ -120,9 +121,10 @@ def run(
     def worker() -> None:
         while (account := next_account()) is not None:
             try:
-                report = run_checks(
-                    ctx, account, fresh_token=False, private_key=keys.reader(account.key_id)
-                )
+                with deadline(account_seconds):
+                    report = run_checks(
+                        ctx, account, fresh_token=False, private_key=keys.reader(account.key_id)
+                    )
                 saved = record(ctx, account, report)
                 with lock:
                     summary.checked += 1

@@ -6,6 +6,10 @@ Microsoft Graph) goes through a session made here. `requests` honours REQUESTS_C
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import requests
@@ -16,6 +20,21 @@ CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 15.0
 
 
+_deadline = threading.local()
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Every request this thread makes inside the block shares one deadline: each call's
+    timeouts shrink to what is left, and a call past it fails at once as a timeout."""
+    previous = getattr(_deadline, "at", None)
+    _deadline.at = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _deadline.at = previous
+
+
 class TimeoutSession(requests.Session):
     """A Session whose every request has a timeout unless the caller gives one."""
 
@@ -24,7 +43,14 @@ class TimeoutSession(requests.Session):
         self.default_timeout = timeout
 
     def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("timeout", self.default_timeout)
+        connect, read = kwargs.pop("timeout", None) or self.default_timeout
+        at = getattr(_deadline, "at", None)
+        if at is not None:
+            left = at - time.monotonic()
+            if left <= 0:
+                raise requests.Timeout("the deadline for this piece of work has passed")
+            connect, read = min(connect, left), min(read, left)
+        kwargs["timeout"] = (connect, read)
         return super().request(method, url, *args, **kwargs)
 
 

@@ -193,3 +193,19 @@ def test_the_local_host_runs_the_timer_on_its_schedule(
     while time.monotonic() < deadline and customer.current()["status"] == "pending":
         time.sleep(0.2)
     assert customer.current()["status"] == "connected"
+
+
+def test_each_account_has_its_own_deadline(app: RunningApp, sandbox: Any) -> None:
+    slow = connected(app, sandbox, token_lifetime=120)
+    quick = connected(app, sandbox)
+    sandbox.admin.add_fault("token", None, path=slow.tenant_id, latency_ms=5000)
+    started = time.monotonic()
+    try:
+        summary = health_check.run(app.context, account_seconds=1.0, concurrency=2)
+    finally:
+        sandbox.admin.clear_faults()
+    assert time.monotonic() - started < 4.5  # the slow tenant did not hold the run for 5 s
+    assert summary.checked == 2
+    assert slow.current()["lastVerification"]["status"] == "error"
+    assert slow.current()["status"] == "connected"
+    assert quick.current()["lastVerification"]["status"] == "connected"

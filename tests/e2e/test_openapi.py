@@ -1,0 +1,457 @@
+"""openapi.yaml against what the app really serves: the routes of the function.json files, the
+document the local host hands out, and real responses checked against the document's schemas.
+
+Schemas are checked with `jsonschema` (Draft 2020-12, the dialect of OpenAPI 3.1); the whole
+document is one `referencing` resource, so every `$ref` in it resolves as written.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from jsonschema import Draft202012Validator, FormatChecker
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from localdev.functions import APP_ROOT, discover, route_prefix
+from tests.conftest import RunningApp
+from tests.e2e.customer import Customer, statuses
+
+DOCUMENT_PATH = APP_ROOT / "openapi.yaml"
+DOCUMENT_URI = "urn:m365link:openapi"
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+# A Functions route parameter: `{name}`, `{name:constraint}`, `{name?}`, `{*name}`, `{name=x}`.
+ROUTE_PARAM = re.compile(r"\{\*?([A-Za-z_][A-Za-z0-9_]*)(?::[^}?=]+)*(\?)?(?:=[^}]*)?\}")
+DOC_PARAM = re.compile(r"\{([^}/]+)\}")
+# API.md: "timestamps are RFC 3339 in UTC with a Z".
+RFC3339_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z$")
+
+
+# --- the document ------------------------------------------------------------------------------
+@cache
+def document() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(DOCUMENT_PATH.read_text(encoding="utf-8"))
+    return loaded
+
+
+def documented_operations() -> dict[str, set[str]]:
+    return {
+        path: {m.upper() for m in item if m in HTTP_METHODS}
+        for path, item in document()["paths"].items()
+    }
+
+
+# --- what the function.json files serve --------------------------------------------------------
+def expand_route(route: str) -> list[tuple[str, bool]]:
+    """A Functions route template as OpenAPI path templates, each with "made by dropping `{x?}`".
+
+    `{name:constraint}` and `{*name}` become `{name}`; an optional last parameter `{name?}` gives
+    the path with it and the path without that segment (as the Functions host routes it).
+    """
+    route = route.strip("/")
+    prefix = route_prefix(APP_ROOT)
+
+    def full(template: str) -> str:
+        template = ROUTE_PARAM.sub(lambda m: "{" + m.group(1) + "}", template).strip("/")
+        return "/" + "/".join(part for part in (prefix, template) if part)
+
+    paths = [(full(route), False)]
+    optional = [m for m in ROUTE_PARAM.finditer(route) if m.group(2)]
+    if optional:
+        paths.append((full(route[: optional[-1].start()]), True))
+    return paths
+
+
+def served_operations() -> dict[str, dict[str, Any]]:
+    """path -> {"methods": {...}, "function": name, "siblings": other paths of the same route}."""
+    served: dict[str, dict[str, Any]] = {}
+    for spec in discover(APP_ROOT):
+        if spec.trigger != "httpTrigger":
+            continue
+        methods = set(spec.methods) or {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
+        expanded = expand_route(spec.route or spec.name)
+        for path, _ in expanded:
+            assert path not in served, f"{path} is served by {served[path]['function']} too"
+            served[path] = {
+                "methods": methods,
+                "function": spec.name,
+                "siblings": [p for p, _ in expanded if p != path],
+            }
+    return served
+
+
+def test_route_expansion_follows_the_functions_host() -> None:
+    assert expand_route("keys/{keyId?}") == [("/api/keys/{keyId}", False), ("/api/keys", True)]
+    assert expand_route("accounts/{id:guid}/verify") == [("/api/accounts/{id}/verify", False)]
+    assert expand_route("files/{*rest}") == [("/api/files/{rest}", False)]
+    assert expand_route("/health/") == [("/api/health", False)]
+
+
+def test_the_http_functions_are_the_ones_expected() -> None:
+    # Guards the comparisons below against reading nothing (a moved folder, a broken discover()).
+    names = {s.name for s in discover(APP_ROOT) if s.trigger == "httpTrigger"}
+    assert names == {"generate_key", "link_account", "verify_account", "onboarding", "health"}
+    assert route_prefix(APP_ROOT) == "api"
+
+
+def test_every_served_path_is_documented_and_nothing_else() -> None:
+    served = set(served_operations())
+    documented = set(documented_operations())
+    assert served - documented == set(), "served by a function.json but missing from openapi.yaml"
+    assert documented - served == set(), "in openapi.yaml but no function.json serves it"
+
+
+def test_every_documented_method_is_served() -> None:
+    served = served_operations()
+    wrong = {
+        (method, path)
+        for path, methods in documented_operations().items()
+        for method in methods - served.get(path, {"methods": set()})["methods"]
+    }
+    assert not wrong, f"documented, but the function.json of the route lacks the method: {wrong}"
+
+
+def test_every_served_method_is_documented_on_its_route() -> None:
+    """Each method of a function.json is documented on the route's path (or, for a route with an
+    optional `{x?}`, on one of its two expansions).
+
+    A v1 function.json has one method list for both expansions of `{x?}`, so the function itself
+    answers the combinations that make no sense (`POST /api/keys/{keyId}`, `DELETE /api/accounts`,
+    `GET /api/keys`, ...). Those are left out of the document on purpose and are checked against the
+    running app in `test_undocumented_method_combinations_are_refused`.
+    """
+    served = served_operations()
+    documented = documented_operations()
+    missing = []
+    for path, info in served.items():
+        for method in info["methods"]:
+            on_route = [path, *info["siblings"]]
+            if not any(method in documented.get(p, set()) for p in on_route):
+                missing.append(f"{method} {path} ({info['function']})")
+    assert not missing, f"served methods documented on no path of their route: {missing}"
+
+
+def undocumented_combinations() -> list[tuple[str, str]]:
+    documented = documented_operations()
+    return sorted(
+        (method, path)
+        for path, info in served_operations().items()
+        for method in info["methods"] - documented.get(path, set())
+    )
+
+
+def test_only_optional_segment_expansions_are_left_undocumented() -> None:
+    served = served_operations()
+    for method, path in undocumented_combinations():
+        assert served[path]["siblings"], f"{method} {path}: its route has no optional segment"
+    # The function.json files as they are today: this list changes only with them.
+    assert set(undocumented_combinations()) == {
+        ("DELETE", "/api/accounts"),
+        ("POST", "/api/accounts/{id}"),
+        ("GET", "/api/keys"),
+        ("POST", "/api/keys/{keyId}"),
+    }
+
+
+def test_documented_path_parameters_match_the_route_parameters() -> None:
+    for path, item in document()["paths"].items():
+        in_template = set(DOC_PARAM.findall(path))
+        for method in (m for m in item if m in HTTP_METHODS):
+            declared = {
+                p["name"]
+                for p in (
+                    resolve(x)
+                    for x in [*item.get("parameters", []), *item[method].get("parameters", [])]
+                )
+                if p["in"] == "path"
+            }
+            assert declared == in_template, f"{method.upper()} {path}: path parameters {declared}"
+
+
+# --- the document as the local host serves it --------------------------------------------------
+@pytest.fixture
+def app(sandboxed_app: Callable[..., RunningApp]) -> RunningApp:
+    return sandboxed_app()
+
+
+def test_the_local_host_serves_the_document_as_it_is(app: RunningApp) -> None:
+    response = app.http.get(f"{app.url}/api/openapi.yaml")
+    assert response.status_code == 200
+    assert response.content == DOCUMENT_PATH.read_bytes()
+    assert response.headers["Content-Type"].startswith("application/yaml")
+    assert yaml.safe_load(response.content)["openapi"].startswith("3.1")
+
+
+@pytest.mark.parametrize(("method", "path"), undocumented_combinations())
+def test_undocumented_method_combinations_are_refused(
+    app: RunningApp, method: str, path: str
+) -> None:
+    url = app.url + path.replace("{keyId}", "x" * 32).replace("{id}", "y" * 32)
+    response = app.http.request(method, url, json={})
+    assert response.status_code in (404, 405), response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    validate(document_schema("Problem"), response.json())
+
+
+# --- schema validation -------------------------------------------------------------------------
+@cache
+def registry() -> Registry:
+    resource: Resource[Any] = Resource.from_contents(document(), default_specification=DRAFT202012)
+    return Registry().with_resource(DOCUMENT_URI, resource)
+
+
+def format_checker() -> FormatChecker:
+    checker = FormatChecker()
+
+    @checker.checks("date-time", raises=ValueError)
+    def is_utc_timestamp(value: object) -> bool:
+        if not isinstance(value, str):
+            return True
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return bool(RFC3339_UTC.match(value))
+
+    return checker
+
+
+def document_schema(name: str) -> dict[str, Any]:
+    return {"$ref": f"{DOCUMENT_URI}#/components/schemas/{name}"}
+
+
+def validate(schema: dict[str, Any], instance: Any) -> None:
+    validator = Draft202012Validator(schema, registry=registry(), format_checker=format_checker())
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    assert not errors, "\n".join(
+        f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}" for e in errors[:10]
+    )
+
+
+def resolve(node: Any) -> Any:
+    """Follow a local `$ref` (`#/components/...`) to its target, as often as needed."""
+    while isinstance(node, dict) and "$ref" in node:
+        target: Any = document()
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
+
+
+def documented_response(path: str, method: str, status: int) -> dict[str, Any]:
+    responses = document()["paths"][path][method.lower()]["responses"]
+    entry = responses.get(str(status)) or responses.get(f"{str(status)[0]}XX")
+    assert entry is not None or status >= 400, f"{method} {path}: {status} is not documented"
+    found: dict[str, Any] = resolve(entry or responses["default"])
+    return found
+
+
+def check_response(path: str, method: str, response: requests.Response) -> Any:
+    """The response's status, media type, headers and body as `path`/`method` documents them."""
+    documented = documented_response(path, method, response.status_code)
+    for name, header in documented.get("headers", {}).items():
+        header = resolve(header)
+        if header.get("required") or name.lower() == "location":
+            assert name in response.headers, f"{name} header missing"
+    content = documented.get("content")
+    if not content:
+        assert not response.content, "no body is documented"
+        return None
+    media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+    assert media_type in content, f"{media_type} is not documented for {response.status_code}"
+    if media_type.endswith("json"):
+        body = response.json()
+        validate(_with_document_base(content[media_type]["schema"]), body)
+        return body
+    return response.content
+
+
+def _with_document_base(schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema taken out of the document, with its local `$ref`s pointed back at the document."""
+    if "$ref" in schema and schema["$ref"].startswith("#/"):
+        return {"$ref": DOCUMENT_URI + schema["$ref"]}
+    return {"$id": f"{DOCUMENT_URI}-inline", "allOf": [_rebase(schema)]}
+
+
+def _rebase(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: (DOCUMENT_URI + v if k == "$ref" and v.startswith("#/") else _rebase(v))
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_rebase(v) for v in node]
+    return node
+
+
+def iter_examples() -> Iterator[tuple[str, Any, Any]]:
+    """(where, schema, example) for every example the document gives next to a schema."""
+    for name, schema in document()["components"]["schemas"].items():
+        for i, example in enumerate(schema.get("examples", [])):
+            yield f"components/schemas/{name}/examples/{i}", schema, example
+    for name, response in document()["components"]["responses"].items():
+        for media_type, content in response.get("content", {}).items():
+            if "example" in content:
+                yield (
+                    f"responses/{name}/{media_type}/example",
+                    content["schema"],
+                    content["example"],
+                )
+            for key, example in content.get("examples", {}).items():
+                yield f"responses/{name}/{media_type}/{key}", content["schema"], example["value"]
+    for path, item in document()["paths"].items():
+        for method in (m for m in item if m in HTTP_METHODS):
+            body = item[method].get("requestBody", {}).get("content", {})
+            for media_type, content in body.items():
+                if "example" in content:
+                    where = f"{method.upper()} {path} request {media_type}"
+                    yield where, content["schema"], content["example"]
+
+
+def test_the_documents_own_examples_match_their_schemas() -> None:
+    examples = list(iter_examples())
+    assert len(examples) >= 10
+    for where, schema, example in examples:
+        try:
+            validate(_with_document_base(schema), example)
+        except AssertionError as exc:
+            raise AssertionError(f"{where}: {exc}") from None
+
+
+def test_the_validator_rejects_what_the_document_forbids() -> None:
+    with pytest.raises(AssertionError, match="thumbprint"):
+        validate(document_schema("Key"), {"keyId": "k", "thumbprint": "abc"})
+    with pytest.raises(AssertionError, match="is not a 'date-time'"):
+        validate(document_schema("Timestamp"), "2026-11-26T17:00:00+01:00")
+    with pytest.raises(AssertionError, match="status"):
+        validate(document_schema("Problem"), {"title": "x"})
+
+
+# --- real responses ----------------------------------------------------------------------------
+def test_health_matches_the_document(app: RunningApp) -> None:
+    response = app.http.get(app.api("/health"))
+    assert response.status_code == 200
+    assert check_response("/api/health", "GET", response)["status"] == "ok"
+
+
+def test_keys_match_the_document(app: RunningApp) -> None:
+    body = {"tenantId": str(uuid.uuid4()), "applicationId": str(uuid.uuid4()), "displayName": "Doc"}
+    created = app.http.post(app.api("/keys"), json=body)
+    assert created.status_code == 201, created.text
+    key = check_response("/api/keys", "POST", created)
+    path = "/api/keys/{keyId}"
+    read = app.http.get(app.api(f"/keys/{key['keyId']}"))
+    assert check_response(path, "GET", read) == key
+    for fmt, media_type in (("cer", "application/pkix-cert"), ("pem", "application/x-pem-file")):
+        download = app.http.get(app.api(f"/keys/{key['keyId']}"), params={"format": fmt})
+        assert download.headers["Content-Type"].startswith(media_type)
+        check_response(path, "GET", download)
+        assert download.headers["Content-Disposition"].startswith("attachment; filename=")
+    bad_format = app.http.get(app.api(f"/keys/{key['keyId']}"), params={"format": "p12"})
+    assert bad_format.status_code == 400
+    assert check_response(path, "GET", bad_format)["errors"][0]["field"] == "format"
+    missing = app.http.get(app.api(f"/keys/{uuid.uuid4().hex}"))
+    assert missing.status_code == 404
+    check_response(path, "GET", missing)
+
+
+def test_problems_match_the_document(app: RunningApp) -> None:
+    invalid = app.http.post(app.api("/keys"), json={"tenantId": "nope", "displayName": ""})
+    assert invalid.status_code == 400
+    problem = check_response("/api/keys", "POST", invalid)
+    assert {"tenantId", "applicationId", "displayName"} <= {e["field"] for e in problem["errors"]}
+    malformed = app.http.post(
+        app.api("/accounts"), data=b"{", headers={"Content-Type": "application/json"}
+    )
+    assert malformed.status_code == 400
+    check_response("/api/accounts", "POST", malformed)
+    not_json = app.http.post(
+        app.api("/accounts"), data=b"a=b", headers={"Content-Type": "text/plain"}
+    )
+    assert not_json.status_code == 415
+    check_response("/api/accounts", "POST", not_json)
+    too_large = app.http.post(
+        app.api("/keys"), data=b" " * (65 * 1024), headers={"Content-Type": "application/json"}
+    )
+    assert too_large.status_code == 413
+    check_response("/api/keys", "POST", too_large)
+    gone = app.http.delete(app.api(f"/accounts/{uuid.uuid4().hex}"))
+    assert gone.status_code == 404
+    check_response("/api/accounts/{id}", "DELETE", gone)
+    unknown = app.http.post(app.api(f"/accounts/{uuid.uuid4().hex}/verify"))
+    assert unknown.status_code == 404
+    check_response("/api/accounts/{id}/verify", "POST", unknown)
+
+
+def test_unauthorized_matches_the_document(sandboxed_app: Callable[..., RunningApp]) -> None:
+    app = sandboxed_app(
+        {
+            "AUTH_MODE": "entra",
+            "AUTH_AUDIENCE": "api://portal",
+            "AUTH_ISSUER": "https://issuer.invalid/{tid}/v2.0",
+            "AUTH_JWKS_URI": "https://127.0.0.1:9/keys",
+        }
+    )
+    response = app.http.get(app.api("/accounts"))
+    assert response.status_code == 401
+    check_response("/api/accounts", "GET", response)
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_the_sandbox_flow_matches_the_document(app: RunningApp, sandbox: Any) -> None:
+    customer = Customer(app, sandbox).register()
+    customer.generate_key()
+    customer.upload_certificate()
+    created = app.http.post(
+        app.api("/accounts"),
+        json={
+            "displayName": "Contoso production",
+            "tenantId": customer.tenant_id,
+            "applicationId": customer.application_id,
+            "organizationName": customer.domains[0],
+            "keyId": customer.key["keyId"],
+        },
+    )
+    assert created.status_code == 201, created.text
+    customer.account = check_response("/api/accounts", "POST", created)
+    assert customer.account["status"] == "pending"
+
+    onboarding = app.http.get(app.api("/onboarding"))
+    assert check_response("/api/onboarding", "GET", onboarding)["required"] is True
+
+    verified = app.http.post(app.api(f"/accounts/{customer.account['id']}/verify"))
+    report = check_response("/api/accounts/{id}/verify", "POST", verified)
+    assert report["status"] == "connected", statuses(report)
+
+    sandbox.admin.set_permissions(customer.tenant_id, customer.application_id, [])
+    failed = app.http.post(app.api(f"/accounts/{customer.account['id']}/verify"))
+    report = check_response("/api/accounts/{id}/verify", "POST", failed)
+    assert report["status"] == "action_required"
+    assert statuses(report)["admin_consent"] == "fail"
+
+    one = app.http.get(app.api(f"/accounts/{customer.account['id']}"))
+    account = check_response("/api/accounts/{id}", "GET", one)
+    assert account["lastVerification"] == report and account["status"] == "action_required"
+    listed = check_response("/api/accounts", "GET", app.http.get(app.api("/accounts")))
+    assert listed["value"] == [account]
+
+    again = app.http.post(
+        app.api("/accounts"),
+        json={
+            "displayName": "Again",
+            "tenantId": customer.tenant_id,
+            "applicationId": customer.application_id,
+            "keyId": customer.key["keyId"],
+        },
+    )
+    assert again.status_code == 409
+    assert check_response("/api/accounts", "POST", again)["accountId"] == account["id"]
+
+    unlinked = app.http.delete(app.api(f"/accounts/{account['id']}"))
+    assert unlinked.status_code == 204
+    assert check_response("/api/accounts/{id}", "DELETE", unlinked) is None
