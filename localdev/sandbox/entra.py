@@ -22,7 +22,6 @@ from localdev.sandbox.signing import SigningKey
 from localdev.sandbox.state import Application, SandboxState, Tenant
 from localdev.sandbox.wire import EntraError, json_response
 
-ACCESS_TOKEN_LIFETIME = 3599
 _DNS_NAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
