@@ -127,9 +127,12 @@ class LocalHost:
 
     def _call_http_function(self, name: str, request: Request, args: dict[str, Any]) -> Response:
         body = request.get_data(cache=False)
+        # The URL as the client sent it, still percent-encoded, as the Functions host passes it.
+        raw_path = request.environ.get("REQUEST_URI") or request.environ.get("RAW_URI")
+        url = request.host_url.rstrip("/") + raw_path if raw_path else request.url
         http_request = func.HttpRequest(
             method=request.method,
-            url=request.url,
+            url=url,
             headers=dict(request.headers),
             params=dict(request.args),
             route_params={k: str(v) for k, v in args.items()},

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import azure.functions as func
 
@@ -140,4 +140,5 @@ def endpoint(name: str) -> Callable[[Handler], Handler]:
 
 
 def _path(url: str) -> str:
-    return urlsplit(url).path or "/"
+    """The request path as a valid URI reference, whatever encoding the host handed over."""
+    return quote(unquote(urlsplit(url).path), safe="/") or "/"

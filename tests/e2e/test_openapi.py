@@ -22,6 +22,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from localdev.functions import APP_ROOT, discover, route_prefix
+from localdev.host import LocalHost
 from tests.conftest import RunningApp
 from tests.e2e.customer import Customer, statuses
 
@@ -100,6 +101,15 @@ def test_the_http_functions_are_the_ones_expected() -> None:
     names = {s.name for s in discover(APP_ROOT) if s.trigger == "httpTrigger"}
     assert names == {"generate_key", "link_account", "verify_account", "onboarding", "health"}
     assert route_prefix(APP_ROOT) == "api"
+
+
+def test_the_local_host_serves_the_same_routes() -> None:
+    """The expansion above agrees with the local host's router (localdev.functions rules)."""
+    routed: dict[str, set[str]] = {}
+    for methods, rule, _ in LocalHost().routes():
+        path = re.sub(r"<(?:path:)?(\w+)>", r"{\1}", rule)
+        routed.setdefault(path, set()).update(methods.split(","))
+    assert routed == {path: info["methods"] for path, info in served_operations().items()}
 
 
 def test_every_served_path_is_documented_and_nothing_else() -> None:

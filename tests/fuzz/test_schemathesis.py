@@ -1,0 +1,261 @@
+"""Schemathesis, driven by openapi.yaml, against the local host with the sandbox tenant.
+
+Every operation of the document gets its own pytest item, its own app (`sandboxed_app`, local
+stores, `AUTH_MODE=local`) and its own seed data, then a bounded, deterministic run of generated
+requests (positive and negative data; phases: the document's examples, coverage, fuzzing). Each
+response must be no 5xx, a documented status code with a documented content type and headers, and
+a body that validates against the documented schema.
+
+Seeding, so that path parameters reach existing resources: before the run, the fixture makes what a
+customer makes (a sandbox tenant and app with consent and Global Reader, a key, the uploaded
+certificate, a linked and verified account) plus spare keys. Generated values are kept for half of
+the cases; in the other half (every second case of an operation, so still deterministic) the test
+swaps `{keyId}` / `{id}` for the seeded key and account, and, in `POST /api/accounts`, the body's
+`tenantId`/`applicationId`/`keyId` for the seeded or a spare key, so 200/201/204/409 answers are
+exercised as well as 400/404. A `DELETE` that unlinks the seeded account links a fresh one at once.
+
+Counts are printed at the end of the module (`cases generated` = test-function calls by
+Schemathesis, `requests run` = calls that reached the app), and asserted in
+`test_every_operation_was_fuzzed`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, settings
+from hypothesis.configuration import set_hypothesis_home_dir
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from localdev.functions import APP_ROOT
+from tests.conftest import RunningApp
+from tests.e2e.customer import Customer
+
+MAX_EXAMPLES = 50  # fuzzing-phase cases per operation; examples and coverage cases come on top
+SEED = 20261126
+
+CONFIG = schemathesis.Config.from_dict(
+    {
+        "seed": SEED,
+        "generation": {
+            "mode": "all",  # valid and invalid data
+            "max-examples": MAX_EXAMPLES,
+            "deterministic": True,  # Hypothesis `derandomize`
+            "database": "none",  # no example database: nothing carried between runs
+        },
+        "phases": {
+            "examples": {"enabled": True},
+            # No undocumented methods: the host answers those with a bare 404, as the Functions
+            # host does; tests/e2e/test_openapi.py covers the methods the function.json files allow.
+            "coverage": {"enabled": True, "unexpected-methods": []},
+            "fuzzing": {"enabled": True},
+            "stateful": {"enabled": False},
+        },
+        "warnings": False,
+    }
+)
+# Hypothesis keeps caches (unicode tables, constants found in the code) in ./.hypothesis, written
+# from collection on: keep them out of the work tree. Examples are not stored (`database: none`).
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "m365link-hypothesis")
+SCHEMA = schemathesis.openapi.from_path(APP_ROOT / "openapi.yaml", config=CONFIG)
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+
+# operation label ("GET /api/keys/{keyId}") -> counts, for the summary and the last test
+GENERATED: Counter[str] = Counter()
+RUN: Counter[str] = Counter()
+STATUSES: dict[str, Counter[int]] = {}
+SEEDED_HITS: Counter[str] = Counter()
+FAILED: set[str] = set()
+
+
+@dataclass
+class Seeded:
+    """The app under test and the resources made before the run."""
+
+    app: RunningApp
+    customer: Customer
+    spare_keys: list[dict[str, Any]] = field(default_factory=list)
+    relinked: int = 0
+
+    @property
+    def key_id(self) -> str:
+        return str(self.customer.key["keyId"])
+
+    @property
+    def account_id(self) -> str:
+        return str(self.customer.account["id"])
+
+    def new_spare_key(self) -> dict[str, Any]:
+        body = {
+            "tenantId": str(uuid.uuid4()),
+            "applicationId": str(uuid.uuid4()),
+            "displayName": "Spare",
+        }
+        response = self.app.http.post(self.app.api("/keys"), json=body)
+        assert response.status_code == 201, response.text
+        key: dict[str, Any] = response.json()
+        return key
+
+    def relink(self) -> None:
+        """The seeded account was unlinked (its key is gone too): link a fresh one."""
+        self.customer.generate_key(displayName=f"Relinked {self.relinked}")
+        self.customer.upload_certificate()
+        self.customer.connect()
+        self.relinked += 1
+
+
+@pytest.fixture
+def seeded(sandboxed_app: Callable[..., RunningApp], sandbox: Any) -> Seeded:
+    app = sandboxed_app()
+    customer = Customer(app, sandbox).link_all_the_way()
+    report = customer.verify()
+    assert report["status"] == "connected", report
+    seeded = Seeded(app, customer)
+    seeded.spare_keys = [seeded.new_spare_key() for _ in range(2)]
+    return seeded
+
+
+def swap_in_seeded_resources(case: schemathesis.Case, seeded: Seeded, number: int) -> bool:
+    """Every second case of an operation targets the seeded resources. True when it did."""
+    if number % 2:
+        return False
+    swapped = False
+    if "keyId" in (case.path_parameters or {}):
+        case.path_parameters["keyId"] = seeded.key_id
+        swapped = True
+    if "id" in (case.path_parameters or {}):
+        case.path_parameters["id"] = seeded.account_id
+        swapped = True
+    creating_account = case.operation.method.upper() == "POST" and case.path == "/api/accounts"
+    if creating_account and isinstance(case.body, dict):
+        # Alternate between the seeded key (409: already linked) and a spare one (201 once, then
+        # 409: key already used).
+        choice = (number // 2) % (1 + len(seeded.spare_keys))
+        key = dict(seeded.customer.key) if choice == 0 else seeded.spare_keys[choice - 1]
+        case.body.update(
+            tenantId=key["tenantId"], applicationId=key["applicationId"], keyId=key["keyId"]
+        )
+        swapped = True
+    return swapped
+
+
+@SCHEMA.parametrize()
+# One app per operation, shared by its cases on purpose; slow cases (verify) are expected.
+@settings(suppress_health_check=list(HealthCheck))
+def test_api_conforms_to_openapi(case: schemathesis.Case, seeded: Seeded) -> None:
+    label = case.operation.label
+    number = GENERATED[label]
+    GENERATED[label] += 1
+    swapped = swap_in_seeded_resources(case, seeded, number)
+    response = case.call(base_url=seeded.app.url, session=seeded.app.http, timeout=60)
+    RUN[label] += 1
+    STATUSES.setdefault(label, Counter())[response.status_code] += 1
+    if swapped and response.status_code < 400:
+        SEEDED_HITS[label] += 1
+    if (
+        case.operation.method.upper() == "DELETE"
+        and case.path_parameters.get("id") == seeded.account_id
+        and response.status_code == 204
+    ):
+        seeded.relink()
+    try:
+        case.validate_response(response, checks=CHECKS)
+    except BaseException:  # Schemathesis' FailureGroup is a BaseExceptionGroup
+        FAILED.add(label)
+        raise
+
+
+def operation_labels() -> list[str]:
+    return [result.ok().label for result in SCHEMA.get_all_operations()]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _summary(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None or not GENERATED:
+        return
+    with capture.global_and_fixture_disabled():
+        write_summary(reporter)
+
+
+def write_summary(reporter: Any) -> None:
+    reporter.write_line("")
+    reporter.write_line(
+        f"schemathesis: {sum(GENERATED.values())} cases generated, {sum(RUN.values())} requests "
+        f"run, {len(GENERATED)} operations, seed {SEED}, max_examples {MAX_EXAMPLES}, "
+        f"{len(FAILED)} operations failed"
+    )
+    for label in operation_labels():
+        statuses = ", ".join(f"{s}×{n}" for s, n in sorted(STATUSES.get(label, Counter()).items()))
+        reporter.write_line(
+            f"  {label:32} {GENERATED[label]:4} cases, seeded hits {SEEDED_HITS[label]:3}: "
+            f"{statuses}"
+        )
+
+
+# Operations without parameters or body: Hypothesis stops after the few distinct requests.
+NO_INPUTS = {"GET /api/accounts", "GET /api/onboarding", "GET /api/health"}
+# Successful answers each operation must have produced with the seeded resources.
+MUST_SUCCEED = {
+    "POST /api/keys": {201},
+    "GET /api/keys/{keyId}": {200},
+    "POST /api/accounts": {201, 409},
+    "GET /api/accounts": {200},
+    "GET /api/accounts/{id}": {200},
+    "DELETE /api/accounts/{id}": {204},
+    "POST /api/accounts/{id}/verify": {200},
+    "GET /api/onboarding": {200},
+    "GET /api/health": {200},
+}
+
+
+def test_every_operation_was_fuzzed() -> None:
+    """Runs after the generated tests (same module, later in the file)."""
+    if not GENERATED:
+        pytest.skip("the generated tests did not run in this session (deselected)")
+    if FAILED:
+        pytest.skip(f"counts are judged once every operation passes; failed: {sorted(FAILED)}")
+    assert set(operation_labels()) == set(MUST_SUCCEED), "an operation without expectations"
+    for label, expected in MUST_SUCCEED.items():
+        minimum = 1 if label in NO_INPUTS else MAX_EXAMPLES
+        assert GENERATED[label] >= minimum, f"{label}: only {GENERATED[label]} cases"
+        assert RUN[label] == GENERATED[label], f"{label}: not every case reached the app"
+        seen = set(STATUSES.get(label, {}))
+        assert expected <= seen, f"{label}: expected {expected} among {sorted(seen)}"
+    # Invalid data was generated and refused where the document allows it.
+    assert 400 in STATUSES["POST /api/keys"] and 400 in STATUSES["POST /api/accounts"]
+    assert 404 in STATUSES["GET /api/keys/{keyId}"] and 404 in STATUSES["GET /api/accounts/{id}"]
+
+
+def test_the_document_is_served_to_schemathesis_unchanged(
+    sandboxed_app: Callable[..., RunningApp],
+) -> None:
+    """The host's /api/openapi.yaml is the file the fuzzing above was driven by."""
+    app = sandboxed_app()
+    response = requests.get(f"{app.url}/api/openapi.yaml", timeout=10)
+    assert response.content == (APP_ROOT / "openapi.yaml").read_bytes()
+    served = schemathesis.openapi.from_url(f"{app.url}/api/openapi.yaml", config=CONFIG)
+    assert [r.ok().label for r in served.get_all_operations()] == operation_labels()
