@@ -252,3 +252,13 @@ def test_storage_outage_is_a_503_that_writes_nothing(start_app: Callable[..., Ru
         assert health.json()["keyStore"]["status"] == "ok"
     finally:
         azurite.stop()
+
+
+@pytest.mark.parametrize(("raw", "instance"), [("%C3%A9", "%C3%A9"), ("%25", "%25")])
+def test_problem_instance_is_a_valid_uri_reference(
+    start_app: Callable[..., RunningApp], raw: str, instance: str
+) -> None:
+    app = start_app()
+    response = app.http.get(f"{app.url}/api/accounts/{raw}")
+    assert response.status_code == 404
+    assert response.json()["instance"] == f"/api/accounts/{instance}"
