@@ -21,6 +21,8 @@ from typing import Any
 import jwt
 import msal
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 METADATA_TTL_SECONDS = 3600
 _WELL_KNOWN = "/v2.0/.well-known/openid-configuration"
@@ -78,6 +80,7 @@ class _MetadataCache:
     def __init__(self, ttl: float = METADATA_TTL_SECONDS) -> None:
         self._ttl = ttl
         self._entries: dict[str, tuple[float, requests.Response]] = {}
+        self._fetching: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def get(self, url: str) -> requests.Response | None:
@@ -88,10 +91,15 @@ class _MetadataCache:
             self._entries.pop(url, None)
             return None
 
+    def lock_for(self, url: str) -> threading.Lock:
+        with self._lock:
+            return self._fetching.setdefault(url, threading.Lock())
+
     def put(self, url: str, response: requests.Response) -> None:
         with self._lock:
             if len(self._entries) > 10_000:
                 self._entries.clear()
+                self._fetching.clear()
             self._entries[url] = (time.monotonic(), response)
 
 
@@ -106,10 +114,17 @@ class _MsalHttp:
         cached = self._metadata.get(url)
         if cached is not None:
             return cached
-        response = self._session.get(url, **kwargs)
-        if url.endswith(_WELL_KNOWN) and response.status_code == 200:
-            self._metadata.put(url, response)
-        return response
+        if not url.endswith(_WELL_KNOWN):
+            return self._session.get(url, **kwargs)
+        # One fetch per tenant even when many threads verify its accounts at once.
+        with self._metadata.lock_for(url):
+            cached = self._metadata.get(url)
+            if cached is not None:
+                return cached
+            response = self._session.get(url, **kwargs)
+            if response.status_code == 200:
+                self._metadata.put(url, response)
+            return response
 
     def post(self, url: str, **kwargs: Any) -> requests.Response:
         response = self._session.post(url, **kwargs)
@@ -128,7 +143,9 @@ class _CachedApp:
 
 
 class TenantClient:
-    def __init__(self, session: requests.Session, *, max_apps: int = 512) -> None:
+    # ~25 KB per warm application object: 4,096 fit in about 100 MB, so a fleet of thousands of
+    # accounts is re-verified from warm objects and cached tokens (two Graph reads each).
+    def __init__(self, session: requests.Session, *, max_apps: int = 4096) -> None:
         self._session = session
         self._metadata = _MetadataCache()
         self._http = _MsalHttp(session, self._metadata)
@@ -215,7 +232,7 @@ class TenantClient:
         app = msal.ConfidentialClientApplication(
             client_id,
             client_credential={
-                "private_key": private_key().decode("ascii"),
+                "private_key": _signing_key(private_key()),
                 "thumbprint": thumbprint,  # SHA-1: RS256 + x5t, the long-standing path
             },
             authority=authority,
@@ -260,6 +277,19 @@ class TenantClient:
             message=first_line(error.get("message")),
             transient=response.status_code == 429 or response.status_code >= 500,
         )
+
+
+def _signing_key(pem: bytes) -> rsa.RSAPrivateKey:
+    """The key as an object MSAL hands straight to PyJWT. Given PEM text, PyJWT would parse and
+    fully validate the RSA key again (~50 ms of CPU) for every new application object; this app
+    made the key itself and it only comes back from our own key store, so that check is skipped.
+    """
+    key = serialization.load_pem_private_key(
+        pem, password=None, unsafe_skip_rsa_key_validation=True
+    )
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError("the stored key is not an RSA key")
+    return key
 
 
 def _json(response: requests.Response) -> dict[str, Any]:

@@ -8,6 +8,7 @@ that is quick and leaves no thread or connection serving behind.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import socket
@@ -34,6 +35,9 @@ from localdev.sandbox.traffic import Traffic
 
 log = logging.getLogger("localdev.sandbox")
 HOST = "127.0.0.1"
+# Request bodies up to this size are read before the app runs, so the connection can be kept
+# alive; a larger (or chunked) body is left to werkzeug, which drains it and closes.
+KEEP_ALIVE_MAX_BODY = 2 * 1024 * 1024
 
 
 class _Connections:
@@ -61,7 +65,45 @@ class _Connections:
 
 def _handler_class(connections: _Connections) -> type[WSGIRequestHandler]:
     class Handler(WSGIRequestHandler):
+        """werkzeug's handler, with HTTP/1.1 keep-alive.
+
+        werkzeug sends `Connection: close` on every response, because after each response it
+        discards whatever the client sent next (an unread body, it assumes). Here the body is
+        read in full before the app runs and werkzeug is then given an empty stream to discard,
+        so the connection can stay open: clients skip a TCP + TLS handshake per request, as
+        they do with Entra and Graph. Requests that cannot be handled that way (HTTP/1.0,
+        `Connection: close`, chunked or large bodies) are served exactly as werkzeug does.
+        """
+
         timeout = 60  # idle keep-alive connections end after a minute
+        _wire: Any = None  # the connection's real stream while werkzeug holds an empty one
+
+        def make_environ(self) -> dict[str, Any]:
+            environ = super().make_environ()
+            length = environ.get("CONTENT_LENGTH") or "0"
+            if (
+                self.close_connection
+                or environ.get("wsgi.input_terminated")
+                or not length.isdigit()
+                or int(length) > KEEP_ALIVE_MAX_BODY
+            ):
+                return environ
+            environ["wsgi.input"] = io.BytesIO(self.rfile.read(int(length)))
+            self._wire, self.rfile = self.rfile, io.BytesIO()
+            return environ
+
+        def run_wsgi(self) -> None:
+            try:
+                super().run_wsgi()
+            finally:
+                if self._wire is not None:
+                    self.rfile, self._wire = self._wire, None
+
+        def send_header(self, keyword: str, value: str) -> None:
+            keep = self._wire is not None and not self.close_connection
+            if keep and keyword.lower() == "connection" and value.lower() == "close":
+                return  # the body was read: the next request can come on this connection
+            super().send_header(keyword, value)
 
         def setup(self) -> None:
             # Without TCP_NODELAY, Nagle's algorithm holds small TLS records: ~12 ms per request.

@@ -1,0 +1,331 @@
+"""The health_check timer over a fleet: 2,000 accounts in 50 tenants, 50 ms per sandbox request.
+
+Issue 5. Each tenant holds 40 app registrations, each consented (AccessReview.Read.All), given
+Global Reader, with its own key's certificate uploaded; each app is one linked account. The
+accounts are linked through the account store's interface (`ctx.keys.put`, `add_key`, `link`:
+what POST /api/keys and POST /api/accounts do, without the HTTP edge), embedded stores (files +
+SQLite). Then the sandbox adds 50 ms to every request and `health_check.run(ctx, concurrency=16)`
+runs twice: cold (a fresh app context: no warm MSAL application, no metadata cache) and warm (the
+same context again). Figures: wall time; the lower bound = requests counted at the sandbox during
+the run x 50 ms / 16, and wall / lower bound (goal <= 1.3); requests per account on the warm run
+(goal 2); peak memory (resident set growth during the run; tracemalloc peak in a third, traced
+run with --tracemalloc, whose wall time is slowed by tracing and only shown for reference).
+App and sandbox CPU seconds during each run show where the two cores went.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import tempfile
+import threading
+import time
+import tracemalloc
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench._support import (
+    PeakRss,
+    SandboxProcess,
+    app_settings,
+    arguments,
+    build_app_context,
+    cpu_seconds,
+    loopback_only,
+    note,
+    print_table,
+    quiet_logging,
+    sandbox_process,
+)
+from shared import certificates, health_check
+from shared.keystore.base import KeyLabels
+from shared.records import Account, KeyRecord
+
+TENANTS, APPS_PER_TENANT = 50, 40
+QUICK_TENANTS, QUICK_APPS_PER_TENANT = 5, 20
+LATENCY_MS = 50
+CONCURRENCY = 16
+ADMIN_CLIENTS = 8
+RATIO_GOAL, REQUESTS_GOAL = 1.3, 2.0
+
+
+@dataclass(frozen=True)
+class Registration:
+    tenant_id: str
+    app_id: str
+    owner: str
+    pair: certificates.KeyPair
+
+
+@dataclass
+class RunFigures:
+    name: str
+    wall: float
+    counts: dict[str, int]
+    checked: int
+    connected: int
+    failures: int
+    rss_growth_kb: int
+    warm_apps: int
+    app_cpu: float
+    sandbox_cpu: float
+    traced_peak_kb: int | None = None
+
+    @property
+    def requests(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def lower_bound(self) -> float:
+        return self.requests * LATENCY_MS / 1000 / CONCURRENCY
+
+
+def _generate(index: int) -> certificates.KeyPair:
+    return certificates.generate(
+        f"Bench {index}", validity_days=365, key_size=2048, now=datetime.now(UTC)
+    )
+
+
+def generate_keys(count: int) -> list[certificates.KeyPair]:
+    """RSA-2048 key pairs + certificates, one process per core (spawned: no inherited threads)."""
+    workers = max(multiprocessing.cpu_count(), 1)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return list(pool.map(_generate, range(count), chunksize=25))
+
+
+def _per_thread_admin(sb: SandboxProcess) -> Callable[[], Any]:
+    from localdev.sandbox import SandboxAdmin
+
+    local = threading.local()
+
+    def admin() -> Any:
+        if not hasattr(local, "admin"):
+            local.admin = SandboxAdmin(sb.base_url, sb.ca_bundle_path)
+        return local.admin
+
+    return admin
+
+
+def register_fleet(
+    sb: SandboxProcess, pairs: list[certificates.KeyPair], tenants: int, apps_per_tenant: int
+) -> list[Registration]:
+    """Tenants and app registrations in the sandbox, as each customer's admin would set them up."""
+    admin = _per_thread_admin(sb)
+
+    def tenant(t: int) -> str:
+        domain = f"fleet{t}-{uuid.uuid4().hex[:6]}.onmicrosoft.com"
+        return str(admin().create_tenant(f"Fleet {t}", domains=[domain])["tenantId"])
+
+    def application(index: int) -> Registration:
+        tenant_id = tenant_ids[index // apps_per_tenant]
+        pair = pairs[index]
+        app_id = str(admin().create_application(tenant_id, f"Portal reader {index}")["appId"])
+        admin().set_permissions(tenant_id, app_id, ["AccessReview.Read.All"])
+        admin().set_directory_roles(tenant_id, app_id, ["Global Reader"])
+        admin().upload_certificate(tenant_id, app_id, pair.info.certificate_pem)
+        owner = f"owner-{index // apps_per_tenant}"
+        return Registration(tenant_id, app_id, owner, pair)
+
+    with ThreadPoolExecutor(max_workers=ADMIN_CLIENTS) as pool:
+        tenant_ids = list(pool.map(tenant, range(tenants)))
+        return list(pool.map(application, range(tenants * apps_per_tenant)))
+
+
+def link_fleet(ctx: Any, registrations: list[Registration]) -> None:
+    """What POST /api/keys and POST /api/accounts store, through the stores' interfaces."""
+    for number, r in enumerate(registrations):
+        info, key_id, now = r.pair.info, str(uuid.uuid4()), datetime.now(UTC)
+        labels = KeyLabels(r.owner, r.tenant_id, r.app_id, info.thumbprint, info.not_after)
+        ctx.keys.put(key_id, r.pair.private_key_pem, labels)
+        ctx.accounts.add_key(
+            KeyRecord(
+                key_id,
+                r.owner,
+                r.tenant_id,
+                r.app_id,
+                f"Bench {number}",
+                info.thumbprint,
+                info.thumbprint_sha256,
+                info.subject,
+                info.not_before,
+                info.not_after,
+                info.key_size,
+                info.certificate_pem,
+                now,
+            )
+        )
+        ctx.accounts.link(
+            Account(
+                id=str(uuid.uuid4()),
+                owner=r.owner,
+                display_name=f"Bench {number}",
+                tenant_id=r.tenant_id,
+                application_id=r.app_id,
+                organization_name=None,
+                cloud="auto",
+                key_id=key_id,
+                thumbprint=info.thumbprint,
+                certificate_not_after=info.not_after,
+                status="pending",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+
+
+def run_once(name: str, ctx: Any, sb: SandboxProcess, *, traced: bool = False) -> RunFigures:
+    sb.admin.reset_requests()
+    if traced:
+        tracemalloc.start()
+    app_cpu, sandbox_cpu = cpu_seconds(), cpu_seconds(sb.process.pid)
+    with PeakRss() as rss:
+        started = time.perf_counter()
+        summary = health_check.run(ctx, concurrency=CONCURRENCY, budget_seconds=3600)
+        wall = time.perf_counter() - started
+    app_cpu, sandbox_cpu = cpu_seconds() - app_cpu, cpu_seconds(sb.process.pid) - sandbox_cpu
+    traced_peak = None
+    if traced:
+        traced_peak = tracemalloc.get_traced_memory()[1] // 1024
+        tracemalloc.stop()
+    counts = {k: v for k, v in sb.admin.requests()["counts"].items() if v}
+    return RunFigures(
+        name,
+        wall,
+        counts,
+        summary.checked,
+        summary.by_status["connected"],
+        summary.failures,
+        rss.growth_kb,
+        ctx.tenant_client().warm_apps,
+        app_cpu,
+        sandbox_cpu,
+        traced_peak,
+    )
+
+
+def report(runs: list[RunFigures], accounts: int, tenants: int, setup: dict[str, float]) -> None:
+    print_table(
+        "Setup (not part of the runs)",
+        ["step", "seconds"],
+        [[step, seconds] for step, seconds in setup.items()],
+    )
+    targets = sorted({t for r in runs for t in r.counts})
+    print_table(
+        f"health_check.run: {accounts} accounts, {tenants} tenants, "
+        f"sandbox latency {LATENCY_MS} ms, concurrency {CONCURRENCY}",
+        [
+            "run",
+            "wall s",
+            "requests",
+            *targets,
+            "req/account",
+            "lower bound s",
+            "wall/bound",
+            "checked",
+            "connected",
+            "failures",
+            "warm MSAL apps after",
+            "app CPU s",
+            "sandbox CPU s",
+        ],
+        [
+            [
+                r.name,
+                r.wall,
+                r.requests,
+                *[r.counts.get(t, 0) for t in targets],
+                r.requests / max(r.checked, 1),
+                r.lower_bound,
+                r.wall / r.lower_bound if r.lower_bound else float("nan"),
+                r.checked,
+                r.connected,
+                r.failures,
+                r.warm_apps,
+                r.app_cpu,
+                r.sandbox_cpu,
+            ]
+            for r in runs
+        ],
+    )
+    print_table(
+        "Memory of the app's process during each run",
+        ["run", "RSS growth MiB", "tracemalloc peak MiB"],
+        [
+            [
+                r.name,
+                r.rss_growth_kb / 1024,
+                r.traced_peak_kb / 1024 if r.traced_peak_kb is not None else float("nan"),
+            ]
+            for r in runs
+        ],
+    )
+    timed = [r for r in runs if r.traced_peak_kb is None]
+    for r in timed:
+        ratio = r.wall / r.lower_bound
+        verdict = "met" if ratio <= RATIO_GOAL else "MISSED"
+        note(f"{r.name}: wall/lower bound {ratio:.2f} (goal <= {RATIO_GOAL}: {verdict})")
+    warm = next((r for r in timed if r.name == "warm"), None)
+    if warm is not None:
+        per_account = warm.requests / max(warm.checked, 1)
+        verdict = "met" if per_account <= REQUESTS_GOAL else "MISSED"
+        note(f"warm requests per account {per_account:.2f} (goal {REQUESTS_GOAL:.0f}: {verdict})")
+    note(
+        "lower bound = requests counted at the sandbox x 50 ms / 16: every request costs at least "
+        "the injected latency and at most 16 are in flight; the sandbox runs in its own process"
+    )
+    note(
+        "RSS growth = peak resident set during the run (VmHWM, reset before it) minus the "
+        "resident set before it"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = arguments(
+        __doc__,
+        argv,
+        {"--tracemalloc": "add a third run (warm) traced by tracemalloc, for its peak (slower)"},
+    )
+    quiet_logging()
+    loopback_only()
+    tenants = QUICK_TENANTS if args.quick else TENANTS
+    apps_per_tenant = QUICK_APPS_PER_TENANT if args.quick else APPS_PER_TENANT
+    accounts = tenants * apps_per_tenant
+    started = time.monotonic()
+    setup: dict[str, float] = {}
+
+    step = time.perf_counter()
+    pairs = generate_keys(accounts)  # before any thread starts
+    setup[f"{accounts} RSA-2048 keys + certificates (process pool)"] = time.perf_counter() - step
+    with sandbox_process() as sb, tempfile.TemporaryDirectory(prefix="bench-health-") as folder:
+        loopback_only(sb.ca_bundle_path)
+        step = time.perf_counter()
+        registrations = register_fleet(sb, pairs, tenants, apps_per_tenant)
+        setup[f"sandbox: {tenants} tenants, {accounts} apps (admin API)"] = (
+            time.perf_counter() - step
+        )
+        settings = app_settings(Path(folder) / "state", sb.app_settings())
+        step = time.perf_counter()
+        link_fleet(build_app_context(settings), registrations)
+        setup[f"{accounts} keys stored and accounts linked"] = time.perf_counter() - step
+        del pairs, registrations
+        sb.admin.set_latency(LATENCY_MS)
+
+        ctx = build_app_context(settings)  # cold: nothing warm, no metadata cached
+        runs = [run_once("cold", ctx, sb), run_once("warm", ctx, sb)]
+        if args.tracemalloc:
+            runs.append(run_once("warm, traced", ctx, sb, traced=True))
+    report(runs, accounts, tenants, setup)
+    print(
+        json.dumps({"benchmark": "health_check", "seconds": round(time.monotonic() - started, 1)})
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
