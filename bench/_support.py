@@ -14,21 +14,18 @@ import logging
 import math
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from localdev.azurite import Azurite, start_azurite
+
 ROOT = Path(__file__).resolve().parent.parent
-AZURITE_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
 
 
 # --- arguments, output ---------------------------------------------------------------------------
@@ -157,25 +154,6 @@ def loopback_only(ca_bundle: str | None = None) -> None:
         os.environ["REQUESTS_CA_BUNDLE"] = ca_bundle
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[Any], what: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(f"{what} exited with {process.returncode}") from None
-            time.sleep(0.1)
-    raise RuntimeError(f"{what} did not start within {seconds:.0f} s")
-
-
 def _stop(process: subprocess.Popen[Any]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -230,47 +208,14 @@ def sandbox_process() -> Iterator[SandboxProcess]:
 
 
 # --- Azurite -------------------------------------------------------------------------------------
-@dataclass
-class Azurite:
-    port: int
-    process: subprocess.Popen[bytes]
-
-    @property
-    def connection_string(self) -> str:
-        return (
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-            f"AccountKey={AZURITE_KEY};"
-            f"TableEndpoint=http://127.0.0.1:{self.port}/devstoreaccount1;"
-        )
-
-
 @contextlib.contextmanager
 def azurite() -> Iterator[Azurite]:
     """The Azurite Table service (in-memory) from node_modules; stopped on exit."""
-    binary = ROOT / "node_modules" / ".bin" / "azurite-table"
-    if not binary.exists():
-        raise RuntimeError("Azurite is not installed: run `npm ci` (make bench does)")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            str(binary),
-            "--tableHost",
-            "127.0.0.1",
-            "--tablePort",
-            str(port),
-            "--inMemoryPersistence",
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
+    instance = start_azurite()
     try:
-        _wait_for_port(port, process, "Azurite", 30)
-        yield Azurite(port, process)
+        yield instance
     finally:
-        _stop(process)
+        instance.stop()
 
 
 # --- the app on the local function host ----------------------------------------------------------

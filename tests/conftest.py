@@ -9,9 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +17,8 @@ from typing import Any
 import pytest
 import requests
 
+from localdev.azurite import Azurite
+from localdev.azurite import start_azurite as _start_azurite
 from localdev.host import LocalHost
 from shared.app_context import AppContext, build_context, set_context
 from shared.settings import load_settings
@@ -104,71 +103,11 @@ def start_app(tmp_path: Path) -> Iterator[Callable[..., RunningApp]]:
 
 
 # --- Azurite -----------------------------------------------------------------------------------
-AZURITE_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Azurite:
-    port: int
-    process: subprocess.Popen[bytes]
-
-    @property
-    def connection_string(self) -> str:
-        return (
-            "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-            f"AccountKey={AZURITE_KEY};"
-            f"TableEndpoint=http://127.0.0.1:{self.port}/devstoreaccount1;"
-        )
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def start_azurite(port: int | None = None) -> Azurite:
-    binary = ROOT / "node_modules" / ".bin" / "azurite-table"
-    if not binary.exists():
-        pytest.fail("Azurite is not installed: run `make test` (it runs npm ci)")
-    port = port or free_port()
-    process = subprocess.Popen(
-        [
-            str(binary),
-            "--tableHost",
-            "127.0.0.1",
-            "--tablePort",
-            str(port),
-            "--inMemoryPersistence",
-            "--skipApiVersionCheck",
-            "--disableTelemetry",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=ROOT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return Azurite(port, process)
-        except OSError:
-            if process.poll() is not None:
-                pytest.fail(f"Azurite exited with {process.returncode}")
-            time.sleep(0.1)
-    process.kill()
-    pytest.fail("Azurite did not start within 30 s")
+def start_azurite() -> Azurite:
+    try:
+        return _start_azurite()
+    except RuntimeError as failure:
+        pytest.fail(str(failure))
 
 
 @pytest.fixture(scope="session")
