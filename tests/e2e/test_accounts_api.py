@@ -92,7 +92,7 @@ def test_the_same_tenant_and_application_twice_is_a_409_naming_the_account(
     assert len(app.http.get(app.api("/accounts")).json()["value"]) == 1
 
 
-def test_a_used_key_is_a_409(app: RunningApp) -> None:
+def test_a_used_key_again_is_a_409_and_for_another_app_a_400(app: RunningApp) -> None:
     key = new_key(app)
     connect(app, key)
     other_app_same_key = connect(app, key, applicationId=str(uuid.uuid4()))
