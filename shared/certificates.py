@@ -18,6 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 KEY_SIZES = (2048, 3072, 4096)
 # notBefore is set back so a client or Entra clock a little behind still accepts the certificate.
 CLOCK_SKEW = timedelta(minutes=5)
+_CN_MAX_BYTES = 64
 
 DOWNLOAD_FORMATS: dict[str, str] = {
     "cer": "application/pkix-cert",
@@ -50,7 +51,7 @@ def generate(display_name: str, *, validity_days: int, key_size: int, now: datet
     if key_size not in KEY_SIZES:
         raise ValueError(f"key size must be one of {KEY_SIZES}")
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, display_name)])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name(display_name))])
     public_key = key.public_key()
     cert = (
         x509.CertificateBuilder()
@@ -85,6 +86,13 @@ def generate(display_name: str, *, validity_days: int, key_size: int, now: datet
         serialization.NoEncryption(),
     )
     return KeyPair(private_key_pem=private_pem, info=describe(cert))
+
+
+def common_name(display_name: str) -> str:
+    """The display name as a CN: X.509 allows 64 and cryptography counts UTF-8 bytes, so a name of
+    64 characters outside ASCII is cut at a character boundary (the record keeps it whole)."""
+    encoded = display_name.encode("utf-8")[:_CN_MAX_BYTES]
+    return encoded.decode("utf-8", errors="ignore") or "certificate"
 
 
 def describe(cert: x509.Certificate) -> CertificateInfo:

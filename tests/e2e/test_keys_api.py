@@ -209,3 +209,10 @@ def test_keys_survive_a_restart_of_the_host(start_app: Callable[..., RunningApp]
     first.host.stop()
     second = start_app()
     assert second.http.get(second.api(f"/keys/{key['keyId']}")).json() == key
+
+
+def test_a_name_of_many_utf8_bytes_makes_a_key(app: RunningApp) -> None:
+    name = "\U0001f3fb Ünïcødé \u0103\u0136 " * 4  # under 64 characters, over 64 UTF-8 bytes
+    response = create(app, {**VALID, "displayName": name[:64]})
+    assert response.status_code == 201
+    assert response.json()["displayName"] == name[:64]

@@ -96,3 +96,11 @@ def test_download_file_names_are_safe() -> None:
     assert certificates.download_filename('a/b\\c"d e', "cer") == "a-b-c-d-e.cer"
     assert certificates.download_filename("../..", "pem") == "certificate.pem"
     assert certificates.download_filename("Prod tenant ✓", "crt") == "Prod-tenant.crt"
+
+
+def test_a_display_name_longer_than_64_utf8_bytes_still_makes_a_certificate() -> None:
+    name = "Ünïcødé tenant ✓ " * 3  # 51 characters, 69 bytes in UTF-8
+    pair = certificates.generate(name[:64], validity_days=1, key_size=2048, now=NOW)
+    cn = x509.load_pem_x509_certificate(pair.info.certificate_pem.encode()).subject
+    value = str(cn.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+    assert len(value.encode("utf-8")) <= 64 and name.startswith(value)
