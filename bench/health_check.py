@@ -43,8 +43,8 @@ from bench._support import (
     sandbox_process,
 )
 from shared import certificates, health_check
-from shared.keystore.base import KeyLabels
-from shared.records import Account, KeyRecord
+from shared.keys import store_key
+from shared.records import Account
 
 TENANTS, APPS_PER_TENANT = 50, 40
 QUICK_TENANTS, QUICK_APPS_PER_TENANT = 5, 20
@@ -140,26 +140,10 @@ def register_fleet(
 def link_fleet(ctx: Any, registrations: list[Registration]) -> None:
     """What POST /api/keys and POST /api/accounts store, through the stores' interfaces."""
     for number, r in enumerate(registrations):
-        info, key_id, now = r.pair.info, str(uuid.uuid4()), datetime.now(UTC)
-        labels = KeyLabels(r.owner, r.tenant_id, r.app_id, info.thumbprint, info.not_after)
-        ctx.keys.put(key_id, r.pair.private_key_pem, labels)
-        ctx.accounts.add_key(
-            KeyRecord(
-                key_id,
-                r.owner,
-                r.tenant_id,
-                r.app_id,
-                f"Bench {number}",
-                info.thumbprint,
-                info.thumbprint_sha256,
-                info.subject,
-                info.not_before,
-                info.not_after,
-                info.key_size,
-                info.certificate_pem,
-                now,
-            )
-        )
+        info, now = r.pair.info, datetime.now(UTC)
+        key_id = store_key(
+            ctx, r.owner, r.tenant_id, r.app_id, f"Bench {number}", r.pair, now
+        ).key_id
         ctx.accounts.link(
             Account(
                 id=str(uuid.uuid4()),

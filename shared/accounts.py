@@ -13,7 +13,7 @@ from typing import Any
 
 from shared.accountstore import KeyTaken, PairTaken
 from shared.app_context import AppContext
-from shared.errors import Conflict, DependencyUnavailable, NotFound, Problems
+from shared.errors import Conflict, DependencyUnavailable, NotFound, invalid
 from shared.records import CLOUDS, Account
 from shared.timefmt import utc_now
 from shared.validation import Fields, is_guid
@@ -21,10 +21,7 @@ from shared.validation import Fields, is_guid
 log = logging.getLogger("m365link.accounts")
 
 
-def _bad_key(message: str) -> Problems:
-    problems = Problems()
-    problems.add("keyId", message)
-    return problems
+NO_SUCH_KEY = "no key with this id; generate one with POST /api/keys"
 
 
 def link_account(ctx: AppContext, owner: str, body: dict[str, Any]) -> Account:
@@ -40,12 +37,11 @@ def link_account(ctx: AppContext, owner: str, body: dict[str, Any]) -> Account:
 
     key = ctx.accounts.get_key(owner, key_id)
     if key is None or key.deleting:
-        _bad_key("no key with this id; generate one with POST /api/keys").raise_if_any()
-    assert key is not None
+        raise invalid("keyId", NO_SUCH_KEY)
     if key.tenant_id != tenant_id or key.application_id != application_id:
-        _bad_key(
-            "was made for another tenant or application; generate a key for this one"
-        ).raise_if_any()
+        raise invalid(
+            "keyId", "was made for another tenant or application; generate a key for this one"
+        )
     now = utc_now()
     account = Account(
         id=str(uuid.uuid4()),
@@ -70,7 +66,7 @@ def link_account(ctx: AppContext, owner: str, body: dict[str, Any]) -> Account:
         ) from None
     except KeyTaken as taken:
         if taken.account_id is None:
-            _bad_key("no key with this id; generate one with POST /api/keys").raise_if_any()
+            raise invalid("keyId", NO_SUCH_KEY) from None
         raise Conflict(
             "this key is already used by another account; generate a new key",
             account_id=taken.account_id,

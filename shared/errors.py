@@ -50,6 +50,11 @@ class ValidationFailed(AppError):
         return {"errors": [{"field": e.field, "message": e.message} for e in self.errors]}
 
 
+def invalid(field: str, message: str) -> ValidationFailed:
+    """The 400 for one bad field."""
+    return ValidationFailed([FieldError(field, message)])
+
+
 class BadRequest(AppError):
     """A request that is not valid as a whole (malformed JSON, not an object)."""
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 from typing import Any
 
 from shared import certificates
 from shared.app_context import AppContext
-from shared.errors import DependencyUnavailable, NotFound, Problems
+from shared.errors import DependencyUnavailable, NotFound, invalid
 from shared.keystore.base import KeyLabels
 from shared.records import KeyRecord
 from shared.timefmt import utc_now
@@ -36,6 +37,19 @@ def create_key(ctx: AppContext, owner: str, body: dict[str, Any]) -> KeyRecord:
     pair = certificates.generate(
         display_name, validity_days=validity_days, key_size=key_size, now=now
     )
+    return store_key(ctx, owner, tenant_id, application_id, display_name, pair, now)
+
+
+def store_key(
+    ctx: AppContext,
+    owner: str,
+    tenant_id: str,
+    application_id: str,
+    display_name: str,
+    pair: certificates.KeyPair,
+    created_at: datetime,
+) -> KeyRecord:
+    """Store a generated key pair: private key first, then the record that points at it."""
     info = pair.info
     key_id = str(uuid.uuid4())
     ctx.keys.put(
@@ -56,14 +70,16 @@ def create_key(ctx: AppContext, owner: str, body: dict[str, Any]) -> KeyRecord:
         not_after=info.not_after,
         key_size=info.key_size,
         certificate_pem=info.certificate_pem,
-        created_at=now,
+        created_at=created_at,
     )
     try:
         ctx.accounts.add_key(record)
     except Exception:
         _forget_secret(ctx, key_id)
         raise
-    log.info("key created keyId=%s thumbprint=%s keySize=%d", key_id, info.thumbprint, key_size)
+    log.info(
+        "key created keyId=%s thumbprint=%s keySize=%d", key_id, info.thumbprint, info.key_size
+    )
     return record
 
 
@@ -85,8 +101,6 @@ def get_key(ctx: AppContext, owner: str, key_id: str) -> KeyRecord:
 def download(record: KeyRecord, fmt: str) -> tuple[bytes, str, str]:
     """The certificate file: body, content type and a safe file name."""
     if fmt not in certificates.DOWNLOAD_FORMATS:
-        problems = Problems()
-        problems.add("format", "must be one of cer, pem, crt")
-        problems.raise_if_any()
+        raise invalid("format", "must be one of cer, pem, crt")
     body, content_type = certificates.export(record.certificate_pem, fmt)
     return body, content_type, certificates.download_filename(record.display_name, fmt)

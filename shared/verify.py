@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from shared import verification as v
+from shared.accounts import get_account
 from shared.accountstore import VersionConflict
 from shared.app_context import AppContext
 from shared.clouds import CLOUDS, DISCOVERY, Cloud, cloud_from_metadata
@@ -175,8 +176,6 @@ def record(ctx: AppContext, account: Account, report: dict[str, Any]) -> Account
 
 def verify_account(ctx: AppContext, owner: str, account_id: str) -> dict[str, Any]:
     """What the customer's Verify button does: fresh token, report recorded, report returned."""
-    from shared.accounts import get_account
-
     account = get_account(ctx, owner, account_id)
     try:
         report = run_checks(ctx, account, fresh_token=True)

@@ -49,13 +49,13 @@ class SqliteAccountStore(AccountStore):
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")  # kept in the file: set once, not per call
             db.executescript(_SCHEMA)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         try:
             with closing(sqlite3.connect(self.path, timeout=30, isolation_level=None)) as db:
-                db.execute("PRAGMA journal_mode=WAL")
                 yield db
         except sqlite3.OperationalError as exc:
             raise DependencyUnavailable("account store", f"local account store: {exc}") from exc

@@ -105,9 +105,9 @@ class TableAccountStore(AccountStore):
         except TableTransactionError:
             raise
         except HttpResponseError as exc:
-            if exc.status_code is not None and exc.status_code < 500 and exc.status_code != 429:
-                raise
-            raise DependencyUnavailable("account store") from exc
+            if exc.status_code is None or _transient(exc):
+                raise DependencyUnavailable("account store") from exc
+            raise
         except AzureError as exc:
             raise DependencyUnavailable("account store") from exc
 
@@ -170,38 +170,33 @@ class TableAccountStore(AccountStore):
     def link(self, account: Account) -> None:
         pk = partition_of(account.owner)
         pair_rk = f"{_PAIR}{account.tenant_id}_{account.application_id}"
+        key_entity = self._get(pk, _KEY + account.key_id)
+        if key_entity is None or key_entity.get("deleting") or key_entity.get("accountId"):
+            self._refuse(pk, pair_rk, key_entity)
+        operations: list[Any] = [
+            ("create", {"PartitionKey": pk, "RowKey": _ACCOUNT + account.id, "Kind": "account",
+                        **account_to_row(account)}),
+            ("create", {"PartitionKey": pk, "RowKey": pair_rk, "Kind": "pair",
+                        "accountId": account.id}),
+            ("update", {"PartitionKey": pk, "RowKey": _KEY + account.key_id,
+                        "accountId": account.id},
+             {"mode": UpdateMode.MERGE, "etag": key_entity.metadata["etag"],
+              "match_condition": MatchConditions.IfNotModified}),
+        ]  # fmt: skip
+        try:
+            with self._guard():
+                self._client().submit_transaction(operations)
+        except TableTransactionError as exc:
+            if _transient(exc):
+                raise DependencyUnavailable("account store") from exc
+            # Another link came first: say which rule it broke.
+            self._refuse(pk, pair_rk, self._get(pk, _KEY + account.key_id))
 
-        def refuse(key_entity: Any | None) -> NoReturn:
-            pair = self._get(pk, pair_rk)
-            if pair is not None:
-                raise PairTaken(pair["accountId"])
-            raise KeyTaken((key_entity or {}).get("accountId") or None)
-
-        def attempt() -> None:
-            key_entity = self._get(pk, _KEY + account.key_id)
-            if key_entity is None or key_entity.get("deleting") or key_entity.get("accountId"):
-                refuse(key_entity)
-            operations: list[Any] = [
-                ("create", {"PartitionKey": pk, "RowKey": _ACCOUNT + account.id, "Kind": "account",
-                            **account_to_row(account)}),
-                ("create", {"PartitionKey": pk, "RowKey": pair_rk, "Kind": "pair",
-                            "accountId": account.id}),
-                ("update", {"PartitionKey": pk, "RowKey": _KEY + account.key_id,
-                            "accountId": account.id},
-                 {"mode": UpdateMode.MERGE, "etag": key_entity.metadata["etag"],
-                  "match_condition": MatchConditions.IfNotModified}),
-            ]  # fmt: skip
-            try:
-                with self._guard():
-                    self._client().submit_transaction(operations)
-            except TableTransactionError as exc:
-                if exc.status_code is not None and (
-                    exc.status_code >= 500 or exc.status_code == 429
-                ):
-                    raise DependencyUnavailable("account store") from exc
-                refuse(self._get(pk, _KEY + account.key_id))
-
-        attempt()
+    def _refuse(self, pk: str, pair_rk: str, key_entity: Any | None) -> NoReturn:
+        pair = self._get(pk, pair_rk)
+        if pair is not None:
+            raise PairTaken(pair["accountId"])
+        raise KeyTaken((key_entity or {}).get("accountId") or None)
 
     def get_account(self, owner: str, account_id: str) -> Account | None:
         entity = self._get(partition_of(owner), _ACCOUNT + account_id)
@@ -264,9 +259,7 @@ class TableAccountStore(AccountStore):
                 with self._guard():
                     self._client().submit_transaction(operations)
             except TableTransactionError as exc:
-                if exc.status_code is not None and (
-                    exc.status_code >= 500 or exc.status_code == 429
-                ):
+                if _transient(exc):
                     raise DependencyUnavailable("account store") from exc
                 raise _Stale from exc
             return account
@@ -276,6 +269,10 @@ class TableAccountStore(AccountStore):
     def ping(self) -> None:
         with self._guard():
             next(iter(self._client().query_entities("RowKey eq 'ping'", results_per_page=1)), None)
+
+
+def _transient(error: HttpResponseError) -> bool:
+    return error.status_code is not None and (error.status_code >= 500 or error.status_code == 429)
 
 
 class _Stale(Exception):

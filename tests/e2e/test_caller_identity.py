@@ -137,3 +137,28 @@ def test_jwks_unreachable_is_a_503(sandboxed_app: Callable[..., RunningApp], san
     )
     response = app.http.get(app.api("/accounts"), headers=bearer(token(sandbox, str(uuid.uuid4()))))
     assert response.status_code == 503 and "Retry-After" in response.headers
+
+
+def test_the_owner_comes_from_the_configured_claim(
+    sandboxed_app: Callable[..., RunningApp], sandbox: Any
+) -> None:
+    app = sandboxed_app(
+        {
+            "AUTH_MODE": "entra",
+            "AUTH_AUDIENCE": AUDIENCE,
+            "AUTH_ISSUER": sandbox.base_url + "/{tid}/v2.0",
+            "AUTH_JWKS_URI": sandbox.base_url + "/portal/common/discovery/v2.0/keys",
+            "AUTH_OWNER_CLAIM": "portal_customer",
+        }
+    )
+    tid = str(uuid.uuid4())  # one tenant, two portal customers
+    first = bearer(token(sandbox, tid, claims={"portal_customer": "customer-1"}))
+    second = bearer(token(sandbox, tid, claims={"portal_customer": "customer-2"}))
+    created = app.http.post(app.api("/keys"), json=KEY_BODY, headers=first)
+    assert created.status_code == 201
+    key_id = created.json()["keyId"]
+    assert app.http.get(app.api(f"/keys/{key_id}"), headers=first).status_code == 200
+    assert app.http.get(app.api(f"/keys/{key_id}"), headers=second).status_code == 404
+    assert app.context.accounts.get_key("customer-1", key_id) is not None
+    missing = bearer(token(sandbox, tid))
+    assert app.http.get(app.api("/accounts"), headers=missing).status_code == 401

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 import requests
 
-from shared import certificates, health_check
+from shared import certificates, health_check, keys
 from shared.keystore.base import KeyLabels
-from shared.records import KeyRecord
 from shared.timefmt import utc_now
 from tests.conftest import RunningApp
 from tests.e2e.customer import Customer, check
@@ -31,33 +30,12 @@ def connected(app: RunningApp, sandbox: Any, **register: Any) -> Customer:
     return customer
 
 
-def aged_key(app: RunningApp, *, days: int, linked: bool = False) -> str:
+def aged_key(app: RunningApp, *, days: int) -> str:
+    """A key made `days` ago and never linked, stored as POST /api/keys stores one."""
     made = utc_now() - timedelta(days=days)
     pair = certificates.generate("Old", validity_days=365, key_size=2048, now=made)
-    key_id = str(uuid.uuid4())
     tenant, application = str(uuid.uuid4()), str(uuid.uuid4())
-    app.context.keys.put(
-        key_id, pair.private_key_pem, KeyLabels("local-dev", tenant, application, "x", made)
-    )
-    i = pair.info
-    app.context.accounts.add_key(
-        KeyRecord(
-            key_id,
-            "local-dev",
-            tenant,
-            application,
-            "Old",
-            i.thumbprint,
-            i.thumbprint_sha256,
-            i.subject,
-            i.not_before,
-            i.not_after,
-            i.key_size,
-            i.certificate_pem,
-            made,
-        )
-    )
-    return key_id
+    return keys.store_key(app.context, "local-dev", tenant, application, "Old", pair, made).key_id
 
 
 def test_one_run_leaves_each_account_with_the_right_status(app: RunningApp, sandbox: Any) -> None:

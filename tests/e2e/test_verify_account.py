@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared import certificates
-from shared.keystore.base import KeyLabels
-from shared.records import KeyRecord
+from shared import certificates, keys
 from shared.timefmt import utc_now
 from shared.verification import CHECK_ORDER
 from tests.conftest import RunningApp
@@ -47,7 +45,8 @@ def test_a_customer_who_followed_the_guide_is_connected(customer: Customer) -> N
     assert set(statuses(report).values()) == {"pass"}, statuses(report)
     assert report["status"] == "connected" and report["accountId"] == customer.account["id"]
     assert report["grantedPermissions"] == ["AccessReview.Read.All"]
-    assert "Global Reader" in report["directoryRoles"]
+    # The sandbox, like Entra, adds a template id that no built-in role list names: shown by id.
+    assert report["directoryRoles"] == ["Global Reader", "0997a1d0-0d1d-4acb-b408-d5ca73121e90"]
     assert report["organization"]["id"] == customer.tenant_id
     assert customer.domains[0] in report["organization"]["verifiedDomains"]
     assert report["cloud"] == "global"
@@ -253,35 +252,15 @@ def test_certificate_expiring_soon_warns(customer: Customer) -> None:
 
 def test_expired_certificate_fails(customer: Customer, app: RunningApp) -> None:
     customer.register()
-    # A certificate made 400 days ago for one year, as an old link would have: stored through
-    # the app's own stores, exactly as POST /api/keys stores one.
+    # A certificate made 400 days ago for one year, as an old link would have, stored exactly as
+    # POST /api/keys stores one.
     made = utc_now() - timedelta(days=400)
     pair = certificates.generate("Old", validity_days=365, key_size=2048, now=made)
-    key_id = str(uuid.uuid4())
-    app.context.keys.put(
-        key_id,
-        pair.private_key_pem,
-        KeyLabels("local-dev", customer.tenant_id, customer.application_id, "x", made),
+    stored = keys.store_key(
+        app.context, "local-dev", customer.tenant_id, customer.application_id, "Old", pair, made
     )
+    customer.key = {"keyId": stored.key_id}
     info = pair.info
-    app.context.accounts.add_key(
-        KeyRecord(
-            key_id,
-            "local-dev",
-            customer.tenant_id,
-            customer.application_id,
-            "Old",
-            info.thumbprint,
-            info.thumbprint_sha256,
-            info.subject,
-            info.not_before,
-            info.not_after,
-            info.key_size,
-            info.certificate_pem,
-            made,
-        )
-    )
-    customer.key = {"keyId": key_id}
     customer.admin.upload_certificate(
         customer.tenant_id, customer.application_id, info.certificate_pem
     )
