@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest scan-infra bench clean
+.PHONY: run test lint typecheck pytest scan-infra bench clean chromium
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +26,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy shared
 
-pytest: $(STAMP) node_modules/.installed
+chromium:
+	bash localdev/ensure_chromium.sh
+
+pytest: $(STAMP) node_modules/.installed chromium
 	$(PY) -m pytest
 
 scan-infra:

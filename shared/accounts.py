@@ -14,9 +14,10 @@ from typing import Any
 from shared.accountstore import KeyTaken, PairTaken
 from shared.app_context import AppContext
 from shared.errors import Conflict, DependencyUnavailable, NotFound, invalid
+from shared.guid import parse_guid
 from shared.records import CLOUDS, Account
 from shared.timefmt import utc_now
-from shared.validation import Fields, is_guid
+from shared.validation import Fields
 
 log = logging.getLogger("m365link.accounts")
 
@@ -76,7 +77,8 @@ def link_account(ctx: AppContext, owner: str, body: dict[str, Any]) -> Account:
 
 
 def get_account(ctx: AppContext, owner: str, account_id: str) -> Account:
-    account = ctx.accounts.get_account(owner, account_id.lower()) if is_guid(account_id) else None
+    canonical = parse_guid(account_id)
+    account = ctx.accounts.get_account(owner, canonical) if canonical else None
     if account is None:
         raise NotFound(f"no account {account_id!r}")
     return account
@@ -87,7 +89,8 @@ def list_accounts(ctx: AppContext, owner: str) -> list[Account]:
 
 
 def unlink_account(ctx: AppContext, owner: str, account_id: str) -> None:
-    account = ctx.accounts.unlink(owner, account_id.lower()) if is_guid(account_id) else None
+    canonical = parse_guid(account_id)
+    account = ctx.accounts.unlink(owner, canonical) if canonical else None
     if account is None:
         raise NotFound(f"no account {account_id!r}")
     log.info("account unlinked accountId=%s keyId=%s", account.id, account.key_id)

@@ -16,10 +16,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
-from shared.accounts import finish_key_deletion
+from shared import housekeeping
 from shared.app_context import AppContext
 from shared.errors import AppError
 from shared.outbound import deadline
@@ -28,8 +27,6 @@ from shared.timefmt import utc_now
 from shared.verify import record, run_checks
 
 log = logging.getLogger("m365link.health_check")
-UNLINKED_KEY_MAX_AGE = timedelta(days=7)
-ORPHAN_SECRET_MIN_AGE = timedelta(hours=1)  # younger ones may belong to a request in flight
 
 
 @dataclass
@@ -141,7 +138,7 @@ def run(
             pool.submit(worker)
     keys.forget()
     summary.not_reached = sum(1 for _ in queue)
-    _housekeeping(ctx, summary, utc_now())
+    housekeeping.run(ctx, summary, utc_now())
     summary.duration_ms = round((time.monotonic() - started) * 1000)
     log.info(
         "health_check summary %s",
@@ -149,23 +146,3 @@ def run(
         extra={"healthCheck": summary.as_dict()},
     )
     return summary
-
-
-def _housekeeping(ctx: AppContext, summary: RunSummary, now: datetime) -> None:
-    """Finish unlinks whose key deletion failed, drop keys never linked within 7 days, and
-    remove private keys that no record points at (a create that failed halfway)."""
-    try:
-        records = list(ctx.accounts.list_keys())
-        for key in records:
-            if key.deleting:
-                summary.deletions_finished += finish_key_deletion(ctx, key.owner, key.key_id)
-            elif key.account_id is None and now - key.created_at > UNLINKED_KEY_MAX_AGE:
-                summary.keys_removed += finish_key_deletion(ctx, key.owner, key.key_id)
-        known = {k.key_id for k in records}
-        for stored in ctx.keys.list():
-            too_young = stored.created_at is None or now - stored.created_at < ORPHAN_SECRET_MIN_AGE
-            if stored.key_id not in known and not too_young:
-                ctx.keys.delete(stored.key_id)
-                summary.orphans_removed += 1
-    except AppError as error:
-        log.warning("housekeeping stopped early: %s", error.detail)

@@ -15,10 +15,11 @@ from typing import Any
 from shared import certificates
 from shared.app_context import AppContext
 from shared.errors import DependencyUnavailable, NotFound, invalid
+from shared.guid import parse_guid
 from shared.keystore.base import KeyLabels
 from shared.records import KeyRecord
 from shared.timefmt import utc_now
-from shared.validation import Fields, is_guid
+from shared.validation import Fields
 
 log = logging.getLogger("m365link.keys")
 
@@ -92,7 +93,8 @@ def _forget_secret(ctx: AppContext, key_id: str) -> None:
 
 
 def get_key(ctx: AppContext, owner: str, key_id: str) -> KeyRecord:
-    record = ctx.accounts.get_key(owner, key_id.lower()) if is_guid(key_id) else None
+    canonical = parse_guid(key_id)
+    record = ctx.accounts.get_key(owner, canonical) if canonical else None
     if record is None or record.deleting:
         raise NotFound(f"no key {key_id!r}")
     return record

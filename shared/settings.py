@@ -57,6 +57,8 @@ class Settings:
     health_check_budget_seconds: int
     cert_expiry_warning_days: int
     running_in_azure: bool
+    verify_timeout_seconds: int = 60
+    unlinked_key_retention_days: int = 7
 
     @property
     def key_store_backend(self) -> str:
@@ -182,10 +184,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         health_check_concurrency=_int(env, "HEALTH_CHECK_CONCURRENCY", 8, 1, 64, problems),
         # Below host.json's functionTimeout (10 min), so a run ends cleanly rather than killed.
         health_check_budget_seconds=_int(
-            env, "HEALTH_CHECK_TIME_BUDGET_SECONDS", 480, 10, 3600, problems
+            env, "HEALTH_CHECK_TIME_BUDGET_SECONDS", 480, 1, 3600, problems
         ),
         cert_expiry_warning_days=_int(env, "CERT_EXPIRY_WARNING_DAYS", 30, 0, 365, problems),
         running_in_azure=in_azure,
+        verify_timeout_seconds=_int(env, "VERIFY_TIMEOUT_SECONDS", 60, 5, 600, problems),
+        unlinked_key_retention_days=_int(env, "UNLINKED_KEY_RETENTION_DAYS", 7, 1, 90, problems),
     )
     if in_azure and (not settings.key_vault_url or not settings.table):
         problems.append(

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from shared.errors import Problems
+from shared.guid import is_guid, parse_guid
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-
-
-def is_guid(value: str) -> bool:
-    return bool(_GUID.match(value))
+__all__ = ["Fields", "has_control_characters", "is_guid"]
 
 
 def has_control_characters(value: str) -> bool:
@@ -37,11 +33,11 @@ class Fields:
     def guid(self, name: str, *, required: bool = True) -> str:
         if not self._present(name, required):
             return ""
-        value = self.body[name]
-        if not isinstance(value, str) or not is_guid(value):
+        value = parse_guid(self.body[name])
+        if value is None:
             self.problems.add(name, "must be a GUID such as 00000000-0000-0000-0000-000000000000")
             return ""
-        return value.lower()
+        return value
 
     def text(
         self, name: str, *, max_len: int, required: bool = True, min_len: int = 1

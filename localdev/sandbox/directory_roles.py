@@ -42,7 +42,7 @@ _TEMPLATE_BY_NAME = {name.casefold(): template for template, name in ROLE_NAMES.
 
 def is_guid(value: str) -> bool:
     """Whether `value` is written as a GUID (8-4-4-4-12 hex digits)."""
-    return bool(_GUID.match(value))
+    return bool(_GUID.fullmatch(value))
 
 
 def resolve_role(name_or_template_id: str) -> str:

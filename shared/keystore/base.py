@@ -4,13 +4,12 @@ assertions, and is deleted at unlink. No route ever returns it.
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-_KEY_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+from shared.guid import is_canonical_guid
 
 
 class PrivateKeyMissing(Exception):
@@ -36,7 +35,7 @@ class StoredKey:
 
 def check_key_id(key_id: str) -> str:
     """Key ids are lower-case UUIDs; anything else never reaches a file name or a vault URL."""
-    if not _KEY_ID.match(key_id):
+    if not is_canonical_guid(key_id):
         raise ValueError("key id must be a lower-case UUID")
     return key_id
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.errors import DependencyUnavailable
+from shared.guid import is_canonical_guid
 from shared.keystore.base import KeyLabels, KeyStore, PrivateKeyMissing, StoredKey, check_key_id
-
-_KEY_FILE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.pem$")
 
 
 class LocalKeyStore(KeyStore):
@@ -62,7 +60,7 @@ class LocalKeyStore(KeyStore):
             return iter(())
         found = []
         for path in self.folder.glob("*.pem"):
-            if not _KEY_FILE.match(path.name):
+            if path.suffix != ".pem" or not is_canonical_guid(path.stem):
                 continue  # not a file this store wrote
             created = datetime.fromtimestamp(path.stat().st_mtime, UTC)
             found.append(StoredKey(path.stem, created))
