@@ -68,6 +68,7 @@ _ROUTES = [
     ("/admin/requests", "reset_requests", ["DELETE"]),
     ("/admin/portal-tokens", "mint_portal_token", ["POST"]),
     ("/admin/keyvault/secrets", "keyvault_state", ["GET"]),
+    ("/admin/keyvault/keys", "keyvault_keys", ["GET"]),
 ]
 
 
@@ -414,3 +415,6 @@ class Admin:
 
     def _keyvault_state(self, request: Request) -> Response:
         return json_response(self._keyvault.snapshot())
+
+    def _keyvault_keys(self, request: Request) -> Response:
+        return json_response(self._keyvault.keys_snapshot())

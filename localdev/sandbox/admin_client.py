@@ -292,3 +292,9 @@ class SandboxAdmin:
         """`{"secrets", "deletedSecrets", "requests"}` of the Key Vault stand-in (no values)."""
         state: dict[str, Any] = self._call("GET", "keyvault/secrets")
         return state
+
+    def keyvault_keys(self) -> dict[str, Any]:
+        """`{"keys", "deletedKeys", "premium", "requests"}` of the stand-in's keys API (no key
+        material; each key with its `kty`, `keySize`, `keyOps`, `tags`, `attributes`, `signs`)."""
+        state: dict[str, Any] = self._call("GET", "keyvault/keys")
+        return state

@@ -1,16 +1,16 @@
-"""The Key Vault secrets stand-in, on its own port as a vault has its own host.
+"""The Key Vault stand-in, on its own port as a vault has its own host.
 
-Why: the app keeps customers' private keys in Key Vault through `azure-keyvault-secrets`. This
-answers the secrets REST API the way the SDK expects (bearer challenge on the first, anonymous
-request; soft delete; paging) so the key store's Key Vault backend can be tested offline, and it
-records every request (never a secret value, never a token) for tests to assert on.
+Why: the app keeps customers' private keys in Key Vault, as secrets (`azure-keyvault-secrets`) or
+as keys that never leave the vault (`azure-keyvault-keys`). This answers the secrets REST API, and
+routes the keys API to `keyvault_keys`, the way the SDKs expect (bearer challenge on the first,
+anonymous request; soft delete; paging) so the key store's Key Vault backends can be tested
+offline, and it records every request (never a secret value, never a token) for tests to assert on.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import re
 import threading
 import time
 import uuid
@@ -21,27 +21,28 @@ from typing import Any
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
+from localdev.sandbox.keyvault_common import (
+    RECOVERY_LEVEL,
+    RETENTION_DAYS,
+    BadParameter,
+    attributes_of,
+    check_name,
+    json_body,
+    page,
+    tags_of,
+)
+from localdev.sandbox.keyvault_keys import KeyVaultKeys
 from localdev.sandbox.traffic import Traffic
 from localdev.sandbox.wire import json_response, keyvault_error
 
-NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
 MAX_VALUE_BYTES = 25 * 1024
 MAX_CONTENT_TYPE = 255
-MAX_TAGS = 15
-MAX_TAG_LENGTH = 256
-RETENTION_DAYS = 90
-PAGE_SIZE = 25
 CHALLENGE = (
     'Bearer authorization="https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47",'
     ' resource="https://vault.azure.net"'
 )
 _HIDDEN_HEADERS = frozenset({"authorization", "cookie"})
-
-
-class _BadRequest(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+_KEY_COLLECTIONS = frozenset({"keys", "deletedkeys"})
 
 
 @dataclass
@@ -84,9 +85,14 @@ def _redacted_body(request: Request) -> Any:
         body = json.loads(data)
     except ValueError:
         return f"<{len(data)} bytes, not JSON>"
-    if isinstance(body, dict) and "value" in body:
+    # A secret's value is secret; a key request's `value` is a digest or signature, kept as sent.
+    if isinstance(body, dict) and "value" in body and not _is_key_request(request):
         body["value"] = "<redacted>"
     return body
+
+
+def _is_key_request(request: Request) -> bool:
+    return request.path.split("/")[1] in _KEY_COLLECTIONS
 
 
 class KeyVault:
@@ -98,6 +104,7 @@ class KeyVault:
         self._lock = threading.RLock()
         self._secrets: dict[str, Secret] = {}
         self._requests: list[dict[str, Any]] = []
+        self.keys = KeyVaultKeys(url, self._lock)
 
     # --- what tests and the admin API read ------------------------------------------------------
     @property
@@ -119,10 +126,23 @@ class KeyVault:
                 "requests": copy.deepcopy(self._requests),
             }
 
+    def keys_snapshot(self) -> dict[str, Any]:
+        """`keys`, `deletedKeys` (no key material), `premium`, and the keys API's `requests`."""
+        with self._lock:
+            return {
+                **self.keys.snapshot(),
+                "requests": [
+                    copy.deepcopy(r)
+                    for r in self._requests
+                    if r["path"].split("/")[1] in _KEY_COLLECTIONS
+                ],
+            }
+
     def reset(self) -> None:
         with self._lock:
             self._secrets.clear()
             self._requests.clear()
+            self.keys.reset()
 
     def clear_requests(self) -> None:
         with self._lock:
@@ -167,10 +187,12 @@ class KeyVault:
         if not request.args.get("api-version"):
             return keyvault_error(400, "BadParameter", "The 'api-version' parameter is missing.")
         parts = request.path.split("/")[1:]
+        if parts[0] in _KEY_COLLECTIONS:
+            return self.keys.handle(request, parts)
         try:
             with self._lock:
                 return self._route(request, parts)
-        except _BadRequest as error:
+        except BadParameter as error:
             return keyvault_error(400, "BadParameter", error.message)
 
     def _route(self, request: Request, parts: list[str]) -> Response:
@@ -182,7 +204,7 @@ class KeyVault:
             if not rest and method == "GET":
                 return self._list(request, deleted=False)
             if rest:
-                self._check_name(rest[0])
+                check_name(rest[0])
             if len(rest) == 1 and method == "PUT":
                 return self._set(request, rest[0])
             if len(rest) == 1 and method == "DELETE":
@@ -198,7 +220,7 @@ class KeyVault:
             if not rest and method == "GET":
                 return self._list(request, deleted=True)
             if rest:
-                self._check_name(rest[0])
+                check_name(rest[0])
             if len(rest) == 1 and method == "GET":
                 return self._get_deleted(rest[0])
             if len(rest) == 1 and method == "DELETE":
@@ -209,12 +231,12 @@ class KeyVault:
 
     # --- operations -----------------------------------------------------------------------------
     def _set(self, request: Request, name: str) -> Response:
-        body = self._json_body(request)
+        body = json_body(request)
         value = body.get("value")
         if not isinstance(value, str):
-            raise _BadRequest("The 'value' of the secret is required and must be a string.")
+            raise BadParameter("The 'value' of the secret is required and must be a string.")
         if len(value.encode()) > MAX_VALUE_BYTES:
-            raise _BadRequest(f"The secret value exceeds the maximum of {MAX_VALUE_BYTES} bytes.")
+            raise BadParameter(f"The secret value exceeds the maximum of {MAX_VALUE_BYTES} bytes.")
         existing = self._secrets.get(name.lower())
         if existing is not None and existing.deleted_date is not None:
             return keyvault_error(
@@ -224,13 +246,13 @@ class KeyVault:
                 "cannot be reused; in this state, the secret can only be recovered or purged.",
                 inner_code="ObjectIsDeletedButRecoverable",
             )
-        attributes = self._attributes_of(body)
+        attributes = attributes_of(body)
         now = int(time.time())
         version = SecretVersion(
             version=uuid.uuid4().hex,
             value=value,
             content_type=self._content_type_of(body),
-            tags=self._tags_of(body),
+            tags=tags_of(body),
             enabled=attributes.get("enabled", True),
             not_before=attributes.get("nbf"),
             expires=attributes.get("exp"),
@@ -260,12 +282,12 @@ class KeyVault:
         version = secret.version(version_id) if secret else None
         if secret is None or version is None:
             return self._not_found(name)
-        body = self._json_body(request)
-        attributes = self._attributes_of(body)
+        body = json_body(request)
+        attributes = attributes_of(body)
         if "contentType" in body:
             version.content_type = self._content_type_of(body)
         if "tags" in body:
-            version.tags = self._tags_of(body)
+            version.tags = tags_of(body)
         version.enabled = attributes.get("enabled", version.enabled)
         version.not_before = attributes.get("nbf", version.not_before)
         version.expires = attributes.get("exp", version.expires)
@@ -310,33 +332,16 @@ class KeyVault:
             else self._item(s, s.latest, versioned=False)
             for s in secrets
         ]
-        return self._page(request, "deletedsecrets" if deleted else "secrets", items)
+        return page(request, self.url, "deletedsecrets" if deleted else "secrets", items)
 
     def _list_versions(self, request: Request, name: str) -> Response:
         secret = self._live(name)
         if secret is None:
             return self._not_found(name)
         items = [self._item(secret, v, versioned=True) for v in secret.versions]
-        return self._page(request, f"secrets/{secret.name}/versions", items)
+        return page(request, self.url, f"secrets/{secret.name}/versions", items)
 
     # --- shapes and checks ----------------------------------------------------------------------
-    def _page(self, request: Request, path: str, items: list[dict[str, Any]]) -> Response:
-        try:
-            size = min(int(request.args.get("maxresults", PAGE_SIZE)), PAGE_SIZE)
-            start = int(request.args.get("$skiptoken", "0"))
-        except ValueError as error:
-            raise _BadRequest("maxresults and $skiptoken must be integers.") from error
-        if size < 1 or start < 0:
-            raise _BadRequest("maxresults must be at least 1.")
-        next_link = None
-        if start + size < len(items):
-            api_version = request.args.get("api-version", "")
-            next_link = (
-                f"{self.url}/{path}?api-version={api_version}&$skiptoken={start + size}"
-                f"&maxresults={size}"
-            )
-        return json_response({"value": items[start : start + size], "nextLink": next_link})
-
     def _live(self, name: str) -> Secret | None:
         secret = self._secrets.get(name.lower())
         return secret if secret is not None and secret.deleted_date is None else None
@@ -354,63 +359,13 @@ class KeyVault:
         )
 
     @staticmethod
-    def _check_name(name: str) -> None:
-        if not NAME.match(name):
-            raise _BadRequest(f"The request URI contains an invalid name: {name}")
-
-    @staticmethod
-    def _json_body(request: Request) -> dict[str, Any]:
-        try:
-            body = json.loads(request.get_data(cache=True) or b"{}")
-        except ValueError as error:
-            raise _BadRequest("The request body is not valid JSON.") from error
-        if not isinstance(body, dict):
-            raise _BadRequest("The request body must be a JSON object.")
-        return body
-
-    @staticmethod
     def _content_type_of(body: dict[str, Any]) -> str | None:
         content_type = body.get("contentType")
         if content_type is not None and (
             not isinstance(content_type, str) or len(content_type) > MAX_CONTENT_TYPE
         ):
-            raise _BadRequest(f"contentType must be a string of at most {MAX_CONTENT_TYPE} chars.")
+            raise BadParameter(f"contentType must be a string of at most {MAX_CONTENT_TYPE} chars.")
         return content_type
-
-    @staticmethod
-    def _tags_of(body: dict[str, Any]) -> dict[str, str] | None:
-        tags = body.get("tags")
-        if tags is None:
-            return None
-        if not isinstance(tags, dict) or len(tags) > MAX_TAGS:
-            raise _BadRequest(f"tags must be an object with at most {MAX_TAGS} entries.")
-        for key, value in tags.items():
-            if (
-                not isinstance(value, str)
-                or len(key) > MAX_TAG_LENGTH
-                or len(value) > MAX_TAG_LENGTH
-            ):
-                raise _BadRequest(
-                    f"Tag names and values are strings of at most {MAX_TAG_LENGTH} characters."
-                )
-        return dict(tags)
-
-    @staticmethod
-    def _attributes_of(body: dict[str, Any]) -> dict[str, Any]:
-        attributes = body.get("attributes") or {}
-        if not isinstance(attributes, dict):
-            raise _BadRequest("attributes must be an object.")
-        result: dict[str, Any] = {}
-        if attributes.get("enabled") is not None:
-            if not isinstance(attributes["enabled"], bool):
-                raise _BadRequest("attributes.enabled must be a boolean.")
-            result["enabled"] = attributes["enabled"]
-        for key in ("nbf", "exp"):
-            if attributes.get(key) is not None:
-                if not isinstance(attributes[key], int) or isinstance(attributes[key], bool):
-                    raise _BadRequest(f"attributes.{key} must be a Unix time in seconds.")
-                result[key] = attributes[key]
-        return result
 
     @staticmethod
     def _attributes(version: SecretVersion) -> dict[str, Any]:
@@ -418,7 +373,7 @@ class KeyVault:
             "enabled": version.enabled,
             "created": version.created,
             "updated": version.updated,
-            "recoveryLevel": "Recoverable+Purgeable",
+            "recoveryLevel": RECOVERY_LEVEL,
             "recoverableDays": RETENTION_DAYS,
         }
         if version.not_before is not None:
