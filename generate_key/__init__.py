@@ -3,23 +3,27 @@
 import azure.functions as func
 
 from shared import keys
-from shared.app_context import get_context
-from shared.errors import MethodNotAllowed, NotFound
+from shared.app_context import check_settings_at_import, get_context
 from shared.http_edge import endpoint, json_response, read_json_object
 
+# Settings are checked when the host loads the function, not at the first request
+# (AUTH_MODE=local in Azure is refused at start-up).
+check_settings_at_import()
 
-@endpoint("generate_key")
+
+def methods(req: func.HttpRequest) -> tuple[str, ...]:
+    """`/api/keys` is the collection (POST), `/api/keys/{keyId}` one key (GET)."""
+    return ("GET",) if req.route_params.get("keyId") else ("POST",)
+
+
+@endpoint("generate_key", methods)
 def main(req: func.HttpRequest) -> func.HttpResponse:
     ctx = get_context()
     owner = ctx.authenticator.owner(req.headers.get("Authorization"))
     key_id = req.route_params.get("keyId")
-    if req.method == "POST":
-        if key_id:
-            raise MethodNotAllowed("POST goes to /api/keys")
+    if not key_id:
         record = keys.create_key(ctx, owner, read_json_object(req))
         return json_response(record.to_resource(), 201, {"Location": f"/api/keys/{record.key_id}"})
-    if not key_id:
-        raise NotFound("give a key id: GET /api/keys/{keyId}")
     record = keys.get_key(ctx, owner, key_id)
     fmt = req.params.get("format")
     if fmt is None:

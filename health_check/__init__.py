@@ -5,7 +5,11 @@ import logging
 import azure.functions as func
 
 from shared import health_check
-from shared.app_context import get_context
+from shared.app_context import check_settings_at_import, get_context
+
+# Settings are checked when the host loads the function, not at the first request
+# (AUTH_MODE=local in Azure is refused at start-up).
+check_settings_at_import()
 
 
 def main(timer: func.TimerRequest) -> None:

@@ -3,26 +3,30 @@
 import azure.functions as func
 
 from shared import accounts
-from shared.app_context import get_context
-from shared.errors import MethodNotAllowed
+from shared.app_context import check_settings_at_import, get_context
 from shared.http_edge import endpoint, json_response, read_json_object
 
+# Settings are checked when the host loads the function, not at the first request
+# (AUTH_MODE=local in Azure is refused at start-up).
+check_settings_at_import()
 
-@endpoint("link_account")
+
+def methods(req: func.HttpRequest) -> tuple[str, ...]:
+    """`/api/accounts` is the collection (GET, POST), `/api/accounts/{id}` one account."""
+    return ("GET", "DELETE") if req.route_params.get("id") else ("GET", "POST")
+
+
+@endpoint("link_account", methods)
 def main(req: func.HttpRequest) -> func.HttpResponse:
     ctx = get_context()
     owner = ctx.authenticator.owner(req.headers.get("Authorization"))
     account_id = req.route_params.get("id")
-    if req.method == "POST":
-        if account_id:
-            raise MethodNotAllowed("POST goes to /api/accounts")
+    if req.method.upper() == "POST":
         account = accounts.link_account(ctx, owner, read_json_object(req))
         return json_response(
             account.to_resource(), 201, {"Location": f"/api/accounts/{account.id}"}
         )
-    if req.method == "DELETE":
-        if not account_id:
-            raise MethodNotAllowed("DELETE needs an account: /api/accounts/{id}")
+    if req.method.upper() == "DELETE" and account_id:
         accounts.unlink_account(ctx, owner, account_id)
         return func.HttpResponse(status_code=204, headers={"Cache-Control": "no-store"})
     if account_id:

@@ -31,9 +31,12 @@ from werkzeug.wrappers import Request, Response
 
 from localdev.functions import APP_ROOT, FunctionSpec, discover, route_prefix, werkzeug_rules
 from localdev.ncrontab import Schedule
+from shared import failure
 
 log = logging.getLogger("localdev.host")
 PORTAL_DIR = Path(__file__).resolve().parent / "portal"
+# The Functions host refuses bodies over FUNCTIONS_REQUEST_BODY_SIZE_LIMIT itself (default 100 MB).
+DEFAULT_BODY_LIMIT = 100 * 1024 * 1024
 _HOP_HEADERS = {
     "connection",
     "transfer-encoding",
@@ -92,7 +95,7 @@ class LocalHost:
         for rule in self.url_map.iter_rules():
             kind, name = rule.endpoint
             if kind == "function":
-                methods = ",".join(sorted((rule.methods or {"ALL"}) - {"HEAD", "OPTIONS"}))
+                methods = ",".join(sorted(self.functions[str(name)].methods or {"ALL"}))
                 listed.append((methods, rule.rule, str(name)))
         return sorted(listed, key=lambda r: (r[1], r[0]))
 
@@ -126,7 +129,14 @@ class LocalHost:
         return response(environ, start_response)
 
     def _call_http_function(self, name: str, request: Request, args: dict[str, Any]) -> Response:
-        body = request.get_data(cache=False)
+        # werkzeug adds HEAD to every GET rule; the Functions host serves only the listed methods
+        # (none listed: every method).
+        listed = self.functions[name].methods
+        if listed and request.method not in listed:
+            return Response(status=404)
+        body = self._read_body(request)
+        if body is None:
+            return Response(status=413)
         # The URL as the client sent it, still percent-encoded, as the Functions host passes it.
         raw_path = request.environ.get("REQUEST_URI") or request.environ.get("RAW_URI")
         url = request.host_url.rstrip("/") + raw_path if raw_path else request.url
@@ -143,6 +153,16 @@ class LocalHost:
         if not any(k.lower() == "content-type" for k, _ in headers):
             headers.append(("Content-Type", f"{result.mimetype}; charset={result.charset}"))
         return Response(result.get_body(), status=result.status_code, headers=headers)
+
+    def _read_body(self, request: Request) -> bytes | None:
+        """At most the host's limit; None when the body is longer (chunked bodies included)."""
+        limit = body_size_limit()
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            return None
+        # request.stream ends at Content-Length, or at the last chunk of a chunked body.
+        body = request.stream.read(limit + 1)
+        return None if len(body) > limit else body
 
     def _admin_invoke(self, name: str, request: Request) -> Response:
         spec = self.functions.get(name)
@@ -163,8 +183,8 @@ class LocalHost:
             log.info(
                 "function %s ran in %.0f ms", spec.name, (time.perf_counter() - started) * 1000
             )
-        except Exception:
-            log.exception("function %s failed", spec.name)
+        except Exception as exc:
+            log.error("function %s failed: %s", spec.name, failure.describe(exc))
 
     def _static(self, relative: str) -> Response:
         path = (PORTAL_DIR / relative).resolve()
@@ -249,6 +269,12 @@ class LocalHost:
                 schedule = f" schedule {spec.schedule}" if spec.schedule else ""
                 lines.append(f"  {spec.name:>15}: {spec.trigger}{schedule}")
         return "\n".join(lines)
+
+
+def body_size_limit() -> int:
+    """FUNCTIONS_REQUEST_BODY_SIZE_LIMIT as the Functions host reads it (bytes)."""
+    value = os.environ.get("FUNCTIONS_REQUEST_BODY_SIZE_LIMIT", "")
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_BODY_LIMIT
 
 
 def load_local_settings(root: Path = APP_ROOT) -> dict[str, str]:

@@ -68,8 +68,15 @@ class Unauthorized(AppError):
     problem = "unauthorized"
     title = "Authentication required"
 
+    def __init__(self, detail: str, *, token_sent: bool = True) -> None:
+        super().__init__(detail)
+        self.token_sent = token_sent
+
     def headers(self) -> dict[str, str]:
-        # RFC 6750: tell the client which scheme to use and why it failed, no token echoed.
+        # RFC 6750 section 3.1: a request without a token gets the bare challenge; an error code
+        # only when a token was sent and refused. The token itself is never echoed.
+        if not self.token_sent:
+            return {"WWW-Authenticate": "Bearer"}
         return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
@@ -108,6 +115,13 @@ class MethodNotAllowed(AppError):
     status = 405
     problem = "method-not-allowed"
     title = "Method not allowed"
+
+    def __init__(self, detail: str, *, allow: tuple[str, ...]) -> None:
+        super().__init__(detail)
+        self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allow)}
 
 
 class DependencyUnavailable(AppError):

@@ -1,24 +1,28 @@
 """The HTTP edge: request bodies in, JSON and problem details out, one log line per request.
 
 Every AppError becomes RFC 9457 problem details here and nowhere else. Anything unexpected becomes
-a bare 500: no stack trace, key, token or assertion ever reaches a response.
+a bare 500: no stack trace, key, token or assertion ever reaches a response or the log.
 """
 
 from __future__ import annotations
 
+import codecs
 import functools
 import json
 import logging
 import time
 from collections.abc import Callable
+from email.message import Message
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import azure.functions as func
 
+from shared import failure, strict_json
 from shared.errors import (
     AppError,
     BadRequest,
+    MethodNotAllowed,
     PayloadTooLarge,
     UnsupportedMediaType,
 )
@@ -28,6 +32,8 @@ PROBLEM_BASE = "https://m365-link.dev/problems/"
 log = logging.getLogger("m365link.http")
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
+# The methods a request's route serves (a v1 route with `{x?}` is two resources in one function).
+Methods = Callable[[func.HttpRequest], tuple[str, ...]]
 
 
 def json_response(
@@ -69,34 +75,64 @@ def problem_response(error: AppError, instance: str | None = None) -> func.HttpR
     )
 
 
-def read_json_object(req: func.HttpRequest) -> dict[str, Any]:
+def read_json_object(
+    req: func.HttpRequest, media_types: tuple[str, ...] = ("application/json",)
+) -> dict[str, Any]:
     """The request body as a JSON object, after the size and media-type limits."""
     declared = req.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body must be at most {MAX_BODY_BYTES} bytes")
-    raw = req.get_body()
+    raw = req.get_body()  # also bounds a chunked body, which declares no length
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body must be at most {MAX_BODY_BYTES} bytes")
-    media_type = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    if media_type != "application/json":
-        raise UnsupportedMediaType("send the body as application/json")
+    _check_media_type(req.headers.get("Content-Type"), media_types)
     try:
-        body = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"the body is not valid UTF-8 JSON: {_reason(exc)}") from None
+        body = strict_json.loads(raw)
+    except strict_json.JsonRefused as refused:
+        raise BadRequest(str(refused)) from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body
 
 
-def _reason(exc: Exception) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-    return "invalid UTF-8"
+def _check_media_type(header: str | None, media_types: tuple[str, ...]) -> None:
+    """Type and subtype match case-insensitively (RFC 9110); a charset must be UTF-8."""
+    expected = " or ".join(media_types)
+    if not header:
+        raise UnsupportedMediaType(f"send the body as {expected}")
+    parsed = Message()
+    parsed["Content-Type"] = header
+    if parsed.get_content_type() not in media_types:
+        raise UnsupportedMediaType(f"send the body as {expected}")
+    charset = parsed.get_param("charset")
+    if charset is not None and _codec(charset) != "utf-8":
+        raise UnsupportedMediaType("send the body as UTF-8 (charset=utf-8, or no charset)")
 
 
-def endpoint(name: str) -> Callable[[Handler], Handler]:
-    """Wrap a function's handler: map errors to problem details, log one line per request."""
+def _codec(charset: object) -> str | None:
+    if not isinstance(charset, str):  # an RFC 2231 tuple: never UTF-8 as this API reads it
+        return None
+    try:
+        return codecs.lookup(charset.strip()).name
+    except LookupError:
+        return None
+
+
+def _method_not_allowed(req: func.HttpRequest, allowed: tuple[str, ...]) -> func.HttpResponse:
+    if req.method.upper() == "OPTIONS":
+        return func.HttpResponse(status_code=204, headers={"Allow": ", ".join(allowed)})
+    raise MethodNotAllowed(
+        f"{req.method.upper()} is not served here; use {', '.join(allowed)}", allow=allowed
+    )
+
+
+def endpoint(name: str, methods: Methods) -> Callable[[Handler], Handler]:
+    """Wrap a function's handler: answer methods the route does not serve with 405 + Allow, map
+    errors to problem details, log one line per request.
+
+    Each function.json lists every method (the Functions host answers a bare 404 for one it does
+    not list), so the handler only ever sees the methods `methods(req)` names.
+    """
 
     def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
@@ -104,15 +140,19 @@ def endpoint(name: str) -> Callable[[Handler], Handler]:
             started = time.perf_counter()
             path = _path(req.url)
             try:
-                response = handler(req)
+                allowed = methods(req)
+                if req.method.upper() in allowed:
+                    response = handler(req)
+                else:
+                    response = _method_not_allowed(req, allowed)
             except AppError as error:
                 response = problem_response(error, instance=path)
                 if error.status >= 500:
                     log.warning("function=%s dependency failure: %s", name, error.detail)
-            except Exception:
-                # The traceback goes to the log (source lines, never values); the caller gets a
-                # bare 500 with nothing of the failure in it.
-                log.exception("function=%s unhandled error", name)
+            except Exception as exc:
+                # The log gets the exception's type and place, never a traceback or its message
+                # (either can hold values); the caller gets a bare 500 with nothing of it.
+                log.error("function=%s unhandled error: %s", name, failure.describe(exc))
                 response = problem_response(
                     AppError("the request could not be completed"), instance=path
                 )

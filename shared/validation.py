@@ -12,8 +12,16 @@ from shared.guid import is_guid, parse_guid
 __all__ = ["Fields", "has_control_characters", "is_guid"]
 
 
+# Bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069) can make a name read
+# differently from what it is (a file name "cer.exe" shown reversed). Other format characters
+# (Cf: the zero-width joiner of emoji sequences, RTL marks) are ordinary text and allowed.
+_SPOOFING = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+_CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
 def has_control_characters(value: str) -> bool:
-    return any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value)
+    """Control characters, line/paragraph separators, or a bidi override/isolate."""
+    return any(ch in _SPOOFING or unicodedata.category(ch) in _CONTROL_CATEGORIES for ch in value)
 
 
 class Fields:
@@ -75,7 +83,8 @@ class Fields:
         if not self._present(name, False):
             return default
         value = self.body[name]
-        if isinstance(value, bool) or value not in allowed:
+        # Same type as well as equal: 2048.0 == 2048 and True == 1, but neither is the integer 2048.
+        if not any(type(value) is type(a) and value == a for a in allowed):
             shown = ", ".join(str(a) for a in allowed)
             self.problems.add(name, f"must be one of {shown}")
             return default

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import requests
@@ -62,6 +63,24 @@ def _remember(response: requests.Response, *args: Any, **kwargs: Any) -> None:
     )
 
 
+def _remember_tokens(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """Tokens the app received and client assertions it sent, for zz_final/test_no_secrets."""
+    body = response.request.body
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
+    for assertion in parse_qs(text).get("client_assertion", []):
+        SEEN.secrets.add(assertion)
+    auth = response.request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        SEEN.secrets.add(auth[7:])
+    if "/oauth2/v2.0/token" in response.url and response.ok:
+        try:
+            token = response.json().get("access_token")
+        except ValueError:
+            token = None
+        if isinstance(token, str):
+            SEEN.secrets.add(token)
+
+
 def api_session() -> requests.Session:
     session = requests.Session()
     session.hooks["response"].append(_remember)
@@ -89,6 +108,7 @@ def start_app(tmp_path: Path) -> Iterator[Callable[..., RunningApp]]:
         values = {"AUTH_MODE": "local", "LOCAL_STATE_DIR": str(tmp_path / "state")}
         values.update(env or {})
         context = build_context(load_settings(values), **context_options)
+        context.http.hooks["response"].append(_remember_tokens)
         set_context(context)
         host = LocalHost()
         url = host.start()

@@ -113,6 +113,12 @@ BAD_BODIES = [
     ({**VALID, "validityDays": True}, "validityDays"),
     ({**VALID, "keySize": 1024}, "keySize"),
     ({**VALID, "keySize": "2048"}, "keySize"),
+    # Integer fields take JSON integers only: these were a 500 (keySize) or slipped through.
+    ({**VALID, "keySize": 2048.0}, "keySize"),
+    ({**VALID, "keySize": True}, "keySize"),
+    ({**VALID, "validityDays": 365.0}, "validityDays"),
+    ({**VALID, "tenantId": TENANT + "\n"}, "tenantId"),
+    ({**VALID, "applicationId": "{" + APP + "}"}, "applicationId"),
 ]
 
 
@@ -199,7 +205,13 @@ def test_a_path_that_escapes_the_route_is_not_found(app: RunningApp) -> None:
 
 
 def test_unsupported_methods_and_routes(app: RunningApp) -> None:
-    assert app.http.delete(app.api("/keys/x")).status_code == 404  # not a method of the route
+    key = create(app).json()
+    refused = app.http.delete(app.api(f"/keys/{key['keyId']}"))  # not a method of the route
+    assert refused.status_code == 405 and refused.headers["Allow"] == "GET"
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert app.http.get(app.api(f"/keys/{key['keyId']}")).status_code == 200
+    listing = app.http.get(app.api("/keys"))  # the collection only takes POST
+    assert listing.status_code == 405 and listing.headers["Allow"] == "POST"
     assert app.http.get(app.api("/nothing-here")).status_code == 404
 
 
