@@ -1,10 +1,14 @@
 """Builds the app's parts from settings once per process and hands them to the functions.
 
 Heavy SDKs are imported only for the backend in use, so a function stays quick to import.
+Settings are checked when a function module is imported (`check_settings_at_import`), so an app
+that refuses its settings says so in its start-up log, and every route answers the same 500
+problem naming each bad setting (never its value).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -15,7 +19,7 @@ from shared.accountstore.base import AccountStore
 from shared.identity import Authenticator, EntraAuthenticator, LocalAuthenticator
 from shared.keystore.base import KeyStore
 from shared.outbound import make_session
-from shared.settings import Settings, load_settings
+from shared.settings import Settings, SettingsInvalid, load_settings
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -54,7 +58,7 @@ def build_context(
         settings=settings,
         keys=_key_store(settings, vault_credential),
         accounts=_account_store(settings),
-        authenticator=EntraAuthenticator(settings.auth, http)
+        authenticator=EntraAuthenticator(settings.auth)
         if settings.auth.mode == "entra"
         else LocalAuthenticator(),
         http=http,
@@ -85,22 +89,49 @@ def _account_store(settings: Settings) -> AccountStore:
     return SqliteAccountStore(settings.local_state_dir / "accounts.sqlite3")
 
 
+log = logging.getLogger("m365link.settings")
 _context: AppContext | None = None
+_settings: Settings | None = None  # loaded at import, so the first request does not decide
+_refused: SettingsInvalid | None = None
 _lock = threading.Lock()
 
 
+def check_settings_at_import() -> None:
+    """Load and validate the settings once, when the Functions host imports a function.
+
+    Invalid settings are logged at once (each setting named, no value) and remembered: every
+    route, health included, then answers that 500 problem, and the timer run fails with it.
+    Never raises, so the host still loads the functions and the problem stays visible through
+    every route. A context installed beforehand (the local host, tests) is left alone."""
+    global _settings, _refused
+    with _lock:
+        if _context is not None or _settings is not None or _refused is not None:
+            return
+        try:
+            _settings = load_settings()
+        except SettingsInvalid as refused:
+            _refused = refused
+            log.error("the app refuses its settings: %s", refused.detail)
+
+
 def get_context() -> AppContext:
-    """The process-wide context, built from the environment on first use."""
+    """The process-wide context, built on first use from the settings checked at import (or
+    read now when no import check ran); raises SettingsInvalid when they were refused."""
     global _context
     if _context is None:
         with _lock:
             if _context is None:
-                _context = build_context(load_settings())
+                if _refused is not None:
+                    raise SettingsInvalid(_refused.problems)  # a fresh one: no traceback piles up
+                _context = build_context(_settings or load_settings())
     return _context
 
 
 def set_context(context: AppContext | None) -> None:
-    """Install a context built elsewhere (the local host at start-up, tests); None forgets it."""
-    global _context
+    """Install a context built elsewhere (the local host at start-up, tests); None forgets it
+    and any settings read or refused at import, so the next use reads them again."""
+    global _context, _settings, _refused
     with _lock:
         _context = context
+        _settings = None
+        _refused = None

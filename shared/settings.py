@@ -1,7 +1,9 @@
 """Every setting the app reads, validated once into one frozen object.
 
 A missing or invalid setting raises `SettingsInvalid`, whose message names each bad setting and
-says what to set, so the operator sees the fix in the first log line.
+says what to set, so the operator sees the fix in the first log line. A message never repeats a
+setting's value: connection strings hold account keys, and the message reaches logs and the
+problem details of every route.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from shared.clouds import KEY_VAULT_HOST_SUFFIXES, is_key_vault_host
 from shared.errors import ConfigurationError
 
 DEFAULT_JWKS_URI = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
@@ -72,10 +75,50 @@ class Settings:
 def _https_url(name: str, value: str, problems: list[str], *, allow_path: bool = True) -> str:
     parsed = urlparse(value)
     if parsed.scheme != "https" or not parsed.netloc:
-        problems.append(f"{name} must be an https:// URL (got {value!r})")
+        problems.append(f"{name} must be an https:// URL")
     elif not allow_path and parsed.path not in ("", "/"):
-        problems.append(f"{name} must be a bare https:// origin without a path (got {value!r})")
+        problems.append(f"{name} must be a bare https:// origin without a path")
     return value.rstrip("/")
+
+
+def _key_vault_url(value: str, in_azure: bool, problems: list[str]) -> str:
+    """In Azure only a real vault may receive the identity's token (the SDK's challenge check
+    stays on for it); outside Azure a stand-in on any https host is fine."""
+    url = _https_url("KEY_VAULT_URL", value, problems)
+    parsed = urlparse(url)
+    if in_azure and parsed.scheme == "https":
+        try:
+            port = parsed.port
+        except ValueError:
+            port = -1
+        if (
+            parsed.username is not None
+            or port not in (None, 443)
+            or not is_key_vault_host(parsed.hostname or "")
+        ):
+            problems.append(
+                "KEY_VAULT_URL must be a Key Vault in Azure (WEBSITE_INSTANCE_ID is set): "
+                "https://<name>." + ", or <name>.".join(KEY_VAULT_HOST_SUFFIXES) + "; behind a "
+                "private endpoint keep the vault's own name, which Azure DNS resolves privately"
+            )
+    return url
+
+
+def _connection_string_problem(connection_string: str) -> str | None:
+    """Why Azure refuses this Table connection string, or None: storage is reached over HTTPS
+    only, never the emulator. Only key names are looked at, so no value reaches a message."""
+    fields: dict[str, str] = {}
+    for part in connection_string.split(";"):
+        name, _, value = part.partition("=")
+        fields[name.strip().lower()] = value.strip()
+    if fields.get("usedevelopmentstorage", "").lower() == "true":
+        return "UseDevelopmentStorage=true (the storage emulator)"
+    if fields.get("defaultendpointsprotocol", "https").lower() != "https":
+        return "DefaultEndpointsProtocol other than https"
+    for name, value in fields.items():
+        if name.endswith("endpoint") and urlparse(value).scheme.lower() != "https":
+            return "an endpoint that is not https://"
+    return None
 
 
 def _int(
@@ -87,17 +130,17 @@ def _int(
     try:
         value = int(raw)
     except ValueError:
-        problems.append(f"{name} must be an integer between {lo} and {hi} (got {raw!r})")
+        problems.append(f"{name} must be an integer between {lo} and {hi}")
         return default
     if not lo <= value <= hi:
-        problems.append(f"{name} must be between {lo} and {hi} (got {value})")
+        problems.append(f"{name} must be between {lo} and {hi}")
     return value
 
 
 def _auth(env: Mapping[str, str], in_azure: bool, problems: list[str]) -> AuthSettings:
     mode = env.get("AUTH_MODE", "entra").strip().lower() or "entra"
     if mode not in ("entra", "local"):
-        problems.append(f"AUTH_MODE must be 'entra' or 'local' (got {mode!r})")
+        problems.append("AUTH_MODE must be 'entra' or 'local'")
         mode = "entra"
     if mode == "local":
         if in_azure:
@@ -125,12 +168,11 @@ def _auth(env: Mapping[str, str], in_azure: bool, problems: list[str]) -> AuthSe
     return AuthSettings("entra", audiences, issuer, jwks_uri, owner_claim)
 
 
-def _table(env: Mapping[str, str], problems: list[str]) -> TableSettings | None:
+def _table(env: Mapping[str, str], in_azure: bool, problems: list[str]) -> TableSettings | None:
     name = env.get("ACCOUNTS_TABLE_NAME", "").strip() or "linkedaccounts"
     if not (3 <= len(name) <= 63 and name.isalnum() and name[0].isalpha()):
         problems.append(
-            "ACCOUNTS_TABLE_NAME must be 3-63 letters or digits, starting with a letter "
-            f"(got {name!r})"
+            "ACCOUNTS_TABLE_NAME must be 3-63 letters or digits, starting with a letter"
         )
     connection_string = env.get(ACCOUNTS_CONNECTION, "").strip()
     service_uri = env.get(f"{ACCOUNTS_CONNECTION}__tableServiceUri", "").strip()
@@ -140,6 +182,13 @@ def _table(env: Mapping[str, str], problems: list[str]) -> TableSettings | None:
             f"{ACCOUNTS_CONNECTION}__tableServiceUri (identity-based), not both"
         )
     if connection_string:
+        refused = _connection_string_problem(connection_string) if in_azure else None
+        if refused:
+            problems.append(
+                f"{ACCOUNTS_CONNECTION} is refused in Azure (WEBSITE_INSTANCE_ID is set): it "
+                f"names {refused}; use {ACCOUNTS_CONNECTION}__tableServiceUri with the app's "
+                "managed identity, or a connection string with https endpoints"
+            )
         return TableSettings(name, connection_string=connection_string)
     if service_uri:
         client_id = env.get(f"{ACCOUNTS_CONNECTION}__clientId", "").strip() or None
@@ -161,7 +210,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     auth = _auth(env, in_azure, problems)
     key_vault_url = env.get("KEY_VAULT_URL", "").strip() or None
     if key_vault_url:
-        key_vault_url = _https_url("KEY_VAULT_URL", key_vault_url, problems)
+        key_vault_url = _key_vault_url(key_vault_url, in_azure, problems)
     authority = env.get("ENTRA_AUTHORITY_HOST", "").strip() or None
     if authority:
         authority = _https_url("ENTRA_AUTHORITY_HOST", authority, problems, allow_path=False)
@@ -170,14 +219,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         graph = _https_url("GRAPH_ENDPOINT", graph, problems, allow_path=False)
     schedule = env.get("HEALTH_CHECK_SCHEDULE", "").strip() or DEFAULT_SCHEDULE
     if len(schedule.split()) != 6:
-        problems.append(
-            f"HEALTH_CHECK_SCHEDULE must be a six-field NCRONTAB expression (got {schedule!r})"
-        )
+        problems.append("HEALTH_CHECK_SCHEDULE must be a six-field NCRONTAB expression")
     settings = Settings(
         auth=auth,
         local_state_dir=Path(env.get("LOCAL_STATE_DIR", "").strip() or ".local"),
         key_vault_url=key_vault_url,
-        table=_table(env, problems),
+        table=_table(env, in_azure, problems),
         entra_authority_host=authority,
         graph_endpoint=graph,
         health_check_schedule=schedule,

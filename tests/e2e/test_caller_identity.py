@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -9,6 +13,7 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.conftest import SEEN, RunningApp
@@ -76,18 +81,52 @@ def test_a_valid_token_names_the_owner_and_owners_are_isolated(
     assert onboarding["linkedAccounts"] == 0
 
 
-def _own_key_token(claims: dict[str, Any]) -> str:
+def _own_key_token(claims: dict[str, Any], kid: str = "not-the-issuers") -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "not-the-issuers"})
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid})
 
 
-@pytest.mark.parametrize(
-    "case", ["missing", "not-bearer", "garbage", "expired", "future", "audience", "issuer",
-             "signature", "no-owner", "alg-none"],
-)  # fmt: skip
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _hs256_with_public_key(sandbox: Any, claims: dict[str, Any]) -> str:
+    """The classic alg confusion: HMAC keyed with the issuer's public key PEM, under its kid.
+    (PyJWT refuses to make one, so it is put together by hand.)"""
+    secret = sandbox.portal_signing_key.public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    header = {"alg": "HS256", "typ": "JWT", "kid": sandbox.portal_signing_key.kid}
+    signing_input = _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(claims).encode())
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return signing_input + "." + _b64(mac)
+
+
+# Each case with the rule that must refuse it: the detail proves the token got that far.
+BAD_TOKENS = {
+    "missing": "Authorization: Bearer",
+    "not-bearer": "Authorization: Bearer",
+    "garbage": "malformed",
+    "expired": "expired",
+    "future": "not valid yet",
+    "nbf-beyond-skew": "not valid yet",
+    "audience": "another audience",
+    "issuer": "another issuer",
+    "unknown-kid": "unknown key",
+    "wrong-signature": "signature is not valid",
+    "alg-confusion": "not signed with a supported key",
+    "alg-none": "not signed with a supported key",
+    "tid-not-guid": "tid claim is not a tenant id",
+    "tid-newline": "tid claim is not a tenant id",
+    "consumer-tenant": "personal Microsoft account",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TOKENS))
 def test_bad_tokens_are_401_with_www_authenticate(app: RunningApp, sandbox: Any, case: str) -> None:
     tid = str(uuid.uuid4())
     now = int(time.time())
+    issued = {"tid": tid, "aud": AUDIENCE, "iss": f"{sandbox.base_url}/{tid}/v2.0"}
     headers: dict[str, str] = {}
     if case == "not-bearer":
         headers = {"Authorization": "Basic dXNlcjpwYXNz"}
@@ -97,23 +136,86 @@ def test_bad_tokens_are_401_with_www_authenticate(app: RunningApp, sandbox: Any,
         headers = bearer(token(sandbox, tid, claims={"exp": now - 301, "nbf": now - 3600}))
     elif case == "future":
         headers = bearer(token(sandbox, tid, claims={"nbf": now + 600}))
+    elif case == "nbf-beyond-skew":
+        headers = bearer(token(sandbox, tid, claims={"nbf": now + 360}))
     elif case == "audience":
         headers = bearer(token(sandbox, tid, aud="api://someone-else"))
     elif case == "issuer":
         headers = bearer(token(sandbox, tid, claims={"iss": "https://evil.example/" + tid}))
-    elif case == "signature":
-        forged = _own_key_token({"tid": tid, "aud": AUDIENCE, "exp": now + 600})
+    elif case == "unknown-kid":
+        headers = bearer(_own_key_token({**issued, "exp": now + 600}))
+    elif case == "wrong-signature":
+        forged = _own_key_token({**issued, "exp": now + 600}, kid=sandbox.portal_signing_key.kid)
         headers = bearer(forged)
-    elif case == "no-owner":
-        headers = bearer(token(sandbox, tid, claims={"tid": ""}))
+    elif case == "alg-confusion":
+        headers = bearer(_hs256_with_public_key(sandbox, {**issued, "exp": now + 600}))
     elif case == "alg-none":
         headers = bearer(jwt.encode({"tid": tid, "aud": AUDIENCE}, None, algorithm="none"))
+    elif case == "tid-not-guid":
+        headers = bearer(token(sandbox, "contoso"))  # iss names the same tid: only tid is wrong
+    elif case == "tid-newline":
+        headers = bearer(token(sandbox, tid + "\n"))
+    elif case == "consumer-tenant":
+        headers = bearer(token(sandbox, "9188040d-6c67-4c5b-b112-36a304b66dad"))
     for method, path in (("GET", "/accounts"), ("POST", "/keys"), ("GET", "/onboarding")):
         response = app.http.request(method, app.api(path), headers=headers, json=KEY_BODY)
         assert response.status_code == 401, (case, response.text)
-        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert BAD_TOKENS[case] in response.json()["detail"], (case, response.text)
         assert response.headers["Content-Type"] == "application/problem+json"
+        challenge = response.headers["WWW-Authenticate"]
+        if case in ("missing", "not-bearer"):  # RFC 6750 3.1: no token sent, no error code
+            assert challenge == "Bearer"
+        else:
+            assert challenge.startswith("Bearer") and 'error="invalid_token"' in challenge
     assert list(app.context.accounts.list_keys()) == []
+
+
+def test_nbf_inside_the_skew_is_accepted(app: RunningApp, sandbox: Any) -> None:
+    early = token(sandbox, str(uuid.uuid4()), claims={"nbf": int(time.time()) + 240})
+    assert app.http.get(app.api("/accounts"), headers=bearer(early)).status_code == 200
+
+
+@pytest.mark.parametrize("owner", ["", "   ", 42, ["a"], None], ids=repr)
+def test_an_empty_or_non_string_owner_claim_is_refused_by_the_owner_rule(
+    sandboxed_app: Callable[..., RunningApp], sandbox: Any, owner: object
+) -> None:
+    # A fixed issuer (no {tid}), so the default owner claim tid reaches the owner rule itself.
+    home = str(uuid.uuid4())
+    app = sandboxed_app(
+        {
+            "AUTH_MODE": "entra",
+            "AUTH_AUDIENCE": AUDIENCE,
+            "AUTH_ISSUER": f"{sandbox.base_url}/{home}/v2.0",
+            "AUTH_JWKS_URI": sandbox.base_url + "/portal/common/discovery/v2.0/keys",
+        }
+    )
+    valid = bearer(token(sandbox, home))
+    assert app.http.get(app.api("/accounts"), headers=valid).status_code == 200
+    # A None claim value removes the claim: the minted iss stays the home tenant's.
+    odd = bearer(token(sandbox, home, claims={"tid": owner}))
+    response = app.http.get(app.api("/accounts"), headers=odd)
+    assert response.status_code == 401
+    assert "tid claim (the owner) is missing or empty" in response.json()["detail"]
+
+
+def test_signing_keys_are_fetched_once_and_kept_when_the_issuer_is_down(
+    app: RunningApp, sandbox: Any
+) -> None:
+    tid = str(uuid.uuid4())
+    valid = bearer(token(sandbox, tid))
+    for _ in range(10):
+        assert app.http.get(app.api("/accounts"), headers=valid).status_code == 200
+    for _ in range(10):  # kids nobody publishes: refused, and no refetch inside 30 s
+        forged = bearer(_own_key_token({"tid": tid, "aud": AUDIENCE}, kid=str(uuid.uuid4())))
+        assert app.http.get(app.api("/accounts"), headers=forged).status_code == 401
+    assert sandbox.admin.requests()["counts"]["portal"] == 1
+    sandbox.admin.add_fault("portal", 503)
+    try:
+        assert app.http.get(app.api("/accounts"), headers=valid).status_code == 200
+        forged = bearer(_own_key_token({"tid": tid, "aud": AUDIENCE}, kid=str(uuid.uuid4())))
+        assert app.http.get(app.api("/accounts"), headers=forged).status_code == 401
+    finally:
+        sandbox.admin.clear_faults()
 
 
 def test_clock_skew_up_to_five_minutes_is_tolerated(app: RunningApp, sandbox: Any) -> None:

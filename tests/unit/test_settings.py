@@ -88,3 +88,115 @@ def test_table_storage_by_connection_string_or_identity() -> None:
 def test_all_problems_are_reported_at_once() -> None:
     found = problems({"AUTH_MODE": "entra", "HEALTH_CHECK_CONCURRENCY": "0"})
     assert len(found) == 3
+
+
+SECRET = "S3cr3tValue-9f2c"  # looks like nothing any rule could print by accident
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("AUTH_MODE", SECRET),
+        ("AUTH_JWKS_URI", f"http://{SECRET}.example/keys"),
+        ("KEY_VAULT_URL", f"http://{SECRET}.vault.azure.net"),
+        ("ENTRA_AUTHORITY_HOST", f"https://login.example/{SECRET}"),
+        ("GRAPH_ENDPOINT", SECRET),
+        ("HEALTH_CHECK_CONCURRENCY", SECRET),
+        ("HEALTH_CHECK_CONCURRENCY", "987654321"),
+        ("VERIFY_TIMEOUT_SECONDS", "987654321"),
+        ("HEALTH_CHECK_SCHEDULE", SECRET),
+        ("ACCOUNTS_TABLE_NAME", f"{SECRET}!"),
+        ("ACCOUNTS_STORAGE__tableServiceUri", f"http://{SECRET}.table.core.windows.net"),
+    ],
+)
+def test_no_message_carries_the_settings_value(name: str, value: str) -> None:
+    with pytest.raises(SettingsInvalid) as invalid:
+        load_settings({**ENTRA, name: value})
+    assert name in invalid.value.detail
+    assert value not in invalid.value.detail and SECRET not in invalid.value.detail
+    assert "987654321" not in invalid.value.detail
+
+
+AZURE = {
+    **ENTRA,
+    "WEBSITE_INSTANCE_ID": "0123abcd",
+    "ACCOUNTS_STORAGE__tableServiceUri": "https://st.table.core.windows.net",
+    "KEY_VAULT_URL": "https://kv-m365link.vault.azure.net/",
+}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://kv-m365link.vault.azure.net/",
+        "https://KV-M365LINK.VAULT.AZURE.NET",
+        "https://kv.vault.usgovcloudapi.net",
+        "https://kv.vault.azure.cn",
+        "https://kv.vault.microsoftazure.de",
+        "https://hsm1.managedhsm.azure.net",
+        "https://hsm1.managedhsm.usgovcloudapi.net",
+        "https://hsm1.managedhsm.azure.cn",
+        "https://kv.vault.azure.net:443",
+    ],
+)
+def test_in_azure_a_key_vault_host_of_a_cloud_is_accepted(url: str) -> None:
+    assert load_settings({**AZURE, "KEY_VAULT_URL": url}).key_vault_url == url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://storageacct.blob.core.windows.net",  # its challenge would name storage
+        "https://evil.example",
+        "https://kv.vault.azure.net.evil.example",
+        "https://evilvault.azure.net",
+        "https://vault.azure.net",
+        "https://a.b.vault.azure.net",
+        "https://kv.privatelink.vaultcore.azure.net",  # the SDK's check could never pass
+        "https://127.0.0.1:8443",
+        "https://localhost",
+        "https://kv.vault.azure.net:8443",
+        "https://user@kv.vault.azure.net",
+    ],
+)
+def test_in_azure_any_other_key_vault_host_is_refused(url: str) -> None:
+    found = problems({**AZURE, "KEY_VAULT_URL": url})
+    assert len(found) == 1 and found[0].startswith("KEY_VAULT_URL must be a Key Vault in Azure")
+    assert url not in found[0]
+
+
+def test_outside_azure_a_loopback_stand_in_is_allowed() -> None:
+    url = "https://127.0.0.1:8443"
+    assert load_settings({**ENTRA, "KEY_VAULT_URL": url}).key_vault_url == url
+
+
+@pytest.mark.parametrize(
+    "connection",
+    [
+        "UseDevelopmentStorage=true",
+        "usedevelopmentstorage=TRUE;DevelopmentStorageProxyUri=http://127.0.0.1",
+        f"DefaultEndpointsProtocol=http;AccountName=st;AccountKey={SECRET}==",
+        f"DefaultEndpointsProtocol=https;AccountName=st;AccountKey={SECRET}==;"
+        "TableEndpoint=http://st.table.core.windows.net/",
+        f"AccountName=st;AccountKey={SECRET}==;TableEndpoint=http://10.0.0.4:10002/st",
+    ],
+)
+def test_in_azure_a_plain_http_or_emulator_connection_string_is_refused(connection: str) -> None:
+    env = {k: v for k, v in AZURE.items() if not k.startswith("ACCOUNTS_STORAGE")}
+    found = problems({**env, "ACCOUNTS_STORAGE": connection})
+    assert len(found) == 1 and found[0].startswith("ACCOUNTS_STORAGE is refused in Azure")
+    assert SECRET not in found[0] and "st.table" not in found[0]
+
+
+def test_in_azure_an_https_connection_string_is_accepted_and_http_outside() -> None:
+    env = {k: v for k, v in AZURE.items() if not k.startswith("ACCOUNTS_STORAGE")}
+    https = (
+        f"DefaultEndpointsProtocol=https;AccountName=st;AccountKey={SECRET}==;"
+        "EndpointSuffix=core.windows.net"
+    )
+    assert load_settings({**env, "ACCOUNTS_STORAGE": https}).table is not None
+    azurite = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=a2V5;"
+        "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1"
+    )
+    assert load_settings({**ENTRA, "ACCOUNTS_STORAGE": azurite}).table is not None
