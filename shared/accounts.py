@@ -13,7 +13,7 @@ from typing import Any
 
 from shared.accountstore import KeyTaken, PairTaken
 from shared.app_context import AppContext
-from shared.errors import Conflict, DependencyUnavailable, NotFound, invalid
+from shared.errors import AppError, Conflict, NotFound, invalid
 from shared.guid import parse_guid
 from shared.records import CLOUDS, Account
 from shared.timefmt import utc_now
@@ -99,11 +99,12 @@ def unlink_account(ctx: AppContext, owner: str, account_id: str) -> None:
 
 
 def finish_key_deletion(ctx: AppContext, owner: str, key_id: str) -> bool:
-    """Delete the private key, then its record. False when the key store is down (retry later)."""
+    """Delete the private key, then its record, of a key marked `deleting` (no account can bind
+    it any more). False when a store is down or refuses the app (retry later)."""
     try:
         ctx.keys.delete(key_id)
         ctx.accounts.delete_key(owner, key_id)
-    except DependencyUnavailable:
+    except AppError:
         log.warning("key deletion left for the health check keyId=%s", key_id)
         return False
     return True

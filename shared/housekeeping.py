@@ -1,42 +1,100 @@
 """The timer's tidying after the accounts: finish unlinks, drop keys never linked, remove orphans.
 
-Runs after every `health_check` run; each step is safe to repeat, so a run that stops midway is
-finished by the next one.
+Runs after every `health_check` run; each step is safe to repeat, so a run that stops midway (its
+deadline, a store down) is finished by the next one.
+
+A key never linked is deleted once UNLINKED_KEY_RETENTION_DAYS have passed, and never races a
+Connect: its record is first marked `deleting` only if it is still unbound (in the same
+transaction or ETag check `link` uses), so a key is either bound to the account that won or gone.
+A private key without a record (a create that failed halfway) is removed only when it is tagged
+with this app's account store, and not at all when there are suspiciously many of them.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from shared.accounts import finish_key_deletion
 from shared.app_context import AppContext
 from shared.errors import AppError
+from shared.records import KeyRecord
 
 if TYPE_CHECKING:
     from shared.health_check import RunSummary
 
 log = logging.getLogger("m365link.housekeeping")
-UNLINKED_KEY_MAX_AGE = timedelta(days=7)
 ORPHAN_SECRET_MIN_AGE = timedelta(hours=1)  # younger ones may belong to a request in flight
+# More orphans than this (and than there are key records) looks like the app pointed at a new or
+# emptied table, not like creates that failed halfway: then nothing is swept.
+ORPHAN_SWEEP_LIMIT = 10
 
 
-def run(ctx: AppContext, summary: RunSummary, now: datetime) -> None:
-    """Finish unlinks whose key deletion failed, drop keys never linked within 7 days, and
-    remove private keys that no record points at (a create that failed halfway)."""
+def run(
+    ctx: AppContext, summary: RunSummary, now: datetime, *, stop_at: float | None = None
+) -> None:
+    """Finish unlinks whose key deletion failed, drop keys no account used within the retention,
+    and remove this store's private keys that no record points at. `stop_at` is a
+    `time.monotonic()` deadline: no new deletion starts after it."""
+
+    def out_of_time() -> bool:
+        if stop_at is not None and time.monotonic() >= stop_at:
+            log.info("housekeeping reached its deadline; the next run goes on")
+            return True
+        return False
+
+    retention = timedelta(days=ctx.settings.unlinked_key_retention_days)
     try:
+        if out_of_time():
+            return
         records = list(ctx.accounts.list_keys())
         for key in records:
+            if out_of_time():
+                return
             if key.deleting:
                 summary.deletions_finished += finish_key_deletion(ctx, key.owner, key.key_id)
-            elif key.account_id is None and now - key.created_at > UNLINKED_KEY_MAX_AGE:
+            elif (
+                key.account_id is None
+                and now > key.unlinked_expiry(retention)
+                # False: a Connect bound it since the list was read; it stays.
+                and ctx.accounts.mark_unused_key_deleting(key.owner, key.key_id)
+            ):
                 summary.keys_removed += finish_key_deletion(ctx, key.owner, key.key_id)
-        known = {k.key_id for k in records}
-        for stored in ctx.keys.list():
-            too_young = stored.created_at is None or now - stored.created_at < ORPHAN_SECRET_MIN_AGE
-            if stored.key_id not in known and not too_young:
-                ctx.keys.delete(stored.key_id)
-                summary.orphans_removed += 1
+        _sweep_orphans(ctx, summary, now, records, out_of_time)
     except AppError as error:
         log.warning("housekeeping stopped early: %s", error.detail)
+
+
+def _sweep_orphans(
+    ctx: AppContext,
+    summary: RunSummary,
+    now: datetime,
+    records: list[KeyRecord],
+    out_of_time: Callable[[], bool],
+) -> None:
+    known = {k.key_id for k in records}
+    orphans = [
+        stored.key_id
+        for stored in ctx.keys.list()
+        if stored.store == ctx.accounts.identity  # another environment's keys are not ours
+        and stored.key_id not in known
+        and stored.created_at is not None
+        and now - stored.created_at >= ORPHAN_SECRET_MIN_AGE
+    ]
+    if len(orphans) > max(ORPHAN_SWEEP_LIMIT, len(records)):
+        log.warning(
+            "orphan sweep refused: %d private keys of this account store have no record while "
+            "it holds %d key records; is the app pointed at a new or emptied table? Nothing was "
+            "deleted",
+            len(orphans),
+            len(records),
+        )
+        return
+    for key_id in orphans:
+        if out_of_time():
+            return
+        ctx.keys.delete(key_id)
+        summary.orphans_removed += 1

@@ -2,19 +2,21 @@
 
 Write order: the private key goes to the key store first, then the record that points at it. A
 failure between the two leaves at most a secret without a record, which nothing can trip over;
-housekeeping removes it. Never a record pointing at a missing key.
+housekeeping removes it. Never a record pointing at a missing key: when the record's write fails
+ambiguously (a timeout after the service wrote it), the private key stays.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared import certificates
 from shared.app_context import AppContext
-from shared.errors import DependencyUnavailable, NotFound, invalid
+from shared.errors import AppError, NotFound, invalid
 from shared.guid import parse_guid
 from shared.keystore.base import KeyLabels
 from shared.records import KeyRecord
@@ -56,7 +58,14 @@ def store_key(
     ctx.keys.put(
         key_id,
         pair.private_key_pem,
-        KeyLabels(owner, tenant_id, application_id, info.thumbprint, info.not_after),
+        KeyLabels(
+            owner,
+            tenant_id,
+            application_id,
+            info.thumbprint,
+            info.not_after,
+            store=ctx.accounts.identity,
+        ),
     )
     record = KeyRecord(
         key_id=key_id,
@@ -76,20 +85,38 @@ def store_key(
     try:
         ctx.accounts.add_key(record)
     except Exception:
-        _forget_secret(ctx, key_id)
+        _forget_secret(ctx, owner, key_id)
         raise
     log.info(
         "key created keyId=%s thumbprint=%s keySize=%d", key_id, info.thumbprint, info.key_size
     )
-    return record
+    return with_expiry(ctx, record)
 
 
-def _forget_secret(ctx: AppContext, key_id: str) -> None:
-    """Undo the first write; if that fails too, housekeeping finds the orphan secret later."""
+def _forget_secret(ctx: AppContext, owner: str, key_id: str) -> None:
+    """Undo the first write, unless the record was written after all (a timeout after the store
+    wrote it, or a retried insert refused as a duplicate) or the store cannot say: then the key
+    stays, and housekeeping removes it with its record once the retention has passed."""
+    try:
+        written = ctx.accounts.get_key(owner, key_id) is not None
+    except Exception:  # any doubt keeps the key
+        written = True
+    if written:
+        log.warning("key record may exist; private key kept keyId=%s", key_id)
+        return
     try:
         ctx.keys.delete(key_id)
-    except DependencyUnavailable:
+    except AppError:
         log.warning("orphan private key left for housekeeping keyId=%s", key_id)
+
+
+def with_expiry(ctx: AppContext, record: KeyRecord) -> KeyRecord:
+    """The record with `expires_at` set while no account uses it (the key resource's
+    `expiresAt`): housekeeping deletes it after UNLINKED_KEY_RETENTION_DAYS."""
+    if record.account_id is not None:
+        return record
+    retention = timedelta(days=ctx.settings.unlinked_key_retention_days)
+    return replace(record, expires_at=record.unlinked_expiry(retention))
 
 
 def get_key(ctx: AppContext, owner: str, key_id: str) -> KeyRecord:
@@ -97,7 +124,7 @@ def get_key(ctx: AppContext, owner: str, key_id: str) -> KeyRecord:
     record = ctx.accounts.get_key(owner, canonical) if canonical else None
     if record is None or record.deleting:
         raise NotFound(f"no key {key_id!r}")
-    return record
+    return with_expiry(ctx, record)
 
 
 def download(record: KeyRecord, fmt: str) -> tuple[bytes, str, str]:

@@ -6,8 +6,8 @@ private key itself lives only in the key store under the same `key_id`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.timefmt import to_rfc3339
@@ -35,6 +35,13 @@ class KeyRecord:
     # Set when unlink removed the account but the key store has not yet confirmed deletion of
     # the private key; such a key is invisible to every route and the health check finishes it.
     deleting: bool = False
+    # When housekeeping deletes the key if no account uses it by then. Not stored: it follows
+    # from `created_at` and UNLINKED_KEY_RETENTION_DAYS, so `shared.keys` sets it on the way out.
+    expires_at: datetime | None = field(default=None, compare=False)
+
+    def unlinked_expiry(self, retention: timedelta) -> datetime:
+        """When a key no account uses is deleted: its creation plus the retention."""
+        return self.created_at + retention
 
     def to_resource(self) -> dict[str, Any]:
         return {
@@ -51,6 +58,9 @@ class KeyRecord:
             "certificatePem": self.certificate_pem,
             "accountId": self.account_id,
             "createdAt": to_rfc3339(self.created_at),
+            "expiresAt": to_rfc3339(self.expires_at)
+            if self.expires_at is not None and self.account_id is None
+            else None,
         }
 
 

@@ -6,9 +6,11 @@ a key bound to at most one account, and no lost update (every update names the v
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 
+from shared.errors import DependencyUnavailable
 from shared.records import Account, KeyRecord
 
 
@@ -28,12 +30,37 @@ class KeyTaken(Exception):
         self.account_id = account_id
 
 
-class VersionConflict(Exception):
-    """The account changed since it was read; the caller re-reads and decides again."""
+class VersionConflict(DependencyUnavailable):
+    """The account changed since it was read; the caller re-reads and decides again.
+
+    A caller that gives up lets it through: API.md wants the loser of a race to get a 503 with
+    `Retry-After`, never a 500, and every `except DependencyUnavailable` already means "later".
+    """
+
+    title = "The account is busy"
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(
+            "account store",
+            "the account is being changed by another request; try again",
+            retry_after=1,
+        )
+        self.account_id = account_id
+
+
+def store_identity(backend: str, name: str) -> str:
+    """`backend:name`, short enough for a Key Vault tag value (256 characters)."""
+    identity = f"{backend}:{name}"
+    if len(identity) <= 200:
+        return identity
+    return f"{backend}:sha256:{hashlib.sha256(name.encode()).hexdigest()}"
 
 
 class AccountStore(ABC):
     backend: str
+    # Which store this is (backend + table or file): private keys are tagged with it, and the
+    # orphan sweep touches only keys carrying this store's tag.
+    identity: str
 
     # --- key records -------------------------------------------------------------------------
     @abstractmethod
@@ -51,6 +78,14 @@ class AccountStore(ABC):
     @abstractmethod
     def list_keys(self) -> Iterator[KeyRecord]:
         """Every key record of every owner (housekeeping)."""
+
+    @abstractmethod
+    def mark_unused_key_deleting(self, owner: str, key_id: str) -> bool:
+        """Mark the key `deleting` if no account uses it, atomically against `link`.
+
+        True when the key is now marked (or already was): no account can bind it any more and
+        its deletion can go ahead. False when an account uses it or the record is gone.
+        """
 
     # --- accounts ----------------------------------------------------------------------------
     @abstractmethod

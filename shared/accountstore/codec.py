@@ -1,9 +1,14 @@
-"""Records to flat, JSON-safe dicts and back: one format shared by both backends."""
+"""Records to flat, JSON-safe dicts and back: one format shared by both backends.
+
+Table Storage limits a string property to 64 KiB (32K UTF-16 units) and an entity to 1 MiB and
+252 properties, and a report names the tenant's verified domains twice, so `split_report` spreads
+a long report over several properties for that backend and `join_report` puts it back together.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from shared.records import Account, KeyRecord
 from shared.timefmt import from_rfc3339, to_rfc3339
@@ -93,3 +98,71 @@ def account_from_row(row: dict[str, Any]) -> Account:
         else None,
         version=int(row["version"]),
     )
+
+
+REPORT = "lastVerification"
+REPORT_PARTS = "lastVerificationParts"
+# JSON from json.dumps is ASCII (ensure_ascii), so characters are UTF-16 units: 30,000 of them
+# are 60,000 bytes, under the 64 KiB property limit.
+PART_CHARS = 30_000
+# 25 parts (750,000 characters, 1.5 MB of UTF-16) would break the 1 MiB entity limit: keep the
+# report under 15 parts (900 KB) and summarise what no real tenant reaches.
+MAX_PARTS = 15
+KEPT_DOMAINS = 200
+DETAIL_CHARS = 2_000
+
+
+def split_report(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with its report in parts of at most PART_CHARS characters (Table Storage)."""
+    text = row.get(REPORT) or ""
+    if len(text) <= PART_CHARS:
+        return row
+    if len(text) > PART_CHARS * MAX_PARTS:
+        text = json.dumps(summarised(json.loads(text)))
+    parts = [text[i : i + PART_CHARS] for i in range(0, len(text), PART_CHARS)]
+    split = {k: v for k, v in row.items() if k != REPORT}
+    split[REPORT] = parts[0]
+    split.update({f"{REPORT}_{n}": part for n, part in enumerate(parts[1:], start=1)})
+    split[REPORT_PARTS] = len(parts)
+    return split
+
+
+def join_report(row: dict[str, Any]) -> dict[str, Any]:
+    """The row as `account_from_row` reads it: a report stored in parts joined again."""
+    count = int(row.get(REPORT_PARTS) or 1)
+    if count <= 1:
+        return row
+    joined = {k: v for k, v in row.items() if not k.startswith(f"{REPORT}_") and k != REPORT_PARTS}
+    joined[REPORT] = "".join([row[REPORT], *(row[f"{REPORT}_{n}"] for n in range(1, count))])
+    return joined
+
+
+def summarised(report: dict[str, Any]) -> dict[str, Any]:
+    """A copy small enough for any store: the first domains and a count of the rest, and
+    check texts cut short. Only a tenant with thousands of long domain names gets here."""
+    copy = dict(report)
+    organization = copy.get("organization")
+    if isinstance(organization, dict):
+        domains = list(organization.get("verifiedDomains") or [])
+        if len(domains) > KEPT_DOMAINS:
+            organization = {
+                **organization,
+                "verifiedDomains": domains[:KEPT_DOMAINS],
+                "verifiedDomainsTruncated": len(domains) - KEPT_DOMAINS,
+            }
+            copy["organization"] = organization
+    checks = copy.get("checks")
+    if isinstance(checks, list):
+        copy["checks"] = [_short_check(c) for c in checks]
+    return copy
+
+
+def _short_check(check: Any) -> Any:
+    if not isinstance(check, dict):
+        return check
+    short = dict(cast(dict[str, Any], check))
+    for name in ("detail", "action"):
+        value = short.get(name)
+        if isinstance(value, str) and len(value) > DETAIL_CHARS:
+            short[name] = value[: DETAIL_CHARS - 1] + "…"
+    return short

@@ -18,6 +18,7 @@ from shared.accountstore.base import (
     PairTaken,
     VersionConflict,
     newest_first,
+    store_identity,
 )
 from shared.accountstore.codec import account_from_row, account_to_row, key_from_row, key_to_row
 from shared.errors import DependencyUnavailable
@@ -47,6 +48,7 @@ class SqliteAccountStore(AccountStore):
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.identity = store_identity(self.backend, str(path.resolve()))
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")  # kept in the file: set once, not per call
@@ -94,6 +96,21 @@ class SqliteAccountStore(AccountStore):
         with self._connect() as db:
             rows = db.execute("SELECT data FROM keys ORDER BY key_id").fetchall()
         return (key_from_row(json.loads(r[0])) for r in rows)
+
+    def mark_unused_key_deleting(self, owner: str, key_id: str) -> bool:
+        # Inside one write transaction, as `link` binds inside one: whichever commits first wins.
+        with self._write() as db:
+            row = db.execute(
+                "SELECT data FROM keys WHERE key_id = ? AND owner = ?", (key_id, owner)
+            ).fetchone()
+            if not row:
+                return False
+            data = json.loads(row[0])
+            if data.get("accountId"):
+                return False
+            data["deleting"] = True
+            db.execute("UPDATE keys SET data = ? WHERE key_id = ?", (json.dumps(data), key_id))
+        return True
 
     # --- accounts ----------------------------------------------------------------------------
     def link(self, account: Account) -> None:

@@ -3,6 +3,10 @@
 One partition per owner, so every rule that must hold atomically is an entity-group transaction
 inside it: creating the account, its tenant + application uniqueness row ("pair") and binding the
 key happen together or not at all. Updates carry the ETag they read (optimistic concurrency).
+
+A table deleted under the running app (an operator, a storage account made again) is created
+again on the first call that finds it gone, and that call runs once more; a table Azure is still
+deleting answers 503 until it can be made.
 """
 
 from __future__ import annotations
@@ -34,22 +38,27 @@ from shared.accountstore.base import (
     PairTaken,
     VersionConflict,
     newest_first,
+    store_identity,
 )
-from shared.accountstore.codec import account_from_row, account_to_row, key_from_row, key_to_row
+from shared.accountstore.codec import (
+    account_from_row,
+    account_to_row,
+    join_report,
+    key_from_row,
+    key_to_row,
+    split_report,
+)
+from shared.azure_pipeline import client_options
 from shared.errors import DependencyUnavailable
 from shared.records import Account, KeyRecord
 from shared.settings import TableSettings
 
 T = TypeVar("T")
 # Bounded retries and timeouts: a storage outage must become a prompt 503, not a hung request.
-_CLIENT_OPTIONS: dict[str, Any] = {
-    "retry_total": 2,
-    "retry_backoff_factor": 0.3,
-    "retry_backoff_max": 2,
-    "connection_timeout": 5,
-    "read_timeout": 15,
-}
+_CLIENT_OPTIONS: dict[str, Any] = client_options()
 _KEY, _ACCOUNT, _PAIR = "key_", "acct_", "pair_"
+# The health probe's point read: no row has this RowKey, so it answers 404 (reachable) at once.
+_PROBE = ("health", "probe")
 _SYSTEM = {"PartitionKey", "RowKey", "Timestamp", "Kind"}
 
 
@@ -89,8 +98,16 @@ class TableAccountStore(AccountStore):
 
     def __init__(self, service: TableServiceClient, table_name: str) -> None:
         self._service = service
-        self._table: TableClient = service.get_table_client(table_name)
+        # A TableClient of its own rather than service.get_table_client(): the latter wraps the
+        # transport so that retry sleeps bypass the deadline-aware transport (azure_pipeline).
+        self._table: TableClient = TableClient(
+            endpoint=service.url,
+            table_name=table_name,
+            credential=service.credential,
+            **_CLIENT_OPTIONS,
+        )
         self._table_name = table_name
+        self.identity = store_identity(self.backend, f"{service.account_name}/{table_name}")
         self._ready = False
         self._lock = threading.Lock()
 
@@ -119,20 +136,43 @@ class TableAccountStore(AccountStore):
                     self._ready = True
         return self._table
 
-    def _get(self, pk: str, rk: str) -> Any | None:
+    def _call(self, operation: Callable[[TableClient], T]) -> T:
+        """One SDK call; when it finds the table gone, create the table again and call once more."""
         with self._guard():
             try:
-                return self._client().get_entity(pk, rk)
-            except ResourceNotFoundError:
-                return None
+                return operation(self._client())
+            except (ResourceNotFoundError, TableTransactionError) as exc:
+                if not _table_missing(exc):
+                    raise
+            with self._lock:
+                self._ready = False
+            try:
+                return operation(self._client())
+            except (ResourceNotFoundError, TableTransactionError) as exc:
+                if not _table_missing(exc):
+                    raise
+                # Azure refuses to create a table it is still deleting (409, swallowed by
+                # create_table_if_not_exists): try again later, and create it then.
+                with self._lock:
+                    self._ready = False
+                raise DependencyUnavailable(
+                    "account store", "the accounts table is being created; try again shortly"
+                ) from exc
+
+    def _get(self, pk: str, rk: str) -> Any | None:
+        try:
+            return self._call(lambda table: table.get_entity(pk, rk))
+        except ResourceNotFoundError:
+            return None
 
     def _query(self, filter_: str, **params: Any) -> list[Any]:
-        with self._guard():
-            return list(
-                self._client().query_entities(filter_, parameters=params, results_per_page=1000)
+        return self._call(
+            lambda table: list(
+                table.query_entities(filter_, parameters=params, results_per_page=1000)
             )
+        )
 
-    def _retrying(self, attempt: Callable[[], T], tries: int = 5) -> T:
+    def _retrying(self, attempt: Callable[[], T], name: str, tries: int = 5) -> T:
         """Re-run a read-check-write whose ETag went stale under a concurrent writer."""
         for _ in range(tries - 1):
             try:
@@ -142,7 +182,7 @@ class TableAccountStore(AccountStore):
         try:
             return attempt()
         except _Stale as exc:
-            raise VersionConflict("too much contention") from exc
+            raise VersionConflict(name) from exc
 
     # --- keys --------------------------------------------------------------------------------
     def add_key(self, record: KeyRecord) -> None:
@@ -152,19 +192,53 @@ class TableAccountStore(AccountStore):
             "Kind": "key",
             **key_to_row(record),
         }
-        with self._guard():
-            self._client().create_entity(entity)
+        try:
+            self._call(lambda table: table.create_entity(entity))
+        except ResourceExistsError:
+            # azure-core retries an insert answered 5xx; if the first one landed, the retry
+            # meets it. The same record is the insert done; anything else is a real clash.
+            if self.get_key(record.owner, record.key_id) != record:
+                raise
 
     def get_key(self, owner: str, key_id: str) -> KeyRecord | None:
         entity = self._get(partition_of(owner), _KEY + key_id)
         return key_from_row(_row(entity)) if entity else None
 
     def delete_key(self, owner: str, key_id: str) -> None:
-        with self._guard():
-            self._client().delete_entity(partition_of(owner), _KEY + key_id)
+        self._call(lambda table: table.delete_entity(partition_of(owner), _KEY + key_id))
 
     def list_keys(self) -> Iterator[KeyRecord]:
         return (key_from_row(_row(e)) for e in self._query(_prefix_filter(_KEY)))
+
+    def mark_unused_key_deleting(self, owner: str, key_id: str) -> bool:
+        pk, rk = partition_of(owner), _KEY + key_id
+
+        def attempt() -> bool:
+            entity = self._get(pk, rk)
+            if entity is None or entity.get("accountId"):
+                return False
+            if entity.get("deleting"):
+                return True
+            # The ETag read here is the one `link` must also match to bind the key: whichever
+            # write lands first makes the other fail.
+            change = {"PartitionKey": pk, "RowKey": rk, "deleting": True}
+            etag = entity.metadata["etag"]
+            try:
+                self._call(
+                    lambda table: table.update_entity(
+                        change,
+                        mode=UpdateMode.MERGE,
+                        etag=etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                )
+            except ResourceModifiedError as exc:
+                raise _Stale from exc
+            except ResourceNotFoundError:
+                return False
+            return True
+
+        return self._retrying(attempt, key_id)
 
     # --- accounts ----------------------------------------------------------------------------
     def link(self, account: Account) -> None:
@@ -175,7 +249,7 @@ class TableAccountStore(AccountStore):
             self._refuse(pk, pair_rk, key_entity)
         operations: list[Any] = [
             ("create", {"PartitionKey": pk, "RowKey": _ACCOUNT + account.id, "Kind": "account",
-                        **account_to_row(account)}),
+                        **split_report(account_to_row(account))}),
             ("create", {"PartitionKey": pk, "RowKey": pair_rk, "Kind": "pair",
                         "accountId": account.id}),
             ("update", {"PartitionKey": pk, "RowKey": _KEY + account.key_id,
@@ -184,8 +258,7 @@ class TableAccountStore(AccountStore):
               "match_condition": MatchConditions.IfNotModified}),
         ]  # fmt: skip
         try:
-            with self._guard():
-                self._client().submit_transaction(operations)
+            self._call(lambda table: table.submit_transaction(operations))
         except TableTransactionError as exc:
             if _transient(exc):
                 raise DependencyUnavailable("account store") from exc
@@ -200,16 +273,18 @@ class TableAccountStore(AccountStore):
 
     def get_account(self, owner: str, account_id: str) -> Account | None:
         entity = self._get(partition_of(owner), _ACCOUNT + account_id)
-        return account_from_row(_row(entity)) if entity else None
+        return account_from_row(join_report(_row(entity))) if entity else None
 
     def list_accounts(self, owner: str) -> list[Account]:
         entities = self._query(
             f"PartitionKey eq @pk and {_prefix_filter(_ACCOUNT)}", pk=partition_of(owner)
         )
-        return newest_first([account_from_row(_row(e)) for e in entities])
+        return newest_first([account_from_row(join_report(_row(e))) for e in entities])
 
     def list_all_accounts(self) -> Iterator[Account]:
-        return (account_from_row(_row(e)) for e in self._query(_prefix_filter(_ACCOUNT)))
+        return (
+            account_from_row(join_report(_row(e))) for e in self._query(_prefix_filter(_ACCOUNT))
+        )
 
     def update_account(self, account: Account) -> Account:
         pk, rk = partition_of(account.owner), _ACCOUNT + account.id
@@ -219,17 +294,27 @@ class TableAccountStore(AccountStore):
         if int(current["version"]) != account.version:
             raise VersionConflict(account.id)
         new = account.updated(version=account.version + 1)
-        entity = {"PartitionKey": pk, "RowKey": rk, "Kind": "account", **account_to_row(new)}
+        # REPLACE, not MERGE: a shorter report must not leave an older report's parts behind.
+        entity = {
+            "PartitionKey": pk,
+            "RowKey": rk,
+            "Kind": "account",
+            **split_report(account_to_row(new)),
+        }
+        etag = current.metadata["etag"]
         try:
-            with self._guard():
-                self._client().update_entity(
+            self._call(
+                lambda table: table.update_entity(
                     entity,
                     mode=UpdateMode.REPLACE,
-                    etag=current.metadata["etag"],
+                    etag=etag,
                     match_condition=MatchConditions.IfNotModified,
                 )
-        except (ResourceModifiedError, ResourceNotFoundError) as exc:
+            )
+        except ResourceModifiedError as exc:
             raise VersionConflict(account.id) from exc
+        except ResourceNotFoundError as exc:
+            raise LookupError(account.id) from exc  # unlinked since it was read
         return new
 
     def unlink(self, owner: str, account_id: str) -> Account | None:
@@ -239,7 +324,7 @@ class TableAccountStore(AccountStore):
             entity = self._get(pk, _ACCOUNT + account_id)
             if entity is None:
                 return None
-            account = account_from_row(_row(entity))
+            account = account_from_row(join_report(_row(entity)))
             key_entity = self._get(pk, _KEY + account.key_id)
             operations: list[Any] = [
                 ("delete", {"PartitionKey": pk, "RowKey": _ACCOUNT + account_id},
@@ -256,19 +341,29 @@ class TableAccountStore(AccountStore):
                       "match_condition": MatchConditions.IfNotModified})
                 )  # fmt: skip
             try:
-                with self._guard():
-                    self._client().submit_transaction(operations)
+                self._call(lambda table: table.submit_transaction(operations))
             except TableTransactionError as exc:
                 if _transient(exc):
                     raise DependencyUnavailable("account store") from exc
                 raise _Stale from exc
             return account
 
-        return self._retrying(attempt)
+        return self._retrying(attempt, account_id)
 
     def ping(self) -> None:
+        # One point read of a row that never exists: a 404 proves the service answered. A table
+        # that is gone is reachable too; the next write creates it again.
         with self._guard():
-            next(iter(self._client().query_entities("RowKey eq 'ping'", results_per_page=1)), None)
+            try:
+                self._table.get_entity(*_PROBE)
+            except ResourceNotFoundError:
+                return
+
+
+def _table_missing(error: HttpResponseError) -> bool:
+    # A missing row answers ResourceNotFound; a missing table TableNotFound (Azurite's insert
+    # answers a bare 404 without a code, which can only mean the table).
+    return error.status_code == 404 and getattr(error, "error_code", None) != "ResourceNotFound"
 
 
 def _transient(error: HttpResponseError) -> bool:

@@ -25,12 +25,16 @@ class KeyLabels:
     application_id: str
     thumbprint: str
     not_after: datetime
+    # The account store whose record points at this key (AccountStore.identity): the orphan
+    # sweep removes only keys of its own store, never another environment's sharing the vault.
+    store: str = ""
 
 
 @dataclass(frozen=True)
 class StoredKey:
     key_id: str
     created_at: datetime | None
+    store: str | None = None  # the `store` label it was put with; None when it has none
 
 
 def check_key_id(key_id: str) -> str:
@@ -57,7 +61,8 @@ class KeyStore(ABC):
 
     @abstractmethod
     def list(self) -> Iterator[StoredKey]:
-        """Every key the store holds (housekeeping finds keys left without a record)."""
+        """Every key the store holds (housekeeping finds keys left without a record); a key
+        deleted while the list is made may or may not be in it, and never stops it."""
 
     @abstractmethod
     def ping(self) -> None:

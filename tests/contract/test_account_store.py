@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.accountstore import AccountStore, KeyTaken, PairTaken, VersionConflict
+from shared.http_edge import problem_response
 from shared.records import Account, KeyRecord
 
 T0 = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
@@ -225,3 +227,87 @@ def test_large_partitions_are_read_past_one_page(store: AccountStore) -> None:
 
 def test_ping(store: AccountStore) -> None:
     store.ping()
+
+
+def test_a_report_naming_1000_verified_domains_reads_back_whole(store: AccountStore) -> None:
+    # Table Storage holds at most 32K characters in one string property; a report names the
+    # domains twice (organization and the organization_match text), about 90,000 characters here.
+    account = linked(store)
+    domains = [f"subsidiary-{n:04d}.contoso-holdings.example.com" for n in range(1000)]
+    report = {
+        "status": "connected",
+        "checkedAt": "2026-11-26T17:00:00.123Z",
+        "organization": {"id": TENANT, "displayName": "Contoso", "verifiedDomains": domains},
+        "checks": [
+            {"id": "organization_match", "status": "warn", "detail": ", ".join(domains)},
+            {"id": "tenant", "status": "pass", "detail": "Ünïcödé ✓ 😀 " * 100},
+        ],
+    }
+    assert len(json.dumps(report)) > 64 * 1024
+    big = store.update_account(account.updated(last_verification=report, last_verified_at=T0))
+    assert store.get_account("owner-a", account.id) == big
+    assert [a.last_verification for a in store.list_accounts("owner-a")] == [report]
+    assert [a.last_verification for a in store.list_all_accounts()] == [report]
+    # A later, small report replaces it whole: no part of the big one is left to join.
+    small = {"status": "connected", "checkedAt": "2026-11-26T18:00:00.000Z", "checks": []}
+    store.update_account(big.updated(last_verification=small))
+    assert store.get_account("owner-a", account.id).last_verification == small  # type: ignore[union-attr]
+    assert store.unlink("owner-a", account.id) is not None
+
+
+def test_an_oversized_report_is_stored_summarised_never_refused(store: AccountStore) -> None:
+    # Past what any real tenant has (5,000 domains of 200 characters): the stored copy keeps the
+    # first domains, counts the rest and shortens the texts, and the update still succeeds.
+    account = linked(store)
+    domains = [f"{n:05d}-" + "d" * 190 + ".example.com" for n in range(5000)]
+    report = {
+        "status": "action_required",
+        "checkedAt": "2026-11-26T17:00:00.000Z",
+        "organization": {"id": TENANT, "displayName": "Huge", "verifiedDomains": domains},
+        "checks": [{"id": "organization_match", "status": "warn", "detail": ", ".join(domains)}],
+    }
+    saved = store.update_account(account.updated(last_verification=report))
+    stored = store.get_account("owner-a", account.id)
+    assert stored is not None and stored.version == saved.version
+    kept = stored.last_verification
+    assert kept is not None and kept["status"] == "action_required"
+    if store.backend == "sqlite":
+        assert kept == report  # no limit to respect
+    else:
+        organization = kept["organization"]
+        assert organization["verifiedDomains"] == domains[: len(organization["verifiedDomains"])]
+        assert (
+            len(organization["verifiedDomains"]) + organization["verifiedDomainsTruncated"] == 5000
+        )
+        assert kept["checks"][0]["detail"].startswith(domains[0])
+
+
+def test_a_lost_race_reaches_the_caller_as_503_with_retry_after(store: AccountStore) -> None:
+    account = linked(store)
+    store.update_account(account.updated(status="connected"))
+    with pytest.raises(VersionConflict) as lost:
+        store.update_account(account.updated(status="action_required"))
+    response = problem_response(lost.value)
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    body = json.loads(response.get_body())
+    assert body["status"] == 503 and "another request" in body["detail"]
+
+
+def test_an_unused_key_is_marked_for_deletion_only_while_no_account_uses_it(
+    store: AccountStore,
+) -> None:
+    bound = linked(store)
+    assert store.mark_unused_key_deleting("owner-a", bound.key_id) is False
+    assert store.get_key("owner-a", bound.key_id).deleting is False  # type: ignore[union-attr]
+    assert store.mark_unused_key_deleting("owner-a", str(uuid.uuid4())) is False  # no such key
+    unused = key()
+    store.add_key(unused)
+    assert store.mark_unused_key_deleting("owner-b", unused.key_id) is False  # another owner's
+    assert store.mark_unused_key_deleting("owner-a", unused.key_id) is True
+    assert store.get_key("owner-a", unused.key_id).deleting is True  # type: ignore[union-attr]
+    assert store.mark_unused_key_deleting("owner-a", unused.key_id) is True  # repeatable
+    with pytest.raises(KeyTaken) as taken:  # the Connect that comes second is refused
+        store.link(account_for(unused))
+    assert taken.value.account_id is None
+    assert store.list_accounts("owner-a") == [bound]

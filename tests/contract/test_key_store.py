@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -11,11 +12,12 @@ from typing import Any
 
 import pytest
 from azure.core.credentials import AccessToken
+from azure.keyvault.secrets._shared import http_challenge_cache
 
 from shared import certificates
-from shared.errors import DependencyUnavailable
+from shared.errors import ConfigurationError, DependencyUnavailable
 from shared.keystore.base import KeyLabels, KeyStore, PrivateKeyMissing
-from shared.keystore.keyvault import KeyVaultKeyStore
+from shared.keystore.keyvault import PROBE_SECRET, KeyVaultKeyStore, verifies_challenge
 from shared.keystore.local import LocalKeyStore
 
 NOW = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
@@ -26,6 +28,7 @@ LABELS = KeyLabels(
     "11111111-2222-3333-4444-555555555555",
     "AB" * 20,
     NOT_AFTER,
+    store="table:devstoreaccount1/linkedaccounts",
 )
 
 
@@ -61,6 +64,7 @@ def test_put_get_list_delete(store: KeyStore, pem: bytes) -> None:
     assert store.get(key_id) == pem
     listed = {k.key_id: k for k in store.list()}
     assert key_id in listed and listed[key_id].created_at is not None
+    assert listed[key_id].store == LABELS.store  # the sweep tells its own keys by this
     store.delete(key_id)
     with pytest.raises(PrivateKeyMissing):
         store.get(key_id)
@@ -91,12 +95,16 @@ def test_key_vault_requests_as_the_sdk_sends_them(
     credential = StaticCredential()
     store = KeyVaultKeyStore(sandbox.keyvault_url, credential)  # type: ignore[arg-type]
     key_id = str(uuid.uuid4())
+    # The SDK caches a vault's challenge for the process; forget it so this request is the
+    # first one the SDK sends to the vault, as in a fresh process.
+    http_challenge_cache.clear()
     store.put(key_id, pem, LABELS)
     assert credential.scopes == ("https://vault.azure.net/.default",)
     sent = sandbox.admin.keyvault_state()["requests"]
-    # The SDK's first request to a vault goes without a token and is challenged (401); the
-    # challenge is cached per vault for the process, so only the first test sees it.
-    assert all(r["status"] == 401 for r in sent if not r["authorized"])
+    # The first request goes without a token (nor the secret) and is challenged (401).
+    anonymous = [r for r in sent if not r["authorized"]]
+    assert anonymous and sent[0] is anonymous[0]
+    assert [r["status"] for r in anonymous] == [401]
     (put,) = [r for r in sent if r["authorized"]]
     assert put["method"] == "PUT" and put["path"] == f"/secrets/m365link-{key_id}"
     assert put["authorized"] is True and put["status"] == 200
@@ -111,6 +119,7 @@ def test_key_vault_requests_as_the_sdk_sends_them(
         "tenantId": LABELS.tenant_id,
         "applicationId": LABELS.application_id,
         "thumbprint": LABELS.thumbprint,
+        "store": LABELS.store,
     }
     assert body["attributes"]["exp"] == int(NOT_AFTER.timestamp())
     assert body["attributes"]["enabled"] is True
@@ -142,3 +151,96 @@ def test_key_vault_down_is_dependency_unavailable(
     finally:
         sandbox.admin.clear_faults()
     assert store.get(key_id) == pem
+
+
+def test_key_vault_ping_is_one_point_read_whatever_the_vault_holds(
+    sandbox: Any, monkeypatch: Any, pem: bytes
+) -> None:
+    sandbox.reset()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", sandbox.ca_bundle_path)
+    store = KeyVaultKeyStore(sandbox.keyvault_url, StaticCredential())  # type: ignore[arg-type]
+    for _ in range(30):  # more than one page of the stand-in's listing
+        store.put(str(uuid.uuid4()), pem, LABELS)
+    sandbox.admin.reset_requests()
+    store.ping()
+    sent = [r for r in sandbox.admin.keyvault_state()["requests"] if r["authorized"]]
+    assert [(r["method"], r["path"].rstrip("/"), r["status"]) for r in sent] == [
+        ("GET", f"/secrets/{PROBE_SECRET}", 404)
+    ]
+
+
+def test_key_vault_refusing_the_identity_is_a_configuration_error(
+    sandbox: Any, monkeypatch: Any, pem: bytes
+) -> None:
+    sandbox.reset()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", sandbox.ca_bundle_path)
+    store = KeyVaultKeyStore(sandbox.keyvault_url, StaticCredential())  # type: ignore[arg-type]
+    key_id = str(uuid.uuid4())
+    store.put(key_id, pem, LABELS)
+    for status in (401, 403):
+        sandbox.admin.add_fault("keyvault", status)
+        try:
+            for call in (
+                lambda: store.put(str(uuid.uuid4()), pem, LABELS),
+                lambda: store.get(key_id),
+                lambda: store.delete(key_id),
+                store.ping,
+            ):
+                with pytest.raises(ConfigurationError) as refused:
+                    call()
+                detail = refused.value.detail
+                assert "Key Vault Secrets Officer" in detail and f"HTTP {status}" in detail
+                assert sandbox.keyvault_url not in detail and "127.0.0.1" not in detail
+        finally:
+            sandbox.admin.clear_faults()
+    assert store.get(key_id) == pem
+
+
+@pytest.mark.parametrize(
+    ("url", "verifies"),
+    [
+        ("https://contoso.vault.azure.net", True),
+        ("https://contoso.vault.usgovcloudapi.net/", True),
+        ("https://contoso.managedhsm.azure.net", True),
+        ("https://contoso.privatelink.vaultcore.azure.net", True),
+        ("https://mystorage.table.core.windows.net", True),  # a hostile or mistyped host
+        ("https://vault.example.com:8443", True),
+        ("https://10.0.0.5", True),
+        ("https://localhost.example.com", True),
+        ("https://127.0.0.1:8443", False),  # a stand-in on this machine
+        ("https://127.1.2.3", False),
+        ("https://[::1]:8443", False),
+        ("https://localhost:8443", False),
+    ],
+)
+def test_challenge_verification_is_off_only_for_loopback_hosts(url: str, verifies: bool) -> None:
+    assert verifies_challenge(url) is verifies
+    store = KeyVaultKeyStore(url, StaticCredential())  # type: ignore[arg-type]
+    # What the SDK's challenge policy will do with the 401 it gets from this host.
+    policy = store._client._client._config.authentication_policy
+    assert policy._verify_challenge_resource is verifies
+
+
+def test_local_list_while_keys_are_deleted_never_fails(tmp_path: Path, pem: bytes) -> None:
+    store = LocalKeyStore(tmp_path / "keys")
+    ids = [str(uuid.uuid4()) for _ in range(300)]
+    for key_id in ids:
+        store.put(key_id, pem, LABELS)
+    done = threading.Event()
+
+    def delete_all() -> None:
+        for key_id in ids:
+            store.delete(key_id)
+        done.set()
+
+    deleter = threading.Thread(target=delete_all)
+    deleter.start()
+    listings = 0
+    try:
+        while not done.is_set():
+            listed = {k.key_id for k in store.list()}
+            assert listed <= set(ids)
+            listings += 1
+    finally:
+        deleter.join()
+    assert listings > 0 and list(store.list()) == []

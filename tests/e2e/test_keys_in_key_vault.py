@@ -80,3 +80,32 @@ def test_unlink_with_the_vault_down_leaves_the_deletion_for_the_health_check(
     again = app.http.post(app.api("/accounts"), json={**link, "keyId": fresh["keyId"]})
     assert again.status_code == 201
     assert uuid.UUID(again.json()["id"])
+
+
+def test_vault_refusing_the_identity_names_the_role_and_unlink_still_works(
+    app: RunningApp, sandbox: Any
+) -> None:
+    key = app.http.post(app.api("/keys"), json=BODY).json()
+    account = app.http.post(app.api("/accounts"), json={**BODY, "keyId": key["keyId"]}).json()
+    sandbox.admin.add_fault("keyvault", 403)
+    try:
+        response = app.http.post(app.api("/keys"), json=BODY)
+        health = app.http.get(app.api("/health"))
+        unlinked = app.http.delete(app.api(f"/accounts/{account['id']}"))
+    finally:
+        sandbox.admin.clear_faults()
+    # Not a 503 to retry: the operator must give the identity its role. No value is echoed.
+    assert response.status_code == 500
+    assert response.headers["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["type"].endswith("/configuration")
+    assert "Key Vault Secrets Officer" in problem["detail"]
+    assert sandbox.keyvault_url not in response.text and "127.0.0.1" not in response.text
+    assert [k.key_id for k in app.context.accounts.list_keys()] == [key["keyId"]]
+    assert health.status_code == 503
+    assert "Key Vault Secrets Officer" in health.json()["keyStore"]["detail"]
+    assert sandbox.keyvault_url not in health.text
+    # The customer's unlink is done; the private key's deletion waits for the timer.
+    assert unlinked.status_code == 204
+    pending = app.context.accounts.get_key("local-dev", key["keyId"])
+    assert pending is not None and pending.deleting
