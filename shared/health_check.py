@@ -4,7 +4,7 @@ Each account's report is recorded as soon as it is ready, so a run that dies mid
 already done; a run that nears its time budget stops taking new accounts and the next run starts
 with those it did not reach (they are then the stalest). One account's failure never stops the
 others. Tokens and warm MSAL application objects are reused, and a private key is read from the
-key store at most once per run.
+key store at most once per run (only when the account has no warm application object).
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ from shared.timefmt import utc_now
 from shared.verify import record, run_checks
 
 log = logging.getLogger("m365link.health_check")
+# Less than this left of the budget could only record a timeout: the account waits for the next
+# run, where it is among the stalest.
+SHORTEST_ACCOUNT_SECONDS = 0.5
+RECORD_SHARE = 0.1  # of an account's deadline, kept for writing its report
 
 
 @dataclass
@@ -67,62 +71,76 @@ def stalest_first(accounts: list[Account]) -> list[Account]:
     )
 
 
-class _KeyReader:
-    """Private keys for one run: read from the store on first need, then forgotten with the run."""
+def _read_once(ctx: AppContext, key_id: str) -> Callable[[], bytes]:
+    """One account's private key, read from the store on first need and kept for the rest of
+    its verification. Each account has its own key, so no lock is shared between workers: a slow
+    key store slows each account by its own read only, and a failed read (the store's
+    `DependencyUnavailable`) is that account's alone."""
+    kept: list[bytes] = []
 
-    def __init__(self, ctx: AppContext) -> None:
-        self._ctx = ctx
-        self._keys: dict[str, bytes] = {}
-        self._lock = threading.Lock()
+    def read() -> bytes:
+        if not kept:
+            kept.append(ctx.keys.get(key_id))
+        return kept[0]
 
-    def reader(self, key_id: str) -> Callable[[], bytes]:
-        def read() -> bytes:
-            with self._lock:
-                if key_id not in self._keys:
-                    self._keys[key_id] = self._ctx.keys.get(key_id)
-                return self._keys[key_id]
-
-        return read
-
-    def forget(self) -> None:
-        self._keys.clear()
+    return read
 
 
 def run(
     ctx: AppContext,
     *,
     budget_seconds: float | None = None,
-    account_seconds: float = 90.0,
+    account_seconds: float | None = None,
     concurrency: int | None = None,
 ) -> RunSummary:
+    """Verify the accounts, stalest first, with `concurrency` workers, within `budget_seconds`
+    (default `HEALTH_CHECK_TIME_BUDGET_SECONDS`).
+
+    An account is started while at least `SHORTEST_ACCOUNT_SECONDS` of the budget is left; its
+    deadline is the smaller of `account_seconds` (default `VERIFY_TIMEOUT_SECONDS`) and the time
+    left, and its report is recorded inside that deadline. Housekeeping gets what is left of the
+    budget. Every outbound wait honours these deadlines, so a run ends within its budget plus
+    one request timeout at most."""
     started = time.monotonic()
     summary = RunSummary()
-    if budget_seconds is None:
-        budget_seconds = float(ctx.settings.health_check_budget_seconds)
-    workers = concurrency or ctx.settings.health_check_concurrency
-    # Stop taking new accounts while one more could still finish inside the budget.
-    stop_taking_at = started + max(budget_seconds - account_seconds, 0.0)
+    settings = ctx.settings
+    budget = float(
+        settings.health_check_budget_seconds if budget_seconds is None else budget_seconds
+    )
+    per_account = float(
+        settings.verify_timeout_seconds if account_seconds is None else account_seconds
+    )
+    stop_at = started + budget
+    shortest = min(SHORTEST_ACCOUNT_SECONDS, budget)
+    workers = concurrency or settings.health_check_concurrency
     queue: Iterator[Account] = iter(stalest_first(list(ctx.accounts.list_all_accounts())))
     lock = threading.Lock()
-    keys = _KeyReader(ctx)
 
-    def next_account() -> Account | None:
+    def next_account() -> tuple[Account, float] | None:
         with lock:
-            if time.monotonic() >= stop_taking_at:
+            left = stop_at - time.monotonic()
+            if left < shortest:
                 return None
             account = next(queue, None)
-            if account is not None:
-                summary.accounts += 1
-            return account
+            if account is None:
+                return None
+            summary.accounts += 1
+            return account, min(per_account, left)
 
     def worker() -> None:
-        while (account := next_account()) is not None:
+        while (taken := next_account()) is not None:
+            account, seconds = taken
             try:
-                with deadline(account_seconds):
-                    report = run_checks(
-                        ctx, account, fresh_token=False, private_key=keys.reader(account.key_id)
-                    )
-                saved = record(ctx, account, report)
+                with deadline(seconds):
+                    # The checks leave a share of the account's time for recording their report.
+                    with deadline(seconds * (1 - RECORD_SHARE)):
+                        report = run_checks(
+                            ctx,
+                            account,
+                            fresh_token=False,
+                            private_key=_read_once(ctx, account.key_id),
+                        )
+                    saved = record(ctx, account, report)
                 with lock:
                     summary.checked += 1
                     summary.by_status[report["status"]] += 1
@@ -136,9 +154,9 @@ def run(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health") as pool:
         for _ in range(workers):
             pool.submit(worker)
-    keys.forget()
     summary.not_reached = sum(1 for _ in queue)
-    housekeeping.run(ctx, summary, utc_now())
+    with deadline(max(stop_at - time.monotonic(), 0.0)):
+        housekeeping.run(ctx, summary, utc_now(), stop_at=stop_at)
     summary.duration_ms = round((time.monotonic() - started) * 1000)
     log.info(
         "health_check summary %s",

@@ -176,7 +176,7 @@ class Sandbox:
             Entra(self.state, self.token_signing_key, self.base_url),
             Graph(self.state, self.token_signing_key, self.base_url),
             self.portal_issuer,
-            Admin(self.state, self.keyvault, self.portal_issuer),
+            Admin(self.state, self.keyvault, self.portal_issuer, traffic),
         )
         self._serve(main_socket, app, tls, "sandbox")
         self._serve(vault_socket, self.keyvault, tls, "sandbox-keyvault")

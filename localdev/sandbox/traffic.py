@@ -1,15 +1,20 @@
 """What happens to every non-admin request: added latency, injected faults, the request record.
 
 Why: tests of retries, timeouts and throttling need the sandbox to be slow or to fail on demand,
-and tests of caching need to count calls. Doing it in one wrapper around every service handler
-keeps the handlers about their service only; admin routes never pass through here.
+tests of caching need to count calls, and tests of concurrency limits need the most requests that
+were ever in flight at once (both ports, injected latency included). Doing it in one wrapper
+around every service handler keeps the handlers about their service only; admin routes never
+pass through here.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
@@ -54,8 +59,48 @@ class Traffic:
         self._state = state
         self._base_url = base_url
         self._sleep = sleep
+        self._flight_lock = threading.Lock()
+        self._in_flight: dict[str, int] = {}
+        self._max_in_flight: dict[str, int] = {}
+        self._max_in_flight_total = 0
+
+    def in_flight(self) -> dict[str, Any]:
+        """Requests being answered now, and the most ever at once since the last reset: in all
+        (`max`) and per target (`maxByTarget`)."""
+        with self._flight_lock:
+            return {
+                "now": sum(self._in_flight.values()),
+                "max": self._max_in_flight_total,
+                "maxByTarget": dict(self._max_in_flight),
+            }
+
+    def reset_in_flight(self) -> None:
+        """Forget the maxima (requests still in flight keep counting)."""
+        with self._flight_lock:
+            self._max_in_flight = {t: n for t, n in self._in_flight.items() if n}
+            self._max_in_flight_total = sum(self._in_flight.values())
+
+    @contextmanager
+    def _flying(self, target: str) -> Iterator[None]:
+        with self._flight_lock:
+            self._in_flight[target] = self._in_flight.get(target, 0) + 1
+            self._max_in_flight[target] = max(
+                self._max_in_flight.get(target, 0), self._in_flight[target]
+            )
+            self._max_in_flight_total = max(
+                self._max_in_flight_total, sum(self._in_flight.values())
+            )
+        try:
+            yield
+        finally:
+            with self._flight_lock:
+                self._in_flight[target] -= 1
 
     def handle(self, request: Request, target: str, handler: Handler) -> Response:
+        with self._flying(target):
+            return self._handle(request, target, handler)
+
+    def _handle(self, request: Request, target: str, handler: Handler) -> Response:
         started = time.monotonic()
         fault = self._state.take_fault(target, request.path)
         with self._state.lock:

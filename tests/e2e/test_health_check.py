@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -13,9 +14,11 @@ import pytest
 import requests
 
 from shared import certificates, health_check, keys
+from shared.app_context import AppContext, build_context
 from shared.keystore.base import KeyLabels
-from shared.timefmt import utc_now
+from shared.timefmt import from_rfc3339, utc_now
 from tests.conftest import RunningApp
+from tests.contract.test_key_store import StaticCredential
 from tests.e2e.customer import Customer, check
 
 
@@ -38,6 +41,29 @@ def aged_key(app: RunningApp, *, days: int) -> str:
     return keys.store_key(app.context, "local-dev", tenant, application, "Old", pair, made).key_id
 
 
+def past(*stamps: str | None) -> None:
+    """Wait until the clock (whole seconds, as the records keep it) is past every stamp, so
+    whatever a run writes next is strictly newer."""
+    latest = max(from_rfc3339(s) for s in stamps if s)
+    while utc_now() <= latest:
+        time.sleep(0.05)
+
+
+def settled(sandbox: Any) -> None:
+    """Wait for requests an earlier test gave up on (the sandbox still sleeping out their
+    injected latency) to end, then reset the request record and its in-flight maxima."""
+    deadline = time.monotonic() + 15
+    while sandbox.admin.requests()["inFlight"]["now"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    sandbox.admin.reset_requests()
+
+
+def another_instance(app: RunningApp, **options: Any) -> AppContext:
+    """The app as another worker instance sees it: same stores, nothing warm (no MSAL
+    application object, token or tenant metadata cached)."""
+    return build_context(app.context.settings, **options)
+
+
 def test_one_run_leaves_each_account_with_the_right_status(app: RunningApp, sandbox: Any) -> None:
     healthy = connected(app, sandbox)
     # Tokens of these tenants are too short-lived to reuse, as a token from a run six hours
@@ -57,13 +83,16 @@ def test_one_run_leaves_each_account_with_the_right_status(app: RunningApp, sand
     orphan = str(uuid.uuid4())
     orphan_pem = certificates.generate("o", validity_days=1, key_size=2048, now=utc_now())
     app.context.keys.put(
-        orphan, orphan_pem.private_key_pem, KeyLabels("x", "t", "a", "x", utc_now())
+        orphan,
+        orphan_pem.private_key_pem,
+        KeyLabels("x", "t", "a", "x", utc_now(), store=app.context.accounts.identity),
     )
     two_hours_ago = time.time() - 7200
     os.utime(app.context.settings.local_state_dir / "keys" / f"{orphan}.pem", (two_hours_ago,) * 2)
     # The throttled tenant answers 429 to every token request during the run.
     sandbox.admin.add_fault("token", 429, path=throttled.tenant_id, retry_after=1)
     before = {c.account["id"]: c.current() for c in (healthy, revoked, unroled, throttled)}
+    past(*(b["lastVerifiedAt"] for b in before.values()))
 
     summary = health_check.run(app.context, concurrency=4)
 
@@ -82,7 +111,7 @@ def test_one_run_leaves_each_account_with_the_right_status(app: RunningApp, sand
     assert never_verified.current()["status"] == "connected"
     for customer in (healthy, revoked, unroled, throttled):
         after = customer.current()["lastVerifiedAt"]
-        assert after is not None and after >= before[customer.account["id"]]["lastVerifiedAt"]
+        assert from_rfc3339(after) > from_rfc3339(before[customer.account["id"]]["lastVerifiedAt"])
     # Housekeeping: an unlinked key older than 7 days and an orphan secret are gone.
     assert app.context.accounts.get_key("local-dev", stale_key) is None
     stored = {k.key_id for k in app.context.keys.list()}
@@ -138,14 +167,28 @@ def test_a_run_stopped_at_its_deadline_resumes_with_the_rest(app: RunningApp, sa
 def test_an_exception_in_one_account_does_not_stop_the_others(
     app: RunningApp, sandbox: Any
 ) -> None:
-    good = connected(app, sandbox)
-    broken = connected(app, sandbox)
-    # The private key of one account vanished from the key store (an operator deleted it).
-    app.context.tenant_client()._apps.clear()
-    app.context.keys.delete(broken.key["keyId"])
-    summary = health_check.run(app.context)
-    assert summary.failures == 1 and summary.checked == 1
-    assert good.current()["lastVerification"]["status"] == "connected"
+    first, unlinked, last = sorted(
+        (Customer(app, sandbox).link_all_the_way() for _ in range(3)),
+        key=lambda c: c.account["id"],  # never verified: the timer takes them in id order
+    )
+    # The first account's tenant is slow, and while the run waits on it the customer unlinks
+    # the second: recording its report then fails (the account is gone).
+    sandbox.admin.add_fault("metadata", None, path=first.tenant_id, latency_ms=1500)
+    fresh = another_instance(app)
+    result: list[health_check.RunSummary] = []
+    run = threading.Thread(target=lambda: result.append(health_check.run(fresh, concurrency=1)))
+    try:
+        run.start()
+        time.sleep(0.5)
+        gone = app.http.delete(app.api(f"/accounts/{unlinked.account['id']}"))
+        run.join(30)
+    finally:
+        sandbox.admin.clear_faults()
+    assert gone.status_code == 204
+    [summary] = result
+    assert summary.accounts == 3 and summary.failures == 1 and summary.checked == 2
+    assert first.current()["lastVerification"]["status"] == "connected"
+    assert last.current()["lastVerification"]["status"] == "connected"  # after the failure
 
 
 def test_the_local_host_runs_the_timer_on_request(app: RunningApp, sandbox: Any) -> None:
@@ -187,3 +230,65 @@ def test_each_account_has_its_own_deadline(app: RunningApp, sandbox: Any) -> Non
     assert slow.current()["lastVerification"]["status"] == "error"
     assert slow.current()["status"] == "connected"
     assert quick.current()["lastVerification"]["status"] == "connected"
+
+
+def test_never_more_requests_in_flight_than_health_check_concurrency(
+    sandboxed_app: Callable[..., RunningApp], sandbox: Any
+) -> None:
+    app = sandboxed_app({"HEALTH_CHECK_CONCURRENCY": "3"})
+    fleet = [Customer(app, sandbox).link_all_the_way() for _ in range(7)]
+    fresh = another_instance(app)  # cold: metadata, token and Graph for every account
+    sandbox.admin.set_latency(100)
+    settled(sandbox)
+    try:
+        summary = health_check.run(fresh)
+        in_flight = sandbox.admin.requests()["inFlight"]
+    finally:
+        sandbox.admin.set_latency(0)
+    assert summary.checked == 7 and all(c.current()["status"] == "connected" for c in fleet)
+    assert 2 <= in_flight["max"] <= 3  # the pool ran in parallel, never wider than the setting
+
+
+def test_a_budget_of_two_seconds_verifies_accounts_and_ends_in_time(
+    app: RunningApp, sandbox: Any
+) -> None:
+    fleet = [connected(app, sandbox) for _ in range(6)]
+    before = {c.account["id"]: c.current()["lastVerifiedAt"] for c in fleet}
+    past(*before.values())
+    sandbox.admin.set_latency(700)  # two Graph reads per warm account: 1.4 s each
+    started = time.monotonic()
+    try:
+        summary = health_check.run(app.context, budget_seconds=2, concurrency=2)
+    finally:
+        sandbox.admin.set_latency(0)
+    elapsed = time.monotonic() - started
+    print(f"timer run, budget 2 s, 700 ms latency: {elapsed:.2f} s, {summary.as_dict()}")
+    assert elapsed < 2 + 1.0  # the budget, plus local bookkeeping; no request outlived it
+    assert summary.by_status["connected"] >= 1 and summary.not_reached >= 1
+    verified = [c for c in fleet if c.current()["lastVerifiedAt"] != before[c.account["id"]]]
+    assert len(verified) == summary.checked
+    assert all(c.current()["status"] == "connected" for c in fleet)
+
+
+def test_a_slow_key_vault_keeps_the_pool_parallel(
+    sandboxed_app: Callable[..., RunningApp], sandbox: Any
+) -> None:
+    app = sandboxed_app(
+        {"KEY_VAULT_URL": sandbox.keyvault_url}, vault_credential=StaticCredential()
+    )
+    fleet = [Customer(app, sandbox).link_all_the_way() for _ in range(4)]
+    # Another instance has no warm application object: each account reads its key once.
+    fresh = another_instance(app, vault_credential=StaticCredential())
+    sandbox.admin.add_fault("keyvault", None, latency_ms=1500)
+    settled(sandbox)
+    started = time.monotonic()
+    try:
+        summary = health_check.run(fresh, concurrency=4)
+        in_flight = sandbox.admin.requests()["inFlight"]
+    finally:
+        sandbox.admin.clear_faults()
+    elapsed = time.monotonic() - started
+    assert summary.checked == 4 and summary.by_status["connected"] == 4
+    assert all(c.current()["lastVerification"]["status"] == "connected" for c in fleet)
+    assert in_flight["maxByTarget"]["keyvault"] >= 2  # key reads overlapped
+    assert elapsed < 4 * 1.5  # one after the other, the four reads alone would take 6 s
