@@ -7,16 +7,22 @@ exceptions, so verification can turn each into a check. Every call goes through 
 MSAL application objects are kept per account and key in a bounded LRU, so a warm verification
 skips OpenID discovery; tenant metadata fetched for the `tenant` check is handed to MSAL from the
 same cache, so discovery is never fetched twice.
+
+What MSAL raises is judged here too: a key that could not be read is handed back to the caller
+(`KeyUnavailable`, the key store's own error inside), anything else MSAL did not expect becomes an
+answer marked `unexpected`, never mistaken for a certificate problem.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import msal
@@ -25,7 +31,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 METADATA_TTL_SECONDS = 3600
+METADATA_CACHE_ENTRIES = 4096  # tenants; ~2 KB each
+GRAPH_MAX_PAGES = 10
 _WELL_KNOWN = "/v2.0/.well-known/openid-configuration"
+
+log = logging.getLogger("m365link.tenant_client")
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,7 @@ class TokenAnswer:
     description: str | None = None
     transient: bool = False
     status: int | None = None
+    unexpected: bool = False  # an answer (or a failure inside MSAL) no rule here knows
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,19 @@ class TransientHttpError(Exception):
         self.status = status
 
 
+class UnusableKey(Exception):
+    """The private key read from the key store is not a PEM RSA key."""
+
+
+class KeyUnavailable(Exception):
+    """The private key could not be read or loaded; `cause` is what the reader raised (the key
+    store's DependencyUnavailable or PrivateKeyMissing, or UnusableKey)."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(type(cause).__name__)
+        self.cause = cause
+
+
 def first_line(text: str | None) -> str | None:
     """Entra's descriptions carry trace and correlation ids on later lines; keep the message."""
     if not text:
@@ -77,30 +101,54 @@ def first_line(text: str | None) -> str | None:
 
 
 class _MetadataCache:
-    def __init__(self, ttl: float = METADATA_TTL_SECONDS) -> None:
+    """Tenant metadata by URL, least recently used evicted first, one entry at a time; the
+    per-URL fetch locks are bounded the same way (a lock in use is never evicted)."""
+
+    def __init__(
+        self, ttl: float = METADATA_TTL_SECONDS, max_entries: int = METADATA_CACHE_ENTRIES
+    ) -> None:
         self._ttl = ttl
-        self._entries: dict[str, tuple[float, requests.Response]] = {}
-        self._fetching: dict[str, threading.Lock] = {}
+        self._max = max_entries
+        self._entries: OrderedDict[str, tuple[float, requests.Response]] = OrderedDict()
+        self._fetching: OrderedDict[str, threading.Lock] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def fetch_locks(self) -> int:
+        return len(self._fetching)
 
     def get(self, url: str) -> requests.Response | None:
         with self._lock:
             entry = self._entries.get(url)
             if entry and time.monotonic() - entry[0] < self._ttl:
+                self._entries.move_to_end(url)
                 return entry[1]
             self._entries.pop(url, None)
             return None
 
     def lock_for(self, url: str) -> threading.Lock:
         with self._lock:
-            return self._fetching.setdefault(url, threading.Lock())
+            lock = self._fetching.get(url)
+            if lock is None:
+                lock = self._fetching[url] = threading.Lock()
+            self._fetching.move_to_end(url)
+            while len(self._fetching) > self._max:
+                idle = (u for u, held in self._fetching.items() if u != url and not held.locked())
+                victim = next(idle, None)
+                if victim is None:  # every other lock is held: over the bound until one frees
+                    break
+                del self._fetching[victim]
+            return lock
 
     def put(self, url: str, response: requests.Response) -> None:
         with self._lock:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-                self._fetching.clear()
             self._entries[url] = (time.monotonic(), response)
+            self._entries.move_to_end(url)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
 
 
 class _MsalHttp:
@@ -162,9 +210,12 @@ class TenantClient:
             return MetadataAnswer(transient=True, description=type(exc).__name__)
         if response.status_code == 200:
             try:
-                return MetadataAnswer(document=response.json(), status=200)
+                document = response.json()
             except ValueError:
                 return MetadataAnswer(status=200, transient=True, description="invalid JSON")
+            if not isinstance(document, dict):
+                return MetadataAnswer(status=200, transient=True, description="not a JSON object")
+            return MetadataAnswer(document=document, status=200)
         if response.status_code == 429 or response.status_code >= 500:
             return MetadataAnswer(status=response.status_code, transient=True)
         body = _json(response)
@@ -195,12 +246,21 @@ class TenantClient:
                 cached.app.remove_tokens_for_client()
                 cached.http_cache.clear()
             result = cached.app.acquire_token_for_client(scopes=[scope])
+        except KeyUnavailable:
+            raise  # the key store's failure, for the caller to judge
         except TransientHttpError as exc:
             return TokenAnswer(transient=True, status=exc.status)
         except requests.RequestException as exc:
             return TokenAnswer(transient=True, description=type(exc).__name__)
-        except ValueError as exc:  # MSAL could not use the authority's metadata
-            return TokenAnswer(error="invalid_authority", description=first_line(str(exc)))
+        except ValueError as exc:  # MSAL's way to say an answer made no sense to it
+            return TokenAnswer(
+                error="unexpected_answer", unexpected=True, description=first_line(str(exc))
+            )
+        except Exception as exc:  # MSAL is a black box: never a 500 for what it raises
+            log.warning("token request failed inside MSAL reason=%s", type(exc).__name__)
+            return TokenAnswer(
+                error="unexpected_answer", unexpected=True, description=type(exc).__name__
+            )
         if "access_token" in result:
             token = str(result["access_token"])
             try:
@@ -209,10 +269,16 @@ class TenantClient:
                 claims = {}
             return TokenAnswer(access_token=token, claims=claims)
         codes = result.get("error_codes") or []
+        try:
+            code = int(codes[0]) if codes else None
+        except (TypeError, ValueError):
+            code = None
+        error = result.get("error")
         return TokenAnswer(
-            error=result.get("error"),
-            error_code=int(codes[0]) if codes else None,
-            description=first_line(result.get("error_description")),
+            error=str(error) if error else None,
+            error_code=code,
+            description=first_line(str(result.get("error_description") or "")),
+            unexpected=not error,
         )
 
     def _app(
@@ -228,11 +294,15 @@ class TenantClient:
             if cached is not None:
                 self._apps.move_to_end(key)
                 return cached
+        try:
+            signing_key = _signing_key(private_key())
+        except Exception as exc:
+            raise KeyUnavailable(exc) from None
         http_cache: dict[str, Any] = {}
         app = msal.ConfidentialClientApplication(
             client_id,
             client_credential={
-                "private_key": _signing_key(private_key()),
+                "private_key": signing_key,
                 "thumbprint": thumbprint,  # SHA-1: RS256 + x5t, the long-standing path
             },
             authority=authority,
@@ -278,17 +348,65 @@ class TenantClient:
             transient=response.status_code == 429 or response.status_code >= 500,
         )
 
+    def graph_get_all(
+        self, url: str, token: str, *, max_pages: int = GRAPH_MAX_PAGES
+    ) -> GraphAnswer:
+        """A Graph collection, every page: `@odata.nextLink` is followed up to `max_pages`, and
+        only on the host of `url` (the bearer token never goes anywhere else). An incomplete
+        listing is a transient failure whose body holds the entries read so far."""
+        origin = _origin(url)
+        values: list[Any] = []
+        for _ in range(max_pages):
+            answer = self.graph_get(url, token)
+            if not answer.ok:
+                return GraphAnswer(
+                    answer.status, {"value": values}, answer.code, answer.message, answer.transient
+                )
+            page = answer.body or {}
+            values.extend(v for v in page.get("value") or [] if isinstance(v, dict))
+            next_link = page.get("@odata.nextLink")
+            if not next_link:
+                return GraphAnswer(answer.status, {"value": values})
+            if not isinstance(next_link, str) or _origin(next_link) != origin:
+                return GraphAnswer(
+                    None,
+                    {"value": values},
+                    message="Graph's next-page link points at another host; not followed",
+                    transient=True,
+                )
+            url = next_link
+        return GraphAnswer(
+            None,
+            {"value": values},
+            message=f"Graph's listing has more than {max_pages} pages; not read to the end",
+            transient=True,
+        )
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    """Scheme, host and port, the default port spelled out, so `:443` is the same host."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"https": 443, "http": 80}.get(scheme, -1)
+    except ValueError:
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port
+
 
 def _signing_key(pem: bytes) -> rsa.RSAPrivateKey:
     """The key as an object MSAL hands straight to PyJWT. Given PEM text, PyJWT would parse and
     fully validate the RSA key again (~50 ms of CPU) for every new application object; this app
     made the key itself and it only comes back from our own key store, so that check is skipped.
     """
-    key = serialization.load_pem_private_key(
-        pem, password=None, unsafe_skip_rsa_key_validation=True
-    )
+    try:
+        key = serialization.load_pem_private_key(
+            pem, password=None, unsafe_skip_rsa_key_validation=True
+        )
+    except (ValueError, TypeError):
+        raise UnusableKey("the stored private key is not a PEM private key") from None
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError("the stored key is not an RSA key")
+        raise UnusableKey("the stored key is not an RSA key")
     return key
 
 

@@ -52,6 +52,9 @@ DEPENDS_ON = {
 }
 APPLICATION_CODES = {700016, 7000229, 7000112, 700025, 500011}
 TENANT_CODES = {90002, 900023}
+# Credential errors the customer fixes in Certificates & secrets (FACTS §2, §10). Any other code
+# is an answer the app does not know: said so, never passed off as a missing certificate.
+CERTIFICATE_CODES = {700027, 700024, 50013, 1000502, 7000215, 7000222}
 LICENCE_WORDS = ("licen",)  # licence, license, licensed, licensing
 
 
@@ -159,14 +162,64 @@ def token_checks(
         ]
     if code in APPLICATION_CODES or answer.error == "unauthorized_client":
         return [_application_failure(answer, tenant_id, application_id)]
-    return [
-        Check(
-            "application",
-            "pass",
-            f"Entra ID knows application {application_id} in tenant {tenant_id}.",
-        ),
-        _certificate_failure(answer, thumbprint),
-    ]
+    if code in CERTIFICATE_CODES and not answer.unexpected:
+        return [
+            Check(
+                "application",
+                "pass",
+                f"Entra ID knows application {application_id} in tenant {tenant_id}.",
+            ),
+            _certificate_failure(answer, thumbprint),
+        ]
+    return [_unexpected_token_answer(answer)]
+
+
+def _unexpected_token_answer(answer: TokenAnswer) -> Check:
+    """An answer no rule here knows: an `error` that says what Entra said, never a guess."""
+    code = aadsts(answer.error_code)
+    said = answer.description or answer.error or "no description"
+    if code and not said.startswith(code):
+        said = f"{code}: {said}"
+    return Check(
+        "application",
+        "error",
+        f"Entra ID answered the token request unexpectedly ({said}), so neither the app "
+        "registration nor its certificate could be judged.",
+        "Verify again in a few minutes. If the same answer comes back, contact support and "
+        "quote this text.",
+        code,
+    )
+
+
+def key_read_checks(reason: str) -> list[Check]:
+    """The `application` and `certificate` checks when the account's private key could not be
+    used: `unavailable` (the key store did not answer: an error, retried later), `missing` or
+    `unusable` (the key is gone or damaged: the customer links a new key)."""
+    application = Check(
+        "application",
+        "skipped",
+        "Not checked: no token was requested, because the account's private key could not be "
+        "read from the key store (see the certificate check).",
+    )
+    if reason == "unavailable":
+        certificate = Check(
+            "certificate",
+            "error",
+            "The key store holding the account's private key could not be reached, so no token "
+            "was requested. This is usually temporary; the check runs again at the next "
+            "verification.",
+        )
+    else:
+        what = "is missing from" if reason == "missing" else "cannot be used from"
+        certificate = Check(
+            "certificate",
+            "fail",
+            f"The account's private key {what} the key store, so this certificate can no "
+            "longer sign in.",
+            "Generate a new key in the portal, upload its certificate under App registrations > "
+            "your app > Certificates & secrets, and link the account again with the new key.",
+        )
+    return [application, certificate]
 
 
 def _application_failure(answer: TokenAnswer, tenant_id: str, application_id: str) -> Check:
@@ -228,7 +281,7 @@ def _certificate_failure(answer: TokenAnswer, thumbprint: str) -> Check:
 
 # --- what the token grants ---------------------------------------------------------------------
 def consent_check(claims: dict[str, Any]) -> Check:
-    granted = [str(r) for r in claims.get("roles") or []]
+    granted = claim_list(claims, "roles")
     if roles.REQUIRED_PERMISSION in granted:
         return Check("admin_consent", "pass", "The token carries AccessReview.Read.All.")
     return Check(
@@ -242,20 +295,26 @@ def consent_check(claims: dict[str, Any]) -> Check:
     )
 
 
+def claim_list(claims: dict[str, Any], name: str) -> list[str]:
+    """A list claim's strings (`roles`, `wids`); anything else in the claim counts as nothing."""
+    values = claims.get(name)
+    return [v for v in values if isinstance(v, str)] if isinstance(values, list) else []
+
+
 def role_ids_from_claims(claims: dict[str, Any]) -> list[str] | None:
     """The token's directory role template ids, or None when it carries no `wids` claim."""
-    wids = claims.get("wids")
-    if wids is None:
+    if claims.get("wids") is None:
         return None
-    return [str(w).lower() for w in wids]
+    return [w.lower() for w in claim_list(claims, "wids")]
 
 
 def role_ids_from_member_of(answer: GraphAnswer) -> list[str]:
+    """Role template ids from `memberOf/microsoft.graph.directoryRole`: the cast already keeps
+    only directory roles, so an entry may leave out its `@odata.type`; another type is ignored."""
     ids = []
     for entry in (answer.body or {}).get("value", []):
-        if entry.get("@odata.type") == "#microsoft.graph.directoryRole" and entry.get(
-            "roleTemplateId"
-        ):
+        kind = entry.get("@odata.type", "#microsoft.graph.directoryRole")
+        if kind == "#microsoft.graph.directoryRole" and entry.get("roleTemplateId"):
             ids.append(str(entry["roleTemplateId"]).lower())
     return ids
 
@@ -278,6 +337,13 @@ def directory_role_check(role_ids: list[str], source: str) -> Check:
 
 
 def member_of_failure(answer: GraphAnswer) -> Check:
+    if answer.transient and answer.status is None and answer.message:
+        return Check(
+            "directory_role",
+            "error",
+            f"The app's directory roles could not be read to the end: {answer.message}. The "
+            "check runs again at the next verification.",
+        )
     if answer.transient:
         return unreachable("directory_role", "Microsoft Graph", answer.status, answer.message)
     return Check(
@@ -290,31 +356,85 @@ def member_of_failure(answer: GraphAnswer) -> Check:
     )
 
 
-def least_privilege_check(claims: dict[str, Any], role_ids: list[str]) -> Check:
-    extra_permissions = sorted(
-        p for p in (claims.get("roles") or []) if roles.is_writing_permission(p)
+_LEAST_PRIVILEGE_REMEDIATION = (
+    "Remove what is not needed: App registrations > your app > API permissions > (…) > "
+    "Remove permission, then grant admin consent again; and Roles & admins > the role > "
+    "Assignments > select your app > Remove assignments."
+)
+
+
+def least_privilege_check(
+    claims: dict[str, Any],
+    role_ids: list[str] | None,
+    source: str,
+    roles_failure: GraphAnswer | None = None,
+) -> Check:
+    """Every permission must be a read permission and every role a read-only built-in role.
+
+    `role_ids` is None when the roles could not be read (no `wids`, `memberOf` failed, see
+    `roles_failure`): then the check is `error` (transient) or `skipped`, never `pass`.
+    """
+    permissions = sorted(set(claim_list(claims, "roles")))
+    not_read = [p for p in permissions if not roles.is_read_permission(p)]
+    if role_ids is None:
+        also = (
+            " Application permissions that are not read-only: " + ", ".join(not_read) + "."
+            if not_read
+            else ""
+        )
+        failure = roles_failure or GraphAnswer(status=None)
+        answer = (
+            failure.message
+            if failure.status is None and failure.message
+            else f"HTTP {failure.status}" + (f", {failure.code}" if failure.code else "")
+        )
+        if failure.transient:
+            return Check(
+                "least_privilege",
+                "error",
+                f"The app's directory roles could not be read ({answer}), so it is not known "
+                "whether its access is read-only. The check runs again at the next "
+                "verification." + also,
+            )
+        return Check(
+            "least_privilege",
+            "skipped",
+            f"Not checked: the app's directory roles could not be read ({answer}), so it is not "
+            "known whether its access is read-only." + also,
+            code=failure.code,
+        )
+    unique = list(dict.fromkeys(r.lower() for r in role_ids))
+    kinds = {r: roles.role_kind(r) for r in unique}
+    writing = sorted(roles.role_name(r) for r, k in kinds.items() if k is roles.RoleKind.WRITES)
+    unknown = sorted(r for r, k in kinds.items() if k is roles.RoleKind.UNKNOWN)
+    read_only = sorted(
+        roles.role_name(r) for r, k in kinds.items() if k is roles.RoleKind.READ_ONLY
     )
-    extra_roles = sorted(roles.role_name(r) for r in set(role_ids) if roles.is_writing_role(r))
-    unknown = sorted(r for r in set(role_ids) if r not in roles.KNOWN_ROLES)
-    note = f" Role template ids not assessed: {', '.join(unknown)}." if unknown else ""
-    if not extra_permissions and not extra_roles:
+    if not not_read and not writing and not unknown:
+        granted = ", ".join(permissions) if permissions else "none"
+        held = ", ".join(read_only) if read_only else "none"
         return Check(
             "least_privilege",
             "pass",
-            "The app has no permission or role beyond reading." + note,
+            f"Every application permission of the app is a read permission ({granted}) and "
+            f"every directory role it holds is a read-only built-in role ({held}); roles read "
+            f"from the {source}.",
         )
     parts = []
-    if extra_permissions:
-        parts.append("application permissions that can write: " + ", ".join(extra_permissions))
-    if extra_roles:
-        parts.append("directory roles that can change the tenant: " + ", ".join(extra_roles))
+    if not_read:
+        parts.append("application permissions that are not read-only: " + ", ".join(not_read))
+    if writing:
+        parts.append("directory roles that can change the tenant: " + ", ".join(writing))
+    if unknown:
+        parts.append(
+            "directory roles the app cannot name, so it cannot confirm they are read-only "
+            "(custom roles?): " + ", ".join(unknown)
+        )
     return Check(
         "least_privilege",
         "warn",
-        "The portal needs read-only access, but the app also has " + "; ".join(parts) + "." + note,
-        "Remove what is not needed: App registrations > your app > API permissions > (…) > "
-        "Remove permission, then grant admin consent again; and Roles & admins > the role > "
-        "Assignments > select your app > Remove assignments.",
+        "The portal needs read-only access, but the app also has " + "; ".join(parts) + ".",
+        _LEAST_PRIVILEGE_REMEDIATION,
     )
 
 
@@ -417,19 +537,23 @@ def organization_check(expected: str | None, organization: dict[str, Any] | None
 
 # --- certificate validity ----------------------------------------------------------------------
 def expiry_check(not_after: datetime, now: datetime, warn_days: int) -> Check:
+    """Pass only with MORE than `warn_days` left (exactly that many warns); `notAfter` itself is
+    still inside the validity period (RFC 5280), so expired means `now` is past it."""
     remaining = not_after - now
     stamp = to_rfc3339(not_after)
     renew = (
         "Generate a new key in the portal, upload its certificate under App registrations > "
         "your app > Certificates & secrets, and link the account again with the new key."
     )
-    if remaining <= timedelta(0):
+    if remaining < timedelta(0):
         return Check("certificate_expiry", "fail", f"The certificate expired on {stamp}.", renew)
-    if remaining < timedelta(days=warn_days):
+    if remaining <= timedelta(days=warn_days):
+        days = remaining.days
+        left = f"in {days} day{'' if days == 1 else 's'}" if days else "in less than a day"
         return Check(
             "certificate_expiry",
             "warn",
-            f"The certificate expires on {stamp}, in {remaining.days} days.",
+            f"The certificate expires on {stamp}, {left}.",
             renew,
         )
     return Check(

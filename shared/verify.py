@@ -2,16 +2,21 @@
 
 The steps follow the linking guide: tenant, app registration, certificate (one token request),
 then what the token grants and two Graph reads. A step that cannot run because an earlier one
-failed is skipped; a step that could not reach Microsoft is an `error`, which never overwrites
-the account's status.
+failed is skipped; a step that could not reach Microsoft or the key store is an `error`, which
+never overwrites the account's status. A customer's verification runs under one deadline
+(`VERIFY_TIMEOUT_SECONDS`): whatever did not finish by then is an `error` too.
+
+Reports are ordered by when they started (`startedAt`, to the millisecond): of two reports for
+one account the one that started later is kept, whichever finishes first.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from shared import verification as v
@@ -19,18 +24,43 @@ from shared.accounts import get_account
 from shared.accountstore import VersionConflict
 from shared.app_context import AppContext
 from shared.clouds import CLOUDS, DISCOVERY, Cloud, cloud_from_metadata
-from shared.errors import AppError, NotFound
+from shared.errors import NotFound
 from shared.keystore.base import PrivateKeyMissing
+from shared.outbound import deadline
 from shared.records import Account
-from shared.roles import role_name
-from shared.tenant_client import TenantClient
-from shared.timefmt import to_rfc3339, utc_now
+from shared.roles import GLOBAL_READER, shown_roles
+from shared.tenant_client import GraphAnswer, KeyUnavailable, TenantClient, UnusableKey
+from shared.timefmt import from_rfc3339, to_rfc3339, utc_now
 
 log = logging.getLogger("m365link.verify")
 
 
+RECORD_ATTEMPTS = 10
+
+
 def _https(host: str) -> str:
     return f"https://{host}"
+
+
+def to_rfc3339_ms(value: datetime) -> str:
+    """RFC 3339 with milliseconds (`2026-11-26T17:00:00.123Z`): reports started in one second
+    still have an order."""
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def started_at(report: dict[str, Any]) -> datetime:
+    """When a report started: `startedAt`, or for a report recorded before it existed its
+    whole-second `checkedAt`."""
+    return from_rfc3339(str(report.get("startedAt") or report["checkedAt"]))
+
+
+def _key_failure(cause: Exception) -> str:
+    if isinstance(cause, PrivateKeyMissing):
+        return "missing"
+    if isinstance(cause, UnusableKey):
+        return "unusable"
+    return "unavailable"  # DependencyUnavailable, or anything else the store raised: retry later
 
 
 def _resolve(
@@ -56,9 +86,10 @@ def run_checks(
     private_key: Callable[[], bytes] | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The verification report for an account (not yet recorded)."""
+    """The verification report for an account (not yet recorded). Never raises for an outbound
+    failure: what could not be reached is a check with status `error`."""
     started = time.perf_counter()
-    now = now or utc_now()
+    now = now or datetime.now(UTC)
     tenant = ctx.tenant_client()
     settings = ctx.settings
     decided: dict[str, v.Check] = {}
@@ -73,43 +104,70 @@ def run_checks(
     if cloud is not None:
         authority_host = settings.entra_authority_host or _https(cloud.login_host)
         graph = settings.graph_endpoint or cloud.graph_resource
-        answer = tenant.token(
-            cache_key=(account.id, account.key_id, authority_host),
-            client_id=account.application_id,
-            authority=f"{authority_host}/{account.tenant_id}",
-            scope=f"{cloud.graph_resource}/.default",
-            thumbprint=account.thumbprint,
-            private_key=private_key or (lambda: ctx.keys.get(account.key_id)),
-            fresh=fresh_token,
-        )
-        for check in v.token_checks(
-            answer,
-            tenant_id=account.tenant_id,
-            application_id=account.application_id,
-            thumbprint=account.thumbprint,
-        ):
+        try:
+            answer = tenant.token(
+                cache_key=(account.id, account.key_id, authority_host),
+                client_id=account.application_id,
+                authority=f"{authority_host}/{account.tenant_id}",
+                scope=f"{cloud.graph_resource}/.default",
+                thumbprint=account.thumbprint,
+                private_key=private_key or (lambda: ctx.keys.get(account.key_id)),
+                fresh=fresh_token,
+            )
+            token_checks = v.token_checks(
+                answer,
+                tenant_id=account.tenant_id,
+                application_id=account.application_id,
+                thumbprint=account.thumbprint,
+            )
+        except KeyUnavailable as failure:
+            reason = _key_failure(failure.cause)
+            log.warning(
+                "private key not usable accountId=%s keyId=%s reason=%s",
+                account.id,
+                account.key_id,
+                type(failure.cause).__name__,
+            )
+            answer = None
+            token_checks = v.key_read_checks(reason)
+        for check in token_checks:
             decided[check.id] = check
-        if answer.access_token:
+        if answer is not None and answer.access_token:
             claims = answer.claims
-            granted = sorted(str(r) for r in claims.get("roles") or [])
+            granted = sorted(v.claim_list(claims, "roles"))
             decided["admin_consent"] = v.consent_check(claims)
             from_claims = v.role_ids_from_claims(claims)
+            read_roles: list[str] | None
+            roles_failure: GraphAnswer | None = None
             if from_claims is not None:
-                role_ids = from_claims
-                decided["directory_role"] = v.directory_role_check(role_ids, "token wids claim")
+                read_roles = from_claims
+                source = "token's wids claim"
+                decided["directory_role"] = v.directory_role_check(from_claims, "token wids claim")
             else:
-                member_of = tenant.graph_get(
-                    f"{graph}/v1.0/servicePrincipals(appId='{account.application_id}')/memberOf",
+                source = "service principal's memberOf"
+                member_of = tenant.graph_get_all(
+                    f"{graph}/v1.0/servicePrincipals(appId='{account.application_id}')"
+                    "/memberOf/microsoft.graph.directoryRole",
                     answer.access_token,
                 )
+                found = v.role_ids_from_member_of(member_of)
                 if member_of.ok:
-                    role_ids = v.role_ids_from_member_of(member_of)
+                    read_roles = found
                     decided["directory_role"] = v.directory_role_check(
-                        role_ids, "service principal memberOf"
+                        found, "service principal memberOf"
                     )
                 else:
-                    decided["directory_role"] = v.member_of_failure(member_of)
-            decided["least_privilege"] = v.least_privilege_check(claims, role_ids)
+                    read_roles, roles_failure = None, member_of
+                    # Global Reader on a page that was read still counts.
+                    decided["directory_role"] = (
+                        v.directory_role_check(found, "service principal memberOf")
+                        if GLOBAL_READER in found
+                        else v.member_of_failure(member_of)
+                    )
+            role_ids = read_roles or []
+            decided["least_privilege"] = v.least_privilege_check(
+                claims, read_roles, source, roles_failure
+            )
             org_answer = tenant.graph_get(f"{graph}/v1.0/organization", answer.access_token)
             decided["directory_read"] = v.directory_read_check(org_answer)
             if org_answer.ok:
@@ -127,39 +185,43 @@ def run_checks(
         "accountId": account.id,
         "status": v.overall_status(checks),
         "checkedAt": to_rfc3339(now),
+        "startedAt": to_rfc3339_ms(now),
         "durationMs": round((time.perf_counter() - started) * 1000),
         "cloud": cloud.name if cloud else None,
         "checks": [c.to_json() for c in checks],
         "organization": organization,
         "grantedPermissions": granted,
-        "directoryRoles": [role_name(r) for r in role_ids],
+        "directoryRoles": shown_roles(role_ids),
     }
     return report
 
 
 def record(ctx: AppContext, account: Account, report: dict[str, Any]) -> Account:
-    """Store the report on the account. `error` keeps the account's status; an older report never
-    replaces a newer one; a concurrent update is re-read, never overwritten."""
-    checked_at = report["checkedAt"]
-    for _ in range(10):
+    """Store the report on the account. `error` keeps the account's status and `updatedAt`
+    (only `lastVerification` and `lastVerifiedAt` change); a report that started before the one
+    stored never replaces it; a concurrent update is re-read, never overwritten. Raises
+    VersionConflict (a 503 with Retry-After at the edge) when the account stays contended."""
+    started = started_at(report)
+    last_conflict: VersionConflict | None = None
+    for attempt in range(RECORD_ATTEMPTS):
+        if attempt:
+            time.sleep(random.uniform(0, 0.01 * attempt))  # noqa: S311 - jitter, not a secret
         current = ctx.accounts.get_account(account.owner, account.id)
         if current is None:
             raise NotFound(f"no account {account.id!r}")
-        if (
-            current.last_verification
-            and current.last_verification.get("checkedAt", "") > checked_at
-        ):
-            return current
-        status = current.status if report["status"] == "error" else report["status"]
+        if current.last_verification and started_at(current.last_verification) > started:
+            return current  # a report that started later is already there
+        is_error = report["status"] == "error"
         changed = current.updated(
-            status=status,
+            status=current.status if is_error else report["status"],
             last_verification=report,
-            last_verified_at=datetime.fromisoformat(checked_at.replace("Z", "+00:00")),
-            updated_at=utc_now(),
+            last_verified_at=from_rfc3339(report["checkedAt"]),
+            updated_at=current.updated_at if is_error else utc_now(),
         )
         try:
             saved = ctx.accounts.update_account(changed)
-        except VersionConflict:
+        except VersionConflict as conflict:
+            last_conflict = conflict
             continue
         except LookupError:
             raise NotFound(f"no account {account.id!r}") from None
@@ -171,20 +233,16 @@ def record(ctx: AppContext, account: Account, report: dict[str, Any]) -> Account
                 saved.status,
             )
         return saved
-    raise VersionConflict(account.id)
+    log.warning("report not recorded, account contended accountId=%s", account.id)
+    raise last_conflict or VersionConflict(account.id)
 
 
 def verify_account(ctx: AppContext, owner: str, account_id: str) -> dict[str, Any]:
-    """What the customer's Verify button does: fresh token, report recorded, report returned."""
+    """What the customer's Verify button does: fresh token, report recorded, report returned.
+    Every outbound wait shares one deadline of `VERIFY_TIMEOUT_SECONDS`."""
     account = get_account(ctx, owner, account_id)
-    try:
+    with deadline(ctx.settings.verify_timeout_seconds):
         report = run_checks(ctx, account, fresh_token=True)
-    except PrivateKeyMissing:
-        log.error("private key missing from the key store accountId=%s", account.id)
-        raise AppError(
-            "the account's private key is missing from the key store; "
-            "link the account again with a new key"
-        ) from None
     record(ctx, account, report)
     log.info(
         "verification accountId=%s status=%s durationMs=%d",

@@ -29,6 +29,10 @@ ROLE_NAMES: dict[str, str] = {
     "158c047a-c907-4556-b7ef-446551a6b5f7": "Cloud Application Administrator",
     "f28a1f50-f6e7-4571-818b-6a12f2af6b6c": "SharePoint Administrator",
     "29232cdf-9323-42fd-ade2-1d097af3e4de": "Exchange Administrator",
+    "7698a772-787b-4ac8-901f-60d6b08affd2": "Cloud Device Administrator",
+    "3a2c62db-5318-420d-8d74-23affee5d9d5": "Intune Administrator",
+    "790c1fb9-7f7d-4f88-86a1-ef1f95c05c1b": "Message Center Reader",
+    "75934031-6c7e-415a-99d7-48dbd49e875e": "Usage Summary Reports Reader",
 }
 
 # Roles that let a service principal read the directory (organization, service principals).

@@ -3,13 +3,17 @@ routes from reaching, still mapped to the right check."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from shared import verification
+from shared import certificates, verification
+from shared.errors import DependencyUnavailable
 from shared.outbound import make_session
-from shared.tenant_client import TenantClient
+from shared.tenant_client import KeyUnavailable, TenantClient, TokenAnswer, UnusableKey
+from shared.timefmt import utc_now
 
 
 @pytest.fixture
@@ -52,3 +56,86 @@ def test_unreachable_endpoints_are_transient(client: TenantClient) -> None:
     assert answer.transient
     graph = client.graph_get("https://127.0.0.1:9/v1.0/organization", "token")
     assert graph.transient and graph.status is None
+
+
+@pytest.fixture(scope="module")
+def pair() -> certificates.KeyPair:
+    return certificates.generate("Client", validity_days=30, key_size=2048, now=utc_now())
+
+
+def _token(
+    client: TenantClient,
+    base_url: str,
+    tenant: str,
+    pair: certificates.KeyPair,
+    *,
+    scope: str = "https://graph.microsoft.com/.default",
+    private_key: Callable[[], bytes] | None = None,
+) -> TokenAnswer:
+    return client.token(
+        cache_key=(str(uuid.uuid4()),),
+        client_id=str(uuid.uuid4()),
+        authority=f"{base_url}/{tenant}",
+        scope=scope,
+        thumbprint=pair.info.thumbprint,
+        private_key=private_key or (lambda: pair.private_key_pem),
+        fresh=True,
+    )
+
+
+def _as_checks(answer: TokenAnswer) -> dict[str, verification.Check]:
+    checks = verification.token_checks(
+        answer, tenant_id="t", application_id="a", thumbprint="AB" * 20
+    )
+    return {c.id: c for c in checks}
+
+
+def test_an_invalid_scope_is_an_unexpected_answer_not_a_certificate_failure(
+    client: TenantClient, sandbox: Any, pair: certificates.KeyPair
+) -> None:
+    tenant = sandbox.admin.create_tenant("Scope")
+    answer = _token(
+        client, sandbox.base_url, tenant["tenantId"], pair, scope="https://graph.microsoft.com/x"
+    )
+    assert answer.error == "invalid_scope" and answer.error_code == 1002012
+    checks = _as_checks(answer)
+    assert set(checks) == {"application"}
+    assert checks["application"].status == "error"
+    assert "AADSTS1002012" in checks["application"].detail
+    assert "unexpectedly" in checks["application"].detail
+
+
+def test_what_msal_raises_on_an_authority_it_cannot_use_is_said_as_it_is(
+    client: TenantClient, sandbox: Any, pair: certificates.KeyPair
+) -> None:
+    # MSAL's own discovery of an unknown tenant raises ValueError: once read as "invalid
+    # authority" and reported as a certificate to upload.
+    answer = _token(client, sandbox.base_url, str(uuid.uuid4()), pair)
+    assert answer.unexpected and not answer.transient
+    checks = _as_checks(answer)
+    assert checks["application"].status == "error" and "certificate" not in checks
+    assert "Upload certificate" not in str(checks)
+
+
+def test_a_stored_key_that_is_not_a_key_is_handed_back_as_such(
+    client: TenantClient, sandbox: Any, pair: certificates.KeyPair
+) -> None:
+    tenant = sandbox.admin.create_tenant("Broken key")
+    with pytest.raises(KeyUnavailable) as raised:
+        _token(client, sandbox.base_url, tenant["tenantId"], pair, private_key=lambda: b"junk")
+    assert isinstance(raised.value.cause, UnusableKey)
+    assert "junk" not in str(raised.value)
+
+
+def test_a_key_store_failure_reaches_the_caller_untouched(
+    client: TenantClient, sandbox: Any, pair: certificates.KeyPair
+) -> None:
+    tenant = sandbox.admin.create_tenant("Vault down")
+
+    def vault_down() -> bytes:
+        raise DependencyUnavailable("Key Vault")
+
+    with pytest.raises(KeyUnavailable) as raised:
+        _token(client, sandbox.base_url, tenant["tenantId"], pair, private_key=vault_down)
+    assert isinstance(raised.value.cause, DependencyUnavailable)
+    assert sandbox.admin.requests()["counts"].get("token", 0) == 0  # nothing was sent

@@ -16,6 +16,7 @@ from tests.conftest import RunningApp
 from tests.e2e.customer import Customer, check, statuses
 
 TOKEN_CHECKS = ["admin_consent", "directory_role", "directory_read", "access_reviews_read"]
+DEFAULT_MEMBERSHIP = "0997a1d0-0d1d-4acb-b408-d5ca73121e90"
 
 
 @pytest.fixture
@@ -45,8 +46,11 @@ def test_a_customer_who_followed_the_guide_is_connected(customer: Customer) -> N
     assert set(statuses(report).values()) == {"pass"}, statuses(report)
     assert report["status"] == "connected" and report["accountId"] == customer.account["id"]
     assert report["grantedPermissions"] == ["AccessReview.Read.All"]
-    # The sandbox, like Entra, adds a template id that no built-in role list names: shown by id.
-    assert report["directoryRoles"] == ["Global Reader", "0997a1d0-0d1d-4acb-b408-d5ca73121e90"]
+    # Entra adds the service principal's default membership to `wids` beside its real roles
+    # (FACTS §3); the customer sees only the role they assigned.
+    assert report["directoryRoles"] == ["Global Reader"]
+    assert DEFAULT_MEMBERSHIP not in str(report)
+    assert check(report, "least_privilege")["status"] == "pass"
     assert report["organization"]["id"] == customer.tenant_id
     assert customer.domains[0] in report["organization"]["verifiedDomains"]
     assert report["cloud"] == "global"
@@ -237,6 +241,122 @@ def test_more_than_read_access_warns_with_each_extra(customer: Customer) -> None
     for extra in ("User.ReadWrite.All", "Mail.Send", "Global Administrator"):
         assert extra in least["detail"]
     assert report["status"] == "connected"
+
+
+@pytest.mark.parametrize("emit_wids", [True, False], ids=["roles-from-wids", "roles-from-memberOf"])
+@pytest.mark.parametrize(
+    "extra_role",
+    ["Cloud Device Administrator", "Application Administrator", "Intune Administrator"],
+)
+def test_an_administrator_role_beside_global_reader_warns_by_name(
+    customer: Customer, emit_wids: bool, extra_role: str
+) -> None:
+    customer.link_all_the_way(emit_wids=emit_wids)
+    customer.admin.set_directory_roles(
+        customer.tenant_id, customer.application_id, ["Global Reader", extra_role]
+    )
+    customer.admin.reset_requests()
+    report = customer.verify()
+    graph_paths = [r["path"] for r in customer.admin.requests()["value"] if r["target"] == "graph"]
+    assert any("memberOf" in p for p in graph_paths) is not emit_wids
+    least = check(report, "least_privilege")
+    assert least["status"] == "warn", least
+    assert extra_role in least["detail"] and "Global Reader" not in least["detail"]
+    assert least["remediation"]
+    assert check(report, "directory_role")["status"] == "pass"
+    assert sorted(report["directoryRoles"]) == sorted(["Global Reader", extra_role])
+    assert DEFAULT_MEMBERSHIP not in str(report)
+    assert report["status"] == "connected"
+
+
+@pytest.mark.parametrize("emit_wids", [True, False], ids=["roles-from-wids", "roles-from-memberOf"])
+def test_read_only_roles_and_read_permissions_pass(customer: Customer, emit_wids: bool) -> None:
+    customer.link_all_the_way(emit_wids=emit_wids)
+    customer.admin.set_permissions(
+        customer.tenant_id,
+        customer.application_id,
+        ["AccessReview.Read.All", "AuditLog.Read.All", "User.ReadBasic.All"],
+    )
+    customer.admin.set_directory_roles(
+        customer.tenant_id,
+        customer.application_id,
+        ["Global Reader", "Directory Readers", "Message Center Reader"],
+    )
+    least = check(customer.verify(), "least_privilege")
+    assert least["status"] == "pass", least
+    assert ("wids" if emit_wids else "memberOf") in least["detail"]  # says where roles came from
+
+
+@pytest.mark.parametrize(
+    "permission", ["Sites.Selected", "User.RevokeSessions.All", "Calls.Initiate.All"]
+)
+def test_a_permission_that_acts_without_saying_write_warns(
+    customer: Customer, permission: str
+) -> None:
+    customer.link_all_the_way()
+    customer.admin.set_permissions(
+        customer.tenant_id, customer.application_id, ["AccessReview.Read.All", permission]
+    )
+    least = check(customer.verify(), "least_privilege")
+    assert least["status"] == "warn" and permission in least["detail"]
+
+
+def test_a_role_the_app_cannot_name_warns_by_id(customer: Customer) -> None:
+    custom = str(uuid.uuid4())
+    customer.link_all_the_way(emit_wids=False)
+    customer.admin.set_directory_roles(
+        customer.tenant_id, customer.application_id, ["Global Reader", custom]
+    )
+    report = customer.verify()
+    least = check(report, "least_privilege")
+    assert least["status"] == "warn" and custom in least["detail"]
+    assert "cannot confirm" in least["detail"]
+    assert custom in report["directoryRoles"]
+
+
+def test_roles_on_every_memberof_page_count(customer: Customer) -> None:
+    # Graph pages memberOf by 100: Global Reader and an administrator role on the second page.
+    filler = [str(uuid.uuid4()) for _ in range(120)]
+    customer.link_all_the_way(emit_wids=False, role=False)
+    customer.admin.set_directory_roles(
+        customer.tenant_id,
+        customer.application_id,
+        [*filler, "Cloud Device Administrator", "Global Reader"],
+    )
+    customer.admin.reset_requests()
+    report = customer.verify()
+    member_of = [r for r in customer.admin.requests()["value"] if "memberOf" in r["path"]]
+    assert len(member_of) == 2
+    assert all(r["path"].endswith("/memberOf/microsoft.graph.directoryRole") for r in member_of)
+    assert check(report, "directory_role")["status"] == "pass"
+    least = check(report, "least_privilege")
+    assert least["status"] == "warn" and "Cloud Device Administrator" in least["detail"]
+    assert len(report["directoryRoles"]) == 122
+
+
+def test_roles_that_could_not_be_read_never_pass_least_privilege(customer: Customer) -> None:
+    # No wids and no Global Reader: memberOf is refused (403), so nothing is known of the roles.
+    customer.link_all_the_way(emit_wids=False, role=False)
+    report = customer.verify()
+    assert check(report, "directory_role")["status"] == "fail"
+    least = check(report, "least_privilege")
+    assert least["status"] == "skipped" and "could not be read" in least["detail"]
+
+
+def test_roles_unreadable_for_a_moment_are_an_error(customer: Customer) -> None:
+    customer.link_all_the_way(emit_wids=False)
+    assert customer.verify()["status"] == "connected"
+    customer.admin.add_fault("graph", 503, path="memberOf")
+    try:
+        report = customer.verify()
+    finally:
+        customer.admin.clear_faults()
+    least = check(report, "least_privilege")
+    assert least["status"] == "error" and least["retryable"] is True
+    assert check(report, "directory_role")["status"] == "error"
+    assert check(report, "directory_read")["status"] == "pass"
+    assert report["status"] == "error"
+    assert customer.current()["status"] == "connected"
 
 
 def test_certificate_expiring_soon_warns(customer: Customer) -> None:

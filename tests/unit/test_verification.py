@@ -54,7 +54,7 @@ def test_application_errors_fail_the_application_and_leave_the_certificate_unjud
     assert "application" in report["certificate"].detail
 
 
-@pytest.mark.parametrize("code", [700027, 700024, 7000215, 7000222, 50027])
+@pytest.mark.parametrize("code", [700027, 700024, 50013, 1000502, 7000215, 7000222])
 def test_credential_errors_fail_the_certificate_with_the_thumbprint(code: int) -> None:
     checks = checks_of(token_error(code))
     assert checks["application"].status == "pass"
@@ -69,6 +69,59 @@ def test_credential_errors_fail_the_certificate_with_the_thumbprint(code: int) -
 def test_token_endpoint_denying_the_tenant_fails_the_tenant() -> None:
     checks = checks_of(token_error(90002, "invalid_tenant"))
     assert checks["tenant"].status == "fail" and checks["tenant"].code == "AADSTS90002"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        token_error(50027),  # invalid JWT: the app's own assertion, not the customer's upload
+        token_error(70011, "invalid_scope"),
+        token_error(1002012, "invalid_scope"),
+        TokenAnswer(error="invalid_client", description="No code in this answer."),
+        TokenAnswer(
+            error="unexpected_answer",
+            unexpected=True,
+            description="Unable to get authority configuration for https://login.example/x.",
+        ),
+    ],
+)
+def test_an_answer_no_rule_knows_says_so_and_never_blames_the_certificate(
+    answer: TokenAnswer,
+) -> None:
+    checks = checks_of(answer)
+    assert set(checks) == {"application"}
+    application = checks["application"]
+    assert application.status == "error" and application.to_json()["retryable"] is True
+    assert "unexpectedly" in application.detail
+    assert (answer.description or "") in application.detail
+    if answer.error_code:
+        assert application.code == f"AADSTS{answer.error_code}"
+        assert f"AADSTS{answer.error_code}" in application.detail
+    assert application.remediation and "support" in application.remediation
+    report = {c.id: c for c in v.complete(checks | {"tenant": v.Check("tenant", "pass", "")})}
+    assert report["certificate"].status == "skipped"
+    assert "Upload certificate" not in str(report["certificate"])
+    assert v.overall_status(list(report.values())) == "error"
+
+
+def test_a_key_store_that_does_not_answer_is_a_retryable_certificate_error() -> None:
+    checks = {c.id: c for c in v.key_read_checks("unavailable")}
+    assert checks["certificate"].status == "error"
+    assert checks["certificate"].to_json()["retryable"] is True
+    assert checks["application"].status == "skipped"
+    report = {c.id: c for c in v.complete(checks | {"tenant": v.Check("tenant", "pass", "")})}
+    for check_id in ("admin_consent", "directory_role", "least_privilege", "directory_read"):
+        assert report[check_id].status == "skipped"
+        assert "certificate" in report[check_id].detail
+    assert v.overall_status(list(report.values())) == "error"
+
+
+@pytest.mark.parametrize("reason", ["missing", "unusable"])
+def test_a_key_that_is_gone_fails_the_certificate_with_how_to_link_a_new_one(reason: str) -> None:
+    checks = {c.id: c for c in v.key_read_checks(reason)}
+    certificate = checks["certificate"]
+    assert certificate.status == "fail"
+    assert certificate.remediation and "new key" in certificate.remediation
 
 
 def test_token_endpoint_unreachable_is_an_error() -> None:
@@ -105,30 +158,104 @@ def test_directory_role_from_wids_or_member_of() -> None:
     assert v.member_of_failure(GraphAnswer(status=None, transient=True)).status == "error"
 
 
-def test_least_privilege_warns_on_each_write_permission_and_admin_role() -> None:
-    unknown_role = "0997a1d0-0d1d-4acb-b408-d5ca73121e90"
-    ok = v.least_privilege_check({"roles": ["AccessReview.Read.All"]}, [GR, unknown_role])
-    assert ok.status == "pass" and unknown_role in ok.detail
-    warned = v.least_privilege_check(
-        {
-            "roles": [
-                "AccessReview.Read.All",
-                "User.ReadWrite.All",
-                "Mail.Send",
-                "Sites.FullControl.All",
-            ]
-        },
-        [GR, GA],
+DEFAULT_MEMBERSHIP = "0997a1d0-0d1d-4acb-b408-d5ca73121e90"
+CLOUD_DEVICE_ADMIN = "7698a772-787b-4ac8-901f-60d6b08affd2"
+CUSTOM_ROLE = "3b2c1a00-aaaa-4bbb-8ccc-123456789abc"
+
+
+def test_least_privilege_passes_read_permissions_and_read_only_roles_only() -> None:
+    ok = v.least_privilege_check(
+        {"roles": ["AccessReview.Read.All", "AuditLog.Read.All", "User.ReadBasic.All"]},
+        [GR, "88d8e3e3-8f55-4a1e-953a-9b9898b8876b", DEFAULT_MEMBERSHIP],
+        "token's wids claim",
     )
-    assert warned.status == "warn"
-    for name in (
+    assert ok.status == "pass"
+    assert "Global Reader" in ok.detail and "Directory Readers" in ok.detail
+    assert DEFAULT_MEMBERSHIP not in ok.detail  # recognised, never shown
+
+
+@pytest.mark.parametrize(
+    "permission",
+    [
         "User.ReadWrite.All",
         "Mail.Send",
         "Sites.FullControl.All",
-        "Global Administrator",
-    ):
-        assert name in warned.detail
+        # None of these says "Write", which is why the old deny-list passed them.
+        "DeviceManagementManagedDevices.PrivilegedOperations.All",
+        "User.RevokeSessions.All",
+        "User.EnableDisableAccount.All",
+        "Calls.Initiate.All",
+        "Sites.Selected",
+    ],
+)
+def test_least_privilege_warns_on_every_permission_that_is_not_a_read(permission: str) -> None:
+    warned = v.least_privilege_check(
+        {"roles": ["AccessReview.Read.All", permission]}, [GR], "token's wids claim"
+    )
+    assert warned.status == "warn" and permission in warned.detail
+    assert "AccessReview.Read.All" not in warned.detail
     assert warned.remediation
+
+
+@pytest.mark.parametrize(
+    ("role", "name"),
+    [
+        (GA, "Global Administrator"),
+        (CLOUD_DEVICE_ADMIN, "Cloud Device Administrator"),
+        ("9b895d92-2cd3-44c7-9d02-a6ac2d5ea5c3", "Application Administrator"),
+        ("e6d1a23a-da11-4be4-9570-befc86d067a7", "Compliance Data Administrator"),
+    ],
+)
+def test_least_privilege_warns_on_each_administrator_role_by_name(role: str, name: str) -> None:
+    warned = v.least_privilege_check(
+        {"roles": ["AccessReview.Read.All"]}, [GR, role.upper()], "service principal's memberOf"
+    )
+    assert warned.status == "warn" and name in warned.detail
+    assert "Global Reader" not in warned.detail
+
+
+def test_least_privilege_warns_on_a_role_it_cannot_name_listing_its_id() -> None:
+    warned = v.least_privilege_check(
+        {"roles": ["AccessReview.Read.All"]}, [GR, CUSTOM_ROLE], "token's wids claim"
+    )
+    assert warned.status == "warn"
+    assert CUSTOM_ROLE in warned.detail and "cannot confirm" in warned.detail
+
+
+def test_least_privilege_is_never_a_pass_when_the_roles_could_not_be_read() -> None:
+    claims = {"roles": ["AccessReview.Read.All", "Sites.Selected"]}
+    down = v.least_privilege_check(
+        claims, None, "service principal's memberOf", GraphAnswer(status=503, transient=True)
+    )
+    assert down.status == "error" and down.to_json()["retryable"] is True
+    assert "Sites.Selected" in down.detail  # what is known is still said
+    denied = v.least_privilege_check(
+        claims,
+        None,
+        "service principal's memberOf",
+        GraphAnswer(status=403, code="Authorization_RequestDenied"),
+    )
+    assert denied.status == "skipped" and "could not be read" in denied.detail
+    truncated = v.least_privilege_check(
+        {"roles": ["AccessReview.Read.All"]},
+        None,
+        "service principal's memberOf",
+        GraphAnswer(status=None, transient=True, message="next-page link on another host"),
+    )
+    assert truncated.status == "error" and "another host" in truncated.detail
+
+
+def test_member_of_entries_without_a_type_count_under_the_directory_role_cast() -> None:
+    answer = GraphAnswer(
+        status=200,
+        body={
+            "value": [
+                {"roleTemplateId": GR.upper()},
+                {"@odata.type": "#microsoft.graph.group", "roleTemplateId": GA},
+            ]
+        },
+    )
+    assert v.role_ids_from_member_of(answer) == [GR]
 
 
 def test_graph_reads() -> None:
@@ -174,6 +301,30 @@ def test_certificate_expiry() -> None:
     assert v.expiry_check(NOW - timedelta(seconds=1), NOW, 30).status == "fail"
 
 
+@pytest.mark.parametrize(
+    ("left", "status"),
+    [
+        (timedelta(days=30, seconds=1), "pass"),  # more than N days: the only pass
+        (timedelta(days=30), "warn"),  # exactly N days left warns (API.md)
+        (timedelta(days=29, hours=23), "warn"),
+        (timedelta(seconds=1), "warn"),
+        (timedelta(0), "warn"),  # notAfter itself is still inside the validity period
+        (timedelta(seconds=-1), "fail"),  # one second past notAfter: expired
+    ],
+)
+def test_certificate_expiry_boundaries(left: timedelta, status: str) -> None:
+    check = v.expiry_check(NOW + left, NOW, 30)
+    assert check.status == status, check.detail
+    if status != "pass":
+        assert check.remediation
+
+
+def test_certificate_expiry_with_no_warning_period_warns_only_on_the_last_instant() -> None:
+    assert v.expiry_check(NOW + timedelta(seconds=1), NOW, 0).status == "pass"
+    assert v.expiry_check(NOW, NOW, 0).status == "warn"
+    assert v.expiry_check(NOW - timedelta(microseconds=1), NOW, 0).status == "fail"
+
+
 def test_complete_orders_all_ten_and_names_the_blocking_step() -> None:
     decided = {
         "tenant": v.tenant_check(MetadataAnswer(status=400, error_code=90002), TID),
@@ -213,12 +364,18 @@ def test_every_fail_and_warn_carries_a_remediation_and_errors_are_retryable() ->
         *checks_of(token_error(700027)).values(),
         v.consent_check({}),
         v.directory_role_check([], "x"),
-        v.least_privilege_check({"roles": ["User.ReadWrite.All"]}, []),
+        v.least_privilege_check({"roles": ["User.ReadWrite.All"]}, [], "wids"),
+        v.least_privilege_check({}, [CUSTOM_ROLE], "wids"),
+        v.least_privilege_check({}, None, "memberOf", GraphAnswer(status=503, transient=True)),
+        *v.key_read_checks("unavailable"),
+        *v.key_read_checks("missing"),
+        *checks_of(token_error(70011, "invalid_scope")).values(),
         v.directory_read_check(GraphAnswer(status=403)),
         v.access_reviews_check(GraphAnswer(status=403)),
         v.access_reviews_check(GraphAnswer(status=403, code="AadPremiumLicenseRequired")),
         v.organization_check("x", {"displayName": "y", "verifiedDomains": []}),
         v.expiry_check(NOW, NOW, 30),
+        v.expiry_check(NOW - timedelta(seconds=1), NOW, 30),
         v.expiry_check(NOW + timedelta(days=1), NOW, 30),
     ]
     for check in samples:
