@@ -28,7 +28,7 @@ param principalId string = ''
 ])
 param principalType string = 'User'
 
-@description('Give principalId the same data roles as the app (blob, queue, table, metrics, Key Vault secrets) for local debugging. Turn off for production.')
+@description('Give principalId the same data roles as the app (blob, queue, table, metrics, Key Vault keys and, under vault-secret custody, secrets) for local debugging. Turn off for production.')
 param grantPrincipalDataAccess bool = true
 
 // ---- name overrides (empty: generated) -------------------------------------------
@@ -56,6 +56,9 @@ param logAnalyticsName string = ''
 
 @description('Application Insights name. Empty: appi-<token>.')
 param applicationInsightsName string = ''
+
+@description('Virtual network name (vnetEnabled only). Empty: vnet-<token>.')
+param virtualNetworkName string = ''
 
 // ---- function app ---------------------------------------------------------------
 
@@ -110,27 +113,61 @@ param healthCheckSchedule string = '0 0 */6 * * *'
 
 @description('HEALTH_CHECK_CONCURRENCY: linked accounts verified at once by the health check.')
 @minValue(1)
+@maxValue(64)
 param healthCheckConcurrency int = 8
 
 @description('CERT_EXPIRY_WARNING_DAYS: days before certificate expiry that the health check warns.')
-@minValue(1)
+@minValue(0)
+@maxValue(365)
 param certExpiryWarningDays int = 30
 
-// ---- key vault network ------------------------------------------------------------
+@description('VERIFY_TIMEOUT_SECONDS: the longest one verification may take, retries included.')
+@minValue(5)
+@maxValue(600)
+param verifyTimeoutSeconds int = 60
 
-@description('Public network access to the key vault. Keep Enabled unless the app reaches the vault through VNet integration + private endpoint (not created by this template).')
-@allowed([
-  'Enabled'
-  'Disabled'
-])
-param keyVaultPublicNetworkAccess string = 'Enabled'
+@description('UNLINKED_KEY_RETENTION_DAYS: a key no account uses is deleted after this many days.')
+@minValue(1)
+@maxValue(90)
+param unlinkedKeyRetentionDays int = 7
 
-@description('Default action of the key vault firewall (networkAcls.defaultAction). Deny needs the same VNet setup as above.')
+@description('HEALTH_CHECK_TIME_BUDGET_SECONDS: the health_check timer stops taking accounts after this; keep it below host.json functionTimeout (10 min).')
+@minValue(1)
+@maxValue(3600)
+param healthCheckTimeBudgetSeconds int = 480
+
+// ---- key custody ------------------------------------------------------------------
+
+@description('KEY_CUSTODY: vault-key (default) creates each private key inside Key Vault as a non-exportable key that signs there (the app gets Key Vault Crypto Officer); vault-secret stores app-generated keys as secrets the app reads (the app also gets Key Vault Secrets Officer).')
 @allowed([
-  'Allow'
-  'Deny'
+  'vault-key'
+  'vault-secret'
 ])
-param keyVaultNetworkDefaultAction string = 'Allow'
+param keyCustody string = 'vault-key'
+
+@description('Keep Key Vault Secrets Officer for the app under keyCustody=vault-key, while keys made under vault-secret are still in use. See infra/README.md.')
+param keepSecretsRole bool = false
+
+@description('Key vault tier. premium: keys are HSM-protected (RSA-HSM; KEY_VAULT_HSM=true), billed per key. standard: software-protected keys (KEY_VAULT_HSM=false).')
+@allowed([
+  'standard'
+  'premium'
+])
+param keyVaultSku string = 'standard'
+
+// ---- network isolation --------------------------------------------------------------
+
+@description('true: deploy a virtual network, integrate the function app with it and put the key vault and the storage account (blob, queue, table) behind private endpoints with their firewalls closed to the internet. The function app\'s HTTPS endpoint stays public.')
+param vnetEnabled bool = false
+
+@description('Address space of the virtual network (vnetEnabled only); choose one that does not overlap networks you peer with.')
+param vnetAddressPrefix string = '10.0.0.0/16'
+
+@description('Subnet of the four private endpoints, inside vnetAddressPrefix (vnetEnabled only).')
+param privateEndpointSubnetPrefix string = '10.0.1.0/24'
+
+@description('Subnet the function app joins, inside vnetAddressPrefix (vnetEnabled only): one address per Flex instance, so at least maximumInstanceCount addresses (a /24 holds 251).')
+param appSubnetPrefix string = '10.0.2.0/24'
 
 // ---- names ----------------------------------------------------------------------
 
@@ -142,6 +179,11 @@ var tags = {
 var apiServiceName = 'api'
 var accountsTableName = 'linkedaccounts'
 var appName = !empty(functionAppName) ? functionAppName : '${abbrs.webSitesFunctions}${apiServiceName}-${resourceToken}'
+// vnetEnabled closes both stores to the internet: the app reaches them by private endpoint.
+var keyVaultPublicNetworkAccess = vnetEnabled ? 'Disabled' : 'Enabled'
+var keyVaultNetworkDefaultAction = vnetEnabled ? 'Deny' : 'Allow'
+var storagePublicNetworkAccess = vnetEnabled ? 'Disabled' : 'Enabled'
+var storageNetworkDefaultAction = vnetEnabled ? 'Deny' : 'Allow'
 var deploymentContainerName = 'app-package-${toLower(take(appName, 32))}-${take(toLower(uniqueString(appName, resourceToken)), 7)}'
 
 resource rg 'Microsoft.Resources/resourceGroups@2022-09-01' = {
@@ -182,6 +224,8 @@ module storage './app/storage.bicep' = {
     skuName: storageSkuName
     deploymentContainerName: deploymentContainerName
     accountsTableName: accountsTableName
+    publicNetworkAccess: storagePublicNetworkAccess
+    networkDefaultAction: storageNetworkDefaultAction
   }
 }
 
@@ -192,9 +236,26 @@ module keyVault './app/key-vault.bicep' = {
     name: !empty(keyVaultName) ? keyVaultName : '${abbrs.keyVaultVaults}${resourceToken}'
     location: location
     tags: tags
+    skuName: keyVaultSku
     publicNetworkAccess: keyVaultPublicNetworkAccess
     networkDefaultAction: keyVaultNetworkDefaultAction
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
+  }
+}
+
+module network './app/network.bicep' = if (vnetEnabled) {
+  name: 'network'
+  scope: rg
+  params: {
+    name: !empty(virtualNetworkName) ? virtualNetworkName : '${abbrs.networkVirtualNetworks}${resourceToken}'
+    location: location
+    tags: tags
+    addressPrefix: vnetAddressPrefix
+    privateEndpointSubnetPrefix: privateEndpointSubnetPrefix
+    appSubnetPrefix: appSubnetPrefix
+    networkSecurityGroupName: '${abbrs.networkNetworkSecurityGroups}${resourceToken}'
+    keyVaultName: keyVault.outputs.name
+    storageAccountName: storage.outputs.name
   }
 }
 
@@ -209,13 +270,17 @@ module rbac './app/rbac.bicep' = {
     userPrincipalId: principalId
     userPrincipalType: principalType
     grantUserPrincipal: grantPrincipalDataAccess
+    keyCustody: keyCustody
+    keepSecretsRole: keepSecretsRole
   }
 }
 
 module functionApp './app/function-app.bicep' = {
   name: 'functionApp'
   scope: rg
-  // The host starts as soon as the app exists; let it find its roles in place.
+  // The host starts as soon as the app exists; let it find its roles in place. With
+  // vnetEnabled, appSubnetId also makes it wait for the whole network module (private
+  // endpoints and DNS included), since the stores refuse public traffic by then.
   dependsOn: [
     rbac
   ]
@@ -242,6 +307,13 @@ module functionApp './app/function-app.bicep' = {
     healthCheckSchedule: healthCheckSchedule
     healthCheckConcurrency: healthCheckConcurrency
     certExpiryWarningDays: certExpiryWarningDays
+    keyCustody: keyCustody
+    keyVaultHsm: keyVaultSku == 'premium'
+    verifyTimeoutSeconds: verifyTimeoutSeconds
+    unlinkedKeyRetentionDays: unlinkedKeyRetentionDays
+    healthCheckTimeBudgetSeconds: healthCheckTimeBudgetSeconds
+    vnetEnabled: vnetEnabled
+    appSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
   }
 }
 
@@ -260,3 +332,4 @@ output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.uri
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_FUNCTION_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output AZURE_VIRTUAL_NETWORK_NAME string = vnetEnabled ? network.outputs.name : ''

@@ -77,6 +77,31 @@ param healthCheckConcurrency int
 @description('Days before certificate expiry that the health check starts warning.')
 param certExpiryWarningDays int
 
+@description('KEY_CUSTODY: vault-key (keys created and used to sign inside Key Vault) or vault-secret.')
+@allowed([
+  'vault-key'
+  'vault-secret'
+])
+param keyCustody string = 'vault-key'
+
+@description('KEY_VAULT_HSM: vault-key keys are RSA-HSM (needs a Premium vault).')
+param keyVaultHsm bool = false
+
+@description('VERIFY_TIMEOUT_SECONDS: the longest one verification may take, retries included.')
+param verifyTimeoutSeconds int
+
+@description('UNLINKED_KEY_RETENTION_DAYS: a key no account uses is deleted after this.')
+param unlinkedKeyRetentionDays int
+
+@description('HEALTH_CHECK_TIME_BUDGET_SECONDS: the health_check timer stops taking accounts after this.')
+param healthCheckTimeBudgetSeconds int
+
+@description('true: integrate the app with the VNet of network.bicep (all its outbound traffic goes through appSubnetId).')
+param vnetEnabled bool = false
+
+@description('Resource id of the subnet delegated to Microsoft.App/environments; used when vnetEnabled.')
+param appSubnetId string = ''
+
 resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
 }
@@ -119,6 +144,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     serverFarmId: plan.id
     httpsOnly: true
     publicNetworkAccess: 'Enabled'
+    // Flex Consumption VNet integration: outbound calls (Key Vault, storage, Entra, Graph) leave
+    // through the delegated subnet, which reaches the vault and storage by private endpoint.
+    virtualNetworkSubnetId: vnetEnabled ? appSubnetId : null
     siteConfig: {
       minTlsVersion: '1.2'
       ftpsState: 'Disabled'
@@ -214,6 +242,36 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'CERT_EXPIRY_WARNING_DAYS'
           value: string(certExpiryWarningDays)
+        }
+        // Key custody (see infra/README.md): which roles rbac.bicep grants follows the same
+        // keyCustody parameter; HSM keys follow the vault's SKU.
+        {
+          name: 'KEY_CUSTODY'
+          value: keyCustody
+        }
+        {
+          name: 'KEY_VAULT_HSM'
+          value: keyVaultHsm ? 'true' : 'false'
+        }
+        {
+          name: 'VERIFY_TIMEOUT_SECONDS'
+          value: string(verifyTimeoutSeconds)
+        }
+        {
+          name: 'UNLINKED_KEY_RETENTION_DAYS'
+          value: string(unlinkedKeyRetentionDays)
+        }
+        {
+          name: 'HEALTH_CHECK_TIME_BUDGET_SECONDS'
+          value: string(healthCheckTimeBudgetSeconds)
+        }
+        // Request bodies: the app refuses any over 64 KiB (shared/http_edge.py MAX_BODY_BYTES)
+        // with a 413 problem. The host's own limit (default 100 MB, buffered before the worker
+        // sees it) is set to twice that: bodies just over 64 KiB still get the app's problem
+        // details, anything bigger is cut off by the host before it costs the worker memory.
+        {
+          name: 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT'
+          value: '131072'
         }
       ]
     }

@@ -6,7 +6,15 @@
 //                     Storage Queue Data Contributor  host queues (AzureWebJobsStorage__queueServiceUri)
 //                     Storage Table Data Contributor  table `linkedaccounts`
 //   App Insights      Monitoring Metrics Publisher    telemetry with local auth disabled
-//   Key Vault         Key Vault Secrets Officer       create/read/delete the private-key secrets
+//   Key Vault         Key Vault Crypto Officer        create keys, sign with them, delete them
+//                                                     (KEY_CUSTODY=vault-key: no private key
+//                                                     ever leaves the vault)
+//                     Key Vault Secrets Officer       only when keyCustody is vault-secret, or
+//                                                     keepSecretsRole keeps it for keys made
+//                                                     under vault-secret before a switch
+// Crypto Officer is granted under both custodies: keys keep the custody they were made with,
+// so vault-key keys made before a switch to vault-secret still need it, and it adds nothing to
+// what Secrets Officer (which can read every secret-custody private key) already allows.
 // The deploying principal (principalId) optionally gets the same data roles, so a
 // developer can run the app locally against the deployed resources.
 
@@ -35,14 +43,27 @@ param userPrincipalType string = 'User'
 @description('Give userPrincipalId the same data roles as the app.')
 param grantUserPrincipal bool = true
 
+@description('KEY_CUSTODY of the app: vault-key (keys live and sign inside the vault) or vault-secret (private keys stored as secrets and read by the app).')
+@allowed([
+  'vault-key'
+  'vault-secret'
+])
+param keyCustody string = 'vault-key'
+
+@description('Keep Key Vault Secrets Officer under vault-key, while keys made under vault-secret are still linked or retained.')
+param keepSecretsRole bool = false
+
 // Built-in role definition ids (stable across all Azure clouds).
 var storageBlobDataOwnerRoleId = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageQueueDataContributorRoleId = '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
 var storageTableDataContributorRoleId = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 var monitoringMetricsPublisherRoleId = '3913510d-42f4-4e42-8a64-420c390055eb'
+var keyVaultCryptoOfficerRoleId = '14b46e9e-c2b7-41b4-b07b-48a6ebf60603'
 var keyVaultSecretsOfficerRoleId = 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
 
 var assignUser = grantUserPrincipal && !empty(userPrincipalId)
+// Secret custody means the app can read private keys; grant that only where it is chosen.
+var grantSecretsRole = keyCustody == 'vault-secret' || keepSecretsRole
 
 resource storageAccount 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -102,14 +123,25 @@ resource appMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01
   }
 }
 
-resource appSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+resource appCryptoOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(keyVault.id, managedIdentityPrincipalId, keyVaultCryptoOfficerRoleId)
+  scope: keyVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultCryptoOfficerRoleId)
+    principalId: managedIdentityPrincipalId
+    principalType: 'ServicePrincipal'
+    description: 'Function app: customer keys created, used to sign and deleted inside the vault'
+  }
+}
+
+resource appSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (grantSecretsRole) {
   name: guid(keyVault.id, managedIdentityPrincipalId, keyVaultSecretsOfficerRoleId)
   scope: keyVault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsOfficerRoleId)
     principalId: managedIdentityPrincipalId
     principalType: 'ServicePrincipal'
-    description: 'Function app: customer private keys'
+    description: 'Function app: customer private keys stored as secrets (vault-secret custody)'
   }
 }
 
@@ -159,7 +191,18 @@ resource userMetricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-0
   }
 }
 
-resource userSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (assignUser) {
+resource userCryptoOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (assignUser) {
+  name: guid(keyVault.id, userPrincipalId, keyVaultCryptoOfficerRoleId)
+  scope: keyVault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultCryptoOfficerRoleId)
+    principalId: userPrincipalId
+    principalType: userPrincipalType
+    description: 'Deploying principal: local debugging'
+  }
+}
+
+resource userSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (assignUser && grantSecretsRole) {
   name: guid(keyVault.id, userPrincipalId, keyVaultSecretsOfficerRoleId)
   scope: keyVault
   properties: {

@@ -1,7 +1,8 @@
 // Storage account shared by the Functions host (AzureWebJobsStorage: blob leases for
 // the timer, host keys), the Flex Consumption deployment package (blob container) and
 // the app's own records (table `linkedaccounts`). Shared keys are disabled, so every
-// caller authenticates with Entra ID and is authorised by the RBAC roles in rbac.bicep.
+// caller authenticates with Entra ID and is authorised by the RBAC roles in rbac.bicep. With
+// vnetEnabled the account answers only its private endpoints (network.bicep: blob, queue, table).
 
 @description('Name of the storage account (3-24 lowercase letters and digits).')
 @minLength(3)
@@ -31,9 +32,26 @@ param deploymentContainerName string
 @description('Table holding the linked-account records.')
 param accountsTableName string
 
+// main.bicep derives both from vnetEnabled: Disabled + Deny when the host and the app reach the
+// account through network.bicep's private endpoints, Enabled + Allow otherwise (the Flex
+// instances then come from shared, changing outbound IPs and Entra + RBAC guard the account).
+@description('Public network access to the account: Disabled when only the private endpoints may reach it.')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param publicNetworkAccess string = 'Enabled'
+
+@description('Default action of the account firewall: Deny when only the private endpoints may reach it.')
+@allowed([
+  'Allow'
+  'Deny'
+])
+param networkDefaultAction string = 'Allow'
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  // checkov:skip=CKV_AZURE_35: The Functions host, the Flex deployment and the app reach this account from Flex Consumption instances without VNet integration (shared, changing outbound IPs), so a deny-by-default firewall would stop the app. Shared keys and anonymous blob access are disabled: only Entra principals holding the RBAC roles in rbac.bicep get in.
-  // checkov:skip=CKV_AZURE_59: Same reason as CKV_AZURE_35: public network access is needed until the app gets VNet integration and private endpoints; every request still needs an Entra token and an RBAC data role.
+  // checkov:skip=CKV_AZURE_35: The firewall denies by default only with vnetEnabled=true (deploy with it to close this finding): the Functions host, the Flex deployment and the app then reach blob, queue and table through the VNet integration and the account's private endpoints. checkov cannot evaluate that condition. With the default vnetEnabled=false the Flex instances come from shared, changing outbound IPs, so a deny-by-default firewall would stop the app; shared keys and anonymous blob access are disabled, so only Entra principals holding the RBAC roles in rbac.bicep get in.
+  // checkov:skip=CKV_AZURE_59: Public network access is Disabled with vnetEnabled=true (deploy with it to close this finding); checkov cannot evaluate the condition. With vnetEnabled=false the app has no private path to the account, for the same reason as CKV_AZURE_35; every request still needs an Entra token and an RBAC data role.
   // checkov:skip=CKV_AZURE_206: Replication is the storageSkuName parameter. Its default, Standard_LRS, is the one SKU every Flex Consumption region offers (GRS needs a paired region, ZRS availability zones); choose Standard_GZRS/GRS/ZRS for production where the region supports it.
   name: name
   location: location
@@ -53,11 +71,11 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     isLocalUserEnabled: false
     isSftpEnabled: false
     minimumTlsVersion: 'TLS1_2'
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: publicNetworkAccess
     supportsHttpsTrafficOnly: true
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: networkDefaultAction
     }
     encryption: {
       keySource: 'Microsoft.Storage'

@@ -22,6 +22,8 @@ from typing import Any, cast
 
 import pytest
 
+from shared.http_edge import MAX_BODY_BYTES
+
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
 
@@ -42,6 +44,7 @@ ROLE_ASSIGNMENTS = "Microsoft.Authorization/roleAssignments"
 RESOURCE_GROUPS = "Microsoft.Resources/resourceGroups"
 
 KEY_VAULT_SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
+KEY_VAULT_CRYPTO_OFFICER = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603"
 STORAGE_BLOB_DATA_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
@@ -56,8 +59,10 @@ APP_ROLES = {
     STORAGE_QUEUE_DATA_CONTRIBUTOR: STORAGE,
     STORAGE_TABLE_DATA_CONTRIBUTOR: STORAGE,
     MONITORING_METRICS_PUBLISHER: COMPONENTS,
-    KEY_VAULT_SECRETS_OFFICER: VAULTS,
+    KEY_VAULT_CRYPTO_OFFICER: VAULTS,
 }
+# Granted only with keyCustody=vault-secret or keepSecretsRole (test_custody_and_network.py).
+SECRET_CUSTODY_ROLES = {KEY_VAULT_SECRETS_OFFICER: VAULTS}
 
 
 # =====================================================================================
@@ -658,17 +663,13 @@ def check_key_vault(p: Project) -> None:
     assert path_get(kv.value, "properties.accessPolicies") is None, (
         f"{kv.file}: key vault has accessPolicies; access must be by RBAC only"
     )
-    access = expect_param(p, kv, "properties.publicNetworkAccess", "keyVaultPublicNetworkAccess")
-    assert "'Enabled'" in " ".join(access.decl.decorators) and "'Disabled'" in " ".join(
-        access.decl.decorators
-    ), "param keyVaultPublicNetworkAccess must be @allowed Enabled/Disabled"
-    assert param_default(access) == "Enabled", "keyVaultPublicNetworkAccess must default to Enabled"
-    action = expect_param(
-        p, kv, "properties.networkAcls.defaultAction", "keyVaultNetworkDefaultAction"
-    )
-    assert param_default(action) in ("Allow", "Deny"), (
-        "keyVaultNetworkDefaultAction needs an Allow/Deny default"
-    )
+    # The firewall follows vnetEnabled; test_custody_and_network.py evaluates it both ways.
+    for path, wiring in (
+        ("properties.publicNetworkAccess", "vnetEnabled ? 'Disabled' : 'Enabled'"),
+        ("properties.networkAcls.defaultAction", "vnetEnabled ? 'Deny' : 'Allow'"),
+    ):
+        got = p.resolve(kv.file, path_get(kv.value, path))
+        assert got == Ref("main.bicep", wiring), f"key vault {path} must be {wiring}, is {got!r}"
 
 
 def check_flex_plan(p: Project) -> None:
@@ -809,6 +810,7 @@ def check_app_settings(p: Project) -> None:
         "HEALTH_CHECK_SCHEDULE",
         "HEALTH_CHECK_CONCURRENCY",
         "CERT_EXPIRY_WARNING_DAYS",
+        "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT",
     ]
     missing = [k for k in required if k not in s]
     assert not missing, f"function app is missing app settings {missing}"
@@ -869,6 +871,17 @@ def check_app_settings(p: Project) -> None:
         _param_setting(
             {setting: p.resolve(_site(p).file, Expr(m.group(1)))}, setting, param, default
         )
+
+    # The host cuts off huge bodies before the worker; the app's own 413 problem still answers
+    # every body from 64 KiB + 1 up to this limit (shared/http_edge.py MAX_BODY_BYTES).
+    limit = s["FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"]
+    assert isinstance(limit, Literal) and str(limit.value).isdigit(), (
+        f"FUNCTIONS_REQUEST_BODY_SIZE_LIMIT must be a literal number of bytes, is {limit!r}"
+    )
+    assert MAX_BODY_BYTES < int(limit.value) <= 1024 * 1024, (
+        "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT must be above the app's 64 KiB rule (so the app answers "
+        f"its own 413 problem) and at most 1 MiB, is {limit.value}"
+    )
 
     forbidden = {
         "FUNCTIONS_WORKER_RUNTIME": "Flex takes the runtime from functionAppConfig.runtime",
@@ -971,8 +984,9 @@ def check_user_role_assignments_are_optional(p: Project) -> None:
                 "conditional"
             )
             user.append(_role_id(p, ra))
-    assert sorted(user) == sorted(APP_ROLES), (
-        f"deploying principal roles {user} differ from the app's {list(APP_ROLES)}"
+    assert sorted(user) == sorted([*APP_ROLES, *SECRET_CUSTODY_ROLES]), (
+        f"deploying principal roles {user} differ from the app's {list(APP_ROLES)} + "
+        f"{list(SECRET_CUSTODY_ROLES)}"
     )
 
 
@@ -1286,11 +1300,11 @@ MUTATIONS: list[tuple[Any, ...]] = [
         check_application_insights,
     ),
     (
-        "secrets officer on storage",
+        "crypto officer on storage",
         "app/rbac.bicep",
-        "name: guid(keyVault.id, managedIdentityPrincipalId, keyVaultSecretsOfficerRoleId)\n  "
+        "name: guid(keyVault.id, managedIdentityPrincipalId, keyVaultCryptoOfficerRoleId)\n  "
         "scope: keyVault",
-        "name: guid(keyVault.id, managedIdentityPrincipalId, keyVaultSecretsOfficerRoleId)\n  "
+        "name: guid(keyVault.id, managedIdentityPrincipalId, keyVaultCryptoOfficerRoleId)\n  "
         "scope: storageAccount",
         check_app_role_assignments,
     ),
@@ -1304,9 +1318,9 @@ MUTATIONS: list[tuple[Any, ...]] = [
     (
         "user roles unconditional",
         "app/rbac.bicep",
-        "resource userSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if "
+        "resource userCryptoOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if "
         "(assignUser) {",
-        "resource userSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {",
+        "resource userCryptoOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {",
         check_user_role_assignments_are_optional,
     ),
     (
