@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from werkzeug.exceptions import HTTPException
@@ -23,8 +25,18 @@ from localdev.sandbox.clouds import CLOUDS
 from localdev.sandbox.directory_roles import is_guid, resolve_role
 from localdev.sandbox.keyvault import KeyVault
 from localdev.sandbox.portal_issuer import PortalIssuer
-from localdev.sandbox.state import FAULT_TARGETS, Application, Fault, SandboxState, Tenant
-from localdev.sandbox.wire import json_response
+from localdev.sandbox.state import (
+    BATCH_ORDERS,
+    FAULT_TARGETS,
+    SIGN_IN_AUDIENCES,
+    Application,
+    Fault,
+    PasswordCredential,
+    SandboxState,
+    Tenant,
+)
+from localdev.sandbox.traffic import Traffic
+from localdev.sandbox.wire import json_response, utc_now
 
 _DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _TENANT_FIELDS = {
@@ -36,8 +48,13 @@ _TENANT_FIELDS = {
     "emitWids",
     "accessReviewDefinitions",
     "tokenLifetimeSeconds",
+    "applicationReadable",
+    "maxCertificateLifetimeDays",
+    "certificatePropagationSeconds",
 }
-_APP_FIELDS = {"displayName", "servicePrincipal", "enabled"}
+_APP_FIELDS = {"displayName", "servicePrincipal", "enabled", "signInAudience"}
+# Graph's default lifetime of a client secret made without an end date.
+_DEFAULT_SECRET_DAYS = 730
 _FAULT_FIELDS = {"target", "path", "status", "retryAfter", "latencyMs", "count"}
 
 _ROUTES = [
@@ -56,12 +73,20 @@ _ROUTES = [
         "delete_certificate",
         ["DELETE"],
     ),
+    ("/admin/tenants/<tid>/applications/<app_id>/passwords", "add_password", ["POST"]),
+    (
+        "/admin/tenants/<tid>/applications/<app_id>/passwords/<key_id>",
+        "delete_password",
+        ["DELETE"],
+    ),
     ("/admin/tenants/<tid>/applications/<app_id>/permissions", "set_permissions", ["PUT"]),
     ("/admin/tenants/<tid>/applications/<app_id>/directory-roles", "set_directory_roles", ["PUT"]),
     ("/admin/faults", "list_faults", ["GET"]),
     ("/admin/faults", "add_fault", ["POST"]),
     ("/admin/faults", "clear_faults", ["DELETE"]),
     ("/admin/faults/<fault_id>", "delete_fault", ["DELETE"]),
+    ("/admin/graph-batch", "get_graph_batch", ["GET"]),
+    ("/admin/graph-batch", "set_graph_batch", ["PUT"]),
     ("/admin/latency", "get_latency", ["GET"]),
     ("/admin/latency", "set_latency", ["PUT"]),
     ("/admin/requests", "get_requests", ["GET"]),
@@ -122,8 +147,15 @@ def _strings(body: dict[str, Any], name: str) -> list[str]:
 class Admin:
     """Dispatches `/admin/…` requests."""
 
-    def __init__(self, state: SandboxState, keyvault: KeyVault, portal: PortalIssuer) -> None:
+    def __init__(
+        self,
+        state: SandboxState,
+        keyvault: KeyVault,
+        portal: PortalIssuer,
+        traffic: Traffic | None = None,
+    ) -> None:
         self._state = state
+        self._traffic = traffic  # for the requests in flight
         self._keyvault = keyvault
         self._portal = portal
         self._map = Map(
@@ -152,6 +184,8 @@ class Admin:
     def _reset(self, request: Request) -> Response:
         self._state.reset()
         self._keyvault.reset()
+        if self._traffic is not None:
+            self._traffic.reset_in_flight()
         return Response(status=204)
 
     def _list_tenants(self, request: Request) -> Response:
@@ -219,6 +253,18 @@ class Admin:
             if lifetime is None or not 60 <= lifetime <= 86400:
                 raise AdminError(400, "tokenLifetimeSeconds must be between 60 and 86400")
             changes["token_lifetime_seconds"] = lifetime
+        if "applicationReadable" in body:
+            changes["application_readable"] = _typed(body, "applicationReadable", bool)
+        if "maxCertificateLifetimeDays" in body:  # null removes the policy
+            days = _typed(body, "maxCertificateLifetimeDays", int)
+            if days is not None and not 1 <= days <= 36500:
+                raise AdminError(400, "maxCertificateLifetimeDays must be between 1 and 36500")
+            changes["max_certificate_lifetime_days"] = days
+        if "certificatePropagationSeconds" in body:
+            delay = _typed(body, "certificatePropagationSeconds", int)
+            if delay is None or not 0 <= delay <= 86400:
+                raise AdminError(400, "certificatePropagationSeconds must be between 0 and 86400")
+            changes["certificate_propagation_seconds"] = delay
         for attribute, value in changes.items():
             setattr(tenant, attribute, value)
 
@@ -273,6 +319,11 @@ class Admin:
         name = _typed(body, "displayName", str)
         enabled = _typed(body, "enabled", bool)
         service_principal = _typed(body, "servicePrincipal", bool)
+        audience = _typed(body, "signInAudience", str)
+        if audience is not None and audience not in SIGN_IN_AUDIENCES:
+            raise AdminError(400, f"signInAudience must be one of {list(SIGN_IN_AUDIENCES)}")
+        if audience is not None:
+            app.sign_in_audience = audience
         if name is not None:
             if not name.strip():
                 raise AdminError(400, "displayName must not be empty")
@@ -288,7 +339,7 @@ class Admin:
             app.directory_roles = []
 
     def _upload_certificate(self, request: Request, tid: str, app_id: str) -> Response:
-        app = self._application(tid, app_id)[1]
+        tenant, app = self._application(tid, app_id)
         if request.mimetype == "application/json":
             pem = _json_body(request).get("certificate")
             if not isinstance(pem, str):
@@ -303,8 +354,11 @@ class Admin:
         existing = app.certificates.get(certificate.thumbprint)
         if existing is not None:
             return json_response(existing.to_json(), 200)
-        app.certificates[certificate.thumbprint] = certificate
-        return json_response(certificate.to_json(), 201)
+        # Expired certificates are accepted (to show them piling up); a policy may refuse.
+        refusal = tenant.certificate_lifetime_refusal(certificate)
+        if refusal is not None:
+            raise AdminError(400, f"CredentialInvalidLifetimeAsPerAppPolicy: {refusal}")
+        return json_response(app.add_certificate(certificate).to_json(), 201)
 
     def _delete_certificate(
         self, request: Request, tid: str, app_id: str, thumbprint: str
@@ -312,6 +366,39 @@ class Admin:
         app = self._application(tid, app_id)[1]
         if app.certificates.pop(thumbprint.upper(), None) is None:
             raise AdminError(404, f"no certificate with thumbprint {thumbprint}")
+        return Response(status=204)
+
+    def _add_password(self, request: Request, tid: str, app_id: str) -> Response:
+        """A client secret as Certificates & secrets makes one; only its hint is kept."""
+        app = self._application(tid, app_id)[1]
+        body = _json_body(request)
+        _only(body, {"displayName", "endDateTime"})
+        name = _typed(body, "displayName", str, "")
+        start = utc_now().replace(microsecond=0)
+        end_text = _typed(body, "endDateTime", str)
+        try:
+            end = (
+                datetime.fromisoformat(end_text.replace("Z", "+00:00"))
+                if end_text
+                else start + timedelta(days=_DEFAULT_SECRET_DAYS)
+            )
+        except ValueError as error:
+            raise AdminError(400, "endDateTime must be an ISO 8601 date and time") from error
+        if end.tzinfo is None:
+            raise AdminError(400, "endDateTime must carry a time zone (e.g. Z)")
+        hint = secrets.token_urlsafe(3)[:3]
+        credential = PasswordCredential(display_name=name, start=start, end=end, hint=hint)
+        app.password_credentials.append(credential)
+        return json_response(
+            {k: v for k, v in credential.graph_json().items() if k != "secretText"}, 201
+        )
+
+    def _delete_password(self, request: Request, tid: str, app_id: str, key_id: str) -> Response:
+        app = self._application(tid, app_id)[1]
+        kept = [p for p in app.password_credentials if p.key_id != key_id.lower()]
+        if len(kept) == len(app.password_credentials):
+            raise AdminError(404, f"no password credential {key_id}")
+        app.password_credentials = kept
         return Response(status=204)
 
     def _set_permissions(self, request: Request, tid: str, app_id: str) -> Response:
@@ -383,6 +470,18 @@ class Admin:
             raise AdminError(404, f"no fault {fault_id}")
         return Response(status=204)
 
+    def _get_graph_batch(self, request: Request) -> Response:
+        return json_response({"order": self._state.batch_order})
+
+    def _set_graph_batch(self, request: Request) -> Response:
+        body = _json_body(request)
+        _only(body, {"order"})
+        order = body.get("order")
+        if order not in BATCH_ORDERS:
+            raise AdminError(400, f"order must be one of {list(BATCH_ORDERS)}")
+        self._state.batch_order = order
+        return json_response({"order": order})
+
     def _get_latency(self, request: Request) -> Response:
         return json_response({"ms": self._state.latency_ms})
 
@@ -394,11 +493,16 @@ class Admin:
         return json_response({"ms": ms})
 
     def _get_requests(self, request: Request) -> Response:
-        return json_response(self._state.request_summary())
+        summary = self._state.request_summary()
+        if self._traffic is not None:
+            summary["inFlight"] = self._traffic.in_flight()
+        return json_response(summary)
 
     def _reset_requests(self, request: Request) -> Response:
         self._state.records.clear()
         self._keyvault.clear_requests()
+        if self._traffic is not None:
+            self._traffic.reset_in_flight()
         return Response(status=204)
 
     # --- portal issuer, Key Vault ---------------------------------------------------------------

@@ -130,10 +130,14 @@ class SandboxAdmin:
         emit_wids: bool | None = None,
         access_review_definitions: int | None = None,
         token_lifetime_seconds: int | None = None,
+        application_readable: bool | None = None,
+        certificate_propagation_seconds: int | None = None,
     ) -> dict[str, Any]:
         body = _camel(
             {
                 "token_lifetime_seconds": token_lifetime_seconds,
+                "application_readable": application_readable,
+                "certificate_propagation_seconds": certificate_propagation_seconds,
                 "display_name": display_name,
                 "domains": list(domains) if domains is not None else None,
                 "cloud": cloud,
@@ -144,6 +148,18 @@ class SandboxAdmin:
             }
         )
         tenant: dict[str, Any] = self._call("PATCH", f"tenants/{tenant_id}", json=body)
+        return tenant
+
+    def set_certificate_policy(
+        self, tenant_id: str, max_lifetime_days: int | None
+    ) -> dict[str, Any]:
+        """The tenant's app-management policy: certificates valid longer than this many days
+        cannot be added (upload or addKey); None removes the policy."""
+        tenant: dict[str, Any] = self._call(
+            "PATCH",
+            f"tenants/{tenant_id}",
+            json={"maxCertificateLifetimeDays": max_lifetime_days},
+        )
         return tenant
 
     # --- applications ---------------------------------------------------------------------------
@@ -179,18 +195,39 @@ class SandboxAdmin:
         display_name: str | None = None,
         service_principal: bool | None = None,
         enabled: bool | None = None,
+        sign_in_audience: str | None = None,
     ) -> dict[str, Any]:
         body = _camel(
             {
                 "display_name": display_name,
                 "service_principal": service_principal,
                 "enabled": enabled,
+                "sign_in_audience": sign_in_audience,
             }
         )
         app: dict[str, Any] = self._call(
             "PATCH", f"tenants/{tenant_id}/applications/{app_id}", json=body
         )
         return app
+
+    def add_password(
+        self,
+        tenant_id: str,
+        app_id: str,
+        display_name: str | None = None,
+        *,
+        end_date_time: str | None = None,
+    ) -> dict[str, Any]:
+        """Add a client secret; returns `{keyId, hint, displayName, startDateTime, endDateTime}`
+        (the sandbox keeps and returns no secret)."""
+        body = _camel({"display_name": display_name, "end_date_time": end_date_time})
+        credential: dict[str, Any] = self._call(
+            "POST", f"tenants/{tenant_id}/applications/{app_id}/passwords", json=body
+        )
+        return credential
+
+    def delete_password(self, tenant_id: str, app_id: str, key_id: str) -> None:
+        self._call("DELETE", f"tenants/{tenant_id}/applications/{app_id}/passwords/{key_id}")
 
     def upload_certificate(
         self, tenant_id: str, app_id: str, certificate: bytes | str
@@ -264,11 +301,20 @@ class SandboxAdmin:
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 
+    def set_graph_batch_order(self, order: str) -> None:
+        """How `$batch` orders its sub-responses: "request", "reverse" or "shuffle"."""
+        self._call("PUT", "graph-batch", json={"order": order})
+
+    def graph_batch_order(self) -> str:
+        order: str = self._call("GET", "graph-batch")["order"]
+        return order
+
     def set_latency(self, ms: int) -> None:
         self._call("PUT", "latency", json={"ms": ms})
 
     def requests(self) -> dict[str, Any]:
-        """`{"counts": {target: n}, "value": [{target, method, path, query, status, error}]}`."""
+        """`{"counts": {target: n}, "value": [{target, method, path, query, status, error}]}`;
+        a `$batch` entry also has `batch`: its sub-requests, which `counts` does not count."""
         record: dict[str, Any] = self._call("GET", "requests")
         return record
 

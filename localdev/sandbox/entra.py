@@ -266,13 +266,17 @@ class Entra:
             for segment in (tenant.tenant_id, tenant_segment)
             for path in ("oauth2/v2.0/token", "oauth2/token")
         )
+        now = time.time()
         check = AssertionCheck(
             client_id=app.app_id,
             token_endpoint=token_endpoint,
             audiences=audiences,
-            now=time.time(),
+            now=now,
         )
-        verify_client_assertion(assertion, app, check)
+        # A certificate added moments ago is not yet known to the token endpoint (AADSTS700027
+        # "The key was not found"), as in Entra, until the tenant's propagation delay has passed.
+        accepted = app.accepted_at(now, tenant.certificate_propagation_seconds)
+        verify_client_assertion(assertion, accepted, check)
 
     def _access_token_claims(self, tenant: Tenant, app: Application) -> dict[str, Any]:
         now = int(time.time())

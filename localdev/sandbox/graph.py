@@ -1,9 +1,11 @@
-"""The Microsoft Graph stand-in: the three reads the app makes with its app-only token.
+"""The Microsoft Graph stand-in: the reads and writes the app makes with its app-only token.
 
 Why: the verification report's `directory_read`, `access_reviews_read` and `directory_role` checks
 depend on how Graph authorizes an app-only caller (application permissions in `roles`, directory
 roles of the service principal) and on its error codes, including the licence error of a tenant
-without Entra ID P2. This module reproduces those decisions for sandbox tenants.
+without Entra ID P2. This module reproduces those decisions for sandbox tenants; `$batch`
+(graph_batch.py), the application object (graph_application.py) and `addKey`/`removeKey`
+(self_rotation.py) build on it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,16 @@ from werkzeug.wrappers import Request, Response
 
 from localdev.sandbox.clouds import GRAPH_RESOURCES
 from localdev.sandbox.directory_roles import DIRECTORY_READING_ROLES, role_name
+from localdev.sandbox.graph_application import (
+    APPLICATION_PATH,
+    APPLICATION_READ,
+    application_json,
+    find_application,
+    not_found,
+    selected,
+)
+from localdev.sandbox.graph_batch import GraphBatch
+from localdev.sandbox.self_rotation import SelfRotation
 from localdev.sandbox.signing import SigningKey
 from localdev.sandbox.state import SandboxState, Tenant
 from localdev.sandbox.wire import graph_error, graph_response
@@ -43,6 +55,9 @@ _MEMBER_OF = re.compile(
     re.IGNORECASE,
 )
 _DENIED = "Insufficient privileges to complete the operation."
+# Graph answers directory-object collections such as memberOf in pages of 100 by default, with an
+# opaque `$skiptoken` in `@odata.nextLink`; clients that read one page miss the rest.
+MEMBER_OF_PAGE_SIZE = 100
 _WWW_AUTHENTICATE = (
     'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize",'
     ' client_id="00000003-0000-0000-c000-000000000000"'
@@ -56,7 +71,9 @@ class _Caller:
         self.tenant = tenant
         roles = claims.get("roles")
         self.roles = frozenset(roles) if isinstance(roles, list) else frozenset()
-        app = tenant.application(str(claims.get("appid", "")))
+        self.app_id = str(claims.get("appid") or claims.get("azp") or "")
+        self.app_only = claims.get("idtyp") == "app"
+        app = tenant.application(self.app_id)
         # Graph evaluates directory roles from the directory, not only from the token's `wids`.
         self.directory_roles = (
             frozenset(app.directory_roles) if app and app.has_service_principal else frozenset()
@@ -73,27 +90,39 @@ class Graph:
         self._state = state
         self._key = signing_key
         self._base_url = base_url
+        self._batch = GraphBatch(state, self._answer, self._refusal)
+        self._rotation = SelfRotation(base_url)
 
     def handle(self, request: Request, path: str) -> Response:
         """Any `/v1.0/{path}` request."""
+        if path.lower() == "$batch":  # holds the lock per sub-request, never while it sleeps
+            return self._batch.handle(request)
+        return self._answer(request, path)
+
+    def _refusal(self, request: Request) -> Response | None:
+        """The 401 for a request whose bearer token Graph would not accept, else None."""
+        with self._state.lock:
+            caller = self._authenticate(request)
+        return caller if isinstance(caller, Response) else None
+
+    def _answer(self, request: Request, path: str) -> Response:
+        """One request (standalone or from a batch) other than `$batch`."""
         with self._state.lock:
             caller = self._authenticate(request)
             if isinstance(caller, Response):
                 return caller
+            application = APPLICATION_PATH.match(path)
+            if application:
+                return self._application(request, caller, application)
             if request.method != "GET":
-                return graph_error(
-                    request,
-                    405,
-                    "Request_BadRequest",
-                    "Specified HTTP method is not allowed for the request target.",
-                )
+                return _method_not_allowed(request)
             if path.lower() == "organization":
                 return self._organization(request, caller)
             if path.lower() == "identitygovernance/accessreviews/definitions":
                 return self._access_review_definitions(request, caller)
             member_of = _MEMBER_OF.match(path)
             if member_of:
-                return self._member_of(request, caller, member_of.group(1))
+                return self._member_of(request, caller, member_of.group(1), path)
             segment = path.split("/")[0]
             return graph_error(
                 request, 400, "BadRequest", f"Resource not found for the segment '{segment}'."
@@ -221,7 +250,42 @@ class Graph:
             },
         }
 
-    def _member_of(self, request: Request, caller: _Caller, app_id: str) -> Response:
+    def _application(self, request: Request, caller: _Caller, match: re.Match[str]) -> Response:
+        tenant = caller.tenant
+        action = (match.group("action") or "").lower()
+        if action in ("addkey", "removekey"):
+            if request.method != "POST":
+                return _method_not_allowed(request)
+            app = find_application(tenant, match)
+            if app is None:
+                return not_found(request, match)
+            if not SelfRotation.may_change(caller.app_id, caller.app_only, caller.roles, app):
+                return graph_error(request, 403, "Authorization_RequestDenied", _DENIED)
+            if action == "addkey":
+                return self._rotation.add_key(request, tenant, app)
+            return self._rotation.remove_key(request, tenant, app)
+        if action:
+            return graph_error(
+                request, 400, "BadRequest", f"Resource not found for the segment '{action}'."
+            )
+        if request.method != "GET":
+            return _method_not_allowed(request)
+        if not tenant.application_readable or not caller.may(
+            APPLICATION_READ, DIRECTORY_READING_ROLES
+        ):
+            return graph_error(request, 403, "Authorization_RequestDenied", _DENIED)
+        app = find_application(tenant, match)
+        if app is None:
+            return not_found(request, match)
+        names = selected(request)
+        if isinstance(names, Response):
+            return names
+        body = application_json(
+            app, tenant, names, self._base_url, selected_="$select" in request.args
+        )
+        return graph_response(request, body)
+
+    def _member_of(self, request: Request, caller: _Caller, app_id: str, path: str) -> Response:
         if not caller.may(SERVICE_PRINCIPAL_READ, DIRECTORY_READING_ROLES):
             return graph_error(request, 403, "Authorization_RequestDenied", _DENIED)
         tenant = caller.tenant
@@ -234,6 +298,14 @@ class Graph:
                 f"Resource '{app_id}' does not exist or one of its queried reference-property "
                 "objects are not present.",
             )
+        try:
+            top = int(request.args.get("$top", str(MEMBER_OF_PAGE_SIZE)))
+            skip = int(request.args.get("$skiptoken", "0"), 16)
+        except ValueError:
+            top = skip = -1
+        if not 1 <= top <= 999 or skip < 0:
+            return graph_error(request, 400, "BadRequest", "Invalid value for $top or $skiptoken.")
+        templates = app.directory_roles
         roles = [
             {
                 "@odata.type": "#microsoft.graph.directoryRole",
@@ -243,8 +315,23 @@ class Graph:
                 "displayName": role_name(template),
                 "roleTemplateId": template,
             }
-            for template in app.directory_roles
+            for template in templates[skip : skip + top]
         ]
-        return graph_response(
-            request, {"@odata.context": self._context("directoryObjects"), "value": roles}
-        )
+        body: dict[str, Any] = {
+            "@odata.context": self._context("directoryObjects"),
+            "value": roles,
+        }
+        if skip + top < len(templates):
+            body["@odata.nextLink"] = (
+                f"{self._base_url}/v1.0/{path}?$top={top}&$skiptoken={skip + top:x}"
+            )
+        return graph_response(request, body)
+
+
+def _method_not_allowed(request: Request) -> Response:
+    return graph_error(
+        request,
+        405,
+        "Request_BadRequest",
+        "Specified HTTP method is not allowed for the request target.",
+    )

@@ -7,12 +7,16 @@ while they read, never while they sleep for injected latency.
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
+import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
+
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from localdev.sandbox.certificates import UploadedCertificate
 from localdev.sandbox.clouds import Cloud
@@ -26,8 +30,84 @@ FAULT_TARGETS: frozenset[str] = frozenset(
 )
 
 
+# `signInAudience` values of an app registration; `AzureADMyOrg` is single tenant.
+SIGN_IN_AUDIENCES: tuple[str, ...] = (
+    "AzureADMyOrg",
+    "AzureADMultipleOrgs",
+    "AzureADandPersonalMicrosoftAccount",
+    "PersonalMicrosoftAccount",
+)
+# The order in which a `$batch` answers its sub-responses (Graph promises none).
+BATCH_ORDERS: tuple[str, ...] = ("request", "reverse", "shuffle")
+
+
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class KeyCredential(UploadedCertificate):
+    """An uploaded certificate as the app registration keeps it, with the time it was added.
+
+    Why the time: Entra accepts a new key at the token endpoint only some time after it was added
+    (the tenant's `certificate_propagation_seconds`), while Graph lists it at once.
+    """
+
+    added_at: float = field(default_factory=time.time)
+
+    @classmethod
+    def of(cls, certificate: UploadedCertificate, added_at: float | None = None) -> KeyCredential:
+        return cls(
+            key_id=certificate.key_id,
+            certificate=certificate.certificate,
+            added_at=time.time() if added_at is None else added_at,
+        )
+
+    def is_valid_at(self, now: float) -> bool:
+        return self.not_before.timestamp() <= now <= self.not_after.timestamp()
+
+    def graph_json(self, *, with_key: bool) -> dict[str, Any]:
+        """Graph's `keyCredential`: `customKeyIdentifier` is the SHA-1 thumbprint's bytes, which
+        JSON carries as base64 (an `Edm.Binary`); `key` (base64 DER) only on a `$select`ed read."""
+        der = self.certificate.public_bytes(Encoding.DER)
+        return {
+            "customKeyIdentifier": base64.b64encode(self.sha1).decode(),
+            "displayName": self.certificate.subject.rfc4514_string(),
+            "endDateTime": _iso(self.not_after),
+            "key": base64.b64encode(der).decode() if with_key else None,
+            "keyId": self.key_id,
+            "startDateTime": _iso(self.not_before),
+            "type": "AsymmetricX509Cert",
+            "usage": "Verify",
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **super().to_json(),
+            "addedDateTime": _iso(datetime.fromtimestamp(self.added_at, UTC)),
+        }
+
+
+@dataclass(frozen=True)
+class PasswordCredential:
+    """A client secret on an app registration; the sandbox keeps no secret, only its hint."""
+
+    display_name: str
+    start: datetime
+    end: datetime
+    hint: str
+    key_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def graph_json(self) -> dict[str, Any]:
+        return {
+            "customKeyIdentifier": None,
+            "displayName": self.display_name,
+            "endDateTime": _iso(self.end),
+            "hint": self.hint,
+            "keyId": self.key_id,
+            "secretText": None,
+            "startDateTime": _iso(self.start),
+        }
 
 
 @dataclass
@@ -42,6 +122,34 @@ class Application:
     certificates: dict[str, UploadedCertificate] = field(default_factory=dict)
     permissions: list[str] = field(default_factory=list)
     directory_roles: list[str] = field(default_factory=list)
+    sign_in_audience: str = "AzureADMyOrg"
+    password_credentials: list[PasswordCredential] = field(default_factory=list)
+    created_at: datetime = field(default_factory=utc_now)
+
+    def add_certificate(self, certificate: UploadedCertificate) -> KeyCredential:
+        """Add a certificate (keyed by SHA-1 thumbprint), stamped with the time it was added."""
+        stored = KeyCredential.of(certificate)
+        self.certificates[stored.thumbprint] = stored
+        return stored
+
+    def key_credentials(self) -> list[KeyCredential]:
+        """The certificates, each as a KeyCredential (a bare upload counts as added long ago)."""
+        return [
+            c if isinstance(c, KeyCredential) else KeyCredential.of(c, added_at=0.0)
+            for c in self.certificates.values()
+        ]
+
+    def accepted_at(self, now: float, propagation_seconds: int) -> Application:
+        """This application as the token endpoint sees it at `now`: only the certificates added at
+        least `propagation_seconds` ago (a newer one is "not found", as in Entra)."""
+        if propagation_seconds <= 0:
+            return self
+        accepted = {
+            thumbprint: certificate
+            for thumbprint, certificate in self.certificates.items()
+            if getattr(certificate, "added_at", 0.0) + propagation_seconds <= now
+        }
+        return replace(self, certificates=accepted)
 
     @property
     def has_service_principal(self) -> bool:
@@ -68,6 +176,11 @@ class Application:
                 {"roleTemplateId": template, "displayName": role_name(template)}
                 for template in self.directory_roles
             ],
+            "signInAudience": self.sign_in_audience,
+            "passwordCredentials": [
+                {k: v for k, v in p.graph_json().items() if k not in ("secretText",)}
+                for p in self.password_credentials
+            ],
         }
 
 
@@ -84,8 +197,34 @@ class Tenant:
     emit_wids: bool = True
     access_review_definitions: int = 2
     token_lifetime_seconds: int = 3599
+    # False: Graph answers 403 to every read of an application object (FACTS §10: whether Global
+    # Reader is effective for that read app-only is unconfirmed).
+    application_readable: bool = True
+    # An app-management policy (`asymmetricKeyLifetime`, `maxLifetime` P{n}D) refusing to add
+    # certificates valid longer than this; None: no policy.
+    max_certificate_lifetime_days: int | None = None
+    app_management_policy_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    certificate_propagation_seconds: int = 0
     created_at: datetime = field(default_factory=utc_now)
     applications: dict[str, Application] = field(default_factory=dict)
+
+    def application_by_object_id(self, object_id: str) -> Application | None:
+        return next(
+            (a for a in self.applications.values() if a.object_id == object_id.lower()), None
+        )
+
+    def certificate_lifetime_refusal(self, certificate: UploadedCertificate) -> str | None:
+        """Graph's message when the app-management policy refuses this certificate, else None."""
+        days = self.max_certificate_lifetime_days
+        if days is None:
+            return None
+        lifetime = certificate.not_after - certificate.not_before
+        if lifetime.total_seconds() <= days * 86400:
+            return None
+        return (
+            "Credential lifetime exceeds the max value allowed as per assigned policy "
+            f"'{self.app_management_policy_id}'."
+        )
 
     def application(self, app_id: str) -> Application | None:
         return self.applications.get(app_id.lower())
@@ -112,6 +251,9 @@ class Tenant:
             "emitWids": self.emit_wids,
             "accessReviewDefinitions": self.access_review_definitions,
             "tokenLifetimeSeconds": self.token_lifetime_seconds,
+            "applicationReadable": self.application_readable,
+            "maxCertificateLifetimeDays": self.max_certificate_lifetime_days,
+            "certificatePropagationSeconds": self.certificate_propagation_seconds,
             "createdDateTime": _iso(self.created_at),
             "applications": [app.to_json() for app in self.applications.values()],
         }
@@ -134,7 +276,9 @@ class Fault:
             return False
         if self.target not in ("any", target):
             return False
-        return self.path is None or self.path.search(path) is not None
+        # The pattern also matches as plain text, so `/v1.0/$batch` means that path (as a
+        # regular expression its `$` would never match).
+        return self.path is None or self.path.pattern in path or self.path.search(path) is not None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -159,9 +303,12 @@ class RequestRecord:
     status: int
     error: str | None
     duration_ms: int
+    # For a Graph `$batch`: its sub-requests, each `{"id", "method", "path", "query", "status",
+    # "error", "fault"}`, in the order they were sent.
+    batch: tuple[dict[str, Any], ...] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "target": self.target,
             "method": self.method,
             "path": self.path,
@@ -170,6 +317,9 @@ class RequestRecord:
             "error": self.error,
             "durationMs": self.duration_ms,
         }
+        if self.batch is not None:
+            body["batch"] = [dict(item) for item in self.batch]
+        return body
 
 
 class SandboxState:
@@ -181,6 +331,10 @@ class SandboxState:
         self.faults: list[Fault] = []
         self.latency_ms = 0
         self.records: list[RequestRecord] = []
+        self.batch_order = "request"
+        # The sub-requests of the `$batch` this thread is answering: the request record is written
+        # by the traffic wrapper after the handler returns, on the same thread.
+        self._pending_batch = threading.local()
 
     def reset(self) -> None:
         with self.lock:
@@ -188,6 +342,11 @@ class SandboxState:
             self.faults.clear()
             self.latency_ms = 0
             self.records.clear()
+            self.batch_order = "request"
+
+    def note_batch(self, items: list[dict[str, Any]] | None) -> None:
+        """Remember the sub-requests of the `$batch` this thread answers, for its record."""
+        self._pending_batch.items = tuple(items) if items is not None else None
 
     def find_tenant(self, identifier: str) -> Tenant | None:
         """The tenant named by its id or by one of its verified domains (any case)."""
@@ -208,6 +367,11 @@ class SandboxState:
             return None
 
     def record(self, record: RequestRecord) -> None:
+        items = getattr(self._pending_batch, "items", None)
+        if record.path.endswith("/$batch"):
+            self._pending_batch.items = None
+            if items is not None:
+                record = replace(record, batch=items)
         with self.lock:
             self.records.append(record)
 
