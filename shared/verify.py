@@ -19,10 +19,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from shared import verification as v
 from shared.accounts import get_account
 from shared.accountstore import VersionConflict
 from shared.app_context import AppContext
+from shared.client_assertion import assertion_callable
 from shared.clouds import CLOUDS, DISCOVERY, Cloud, cloud_from_metadata
 from shared.errors import NotFound
 from shared.keystore.base import PrivateKeyMissing
@@ -83,7 +86,7 @@ def run_checks(
     account: Account,
     *,
     fresh_token: bool,
-    private_key: Callable[[], bytes] | None = None,
+    signer: Callable[[], rsa.RSAPrivateKey] | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The verification report for an account (not yet recorded). Never raises for an outbound
@@ -110,8 +113,12 @@ def run_checks(
                 client_id=account.application_id,
                 authority=f"{authority_host}/{account.tenant_id}",
                 scope=f"{cloud.graph_resource}/.default",
-                thumbprint=account.thumbprint,
-                private_key=private_key or (lambda: ctx.keys.get(account.key_id)),
+                assertion=assertion_callable(
+                    signer or (lambda: ctx.signer_of_key(account.owner, account.key_id)),
+                    client_id=account.application_id,
+                    thumbprint=account.thumbprint,
+                    token_endpoint=f"{authority_host}/{account.tenant_id}/oauth2/v2.0/token",
+                ),
                 fresh=fresh_token,
             )
             token_checks = v.token_checks(

@@ -1,4 +1,5 @@
-"""Private keys as Azure Key Vault secrets (PKCS#8 PEM), through azure-keyvault-secrets.
+"""Custody `vault-secret`: private keys made in the app and kept as Azure Key Vault secrets
+(PKCS#8 PEM), through azure-keyvault-secrets; read back to sign (the first release's custody).
 
 Each key is one secret named `m365link-<keyId>`, tagged with what an operator needs to tell whose
 key it is and with the account store it belongs to, and expiring with its certificate. Key Vault
@@ -8,80 +9,67 @@ soft delete keeps a deleted key recoverable.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
-from urllib.parse import urlparse
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient
 
-from shared.azure_pipeline import client_options
-from shared.clouds import is_loopback_host
-from shared.errors import AppError, ConfigurationError, DependencyUnavailable
 from shared.guid import is_canonical_guid
-from shared.keystore.base import KeyLabels, KeyStore, PrivateKeyMissing, StoredKey, check_key_id
+from shared.keystore.base import KeyLabels, PrivateKeyMissing, StoredKey
+from shared.keystore.pem_store import KeyGenerator, PemKeyStore
+from shared.keystore.vault_common import (
+    CLIENT_OPTIONS,
+    PREFIX,
+    tags,
+    vault_error,
+    vault_name,
+    verifies_challenge,
+)
 
-SECRET_PREFIX = "m365link-"  # noqa: S105 - a name prefix, not a secret
+SECRET_PREFIX = PREFIX
 CONTENT_TYPE = "application/x-pem-file"
 # The health probe reads this name, which no key ever has: 404 proves the vault answered and the
 # identity may read secrets, at the cost of one GET whatever the vault holds.
 PROBE_SECRET = "m365link-health-probe"  # noqa: S105 - a secret's name, not a secret
 NEEDED_ROLE = "Key Vault Secrets Officer"
-_CLIENT_OPTIONS: dict[str, Any] = client_options()
 
 
 def secret_name(key_id: str) -> str:
-    return SECRET_PREFIX + check_key_id(key_id)
+    return vault_name(key_id)
 
 
-def _tag(value: str) -> str:
-    return value[:256]  # Key Vault's limit for a tag value
-
-
-class KeyVaultKeyStore(KeyStore):
+class KeyVaultSecretKeyStore(PemKeyStore):
+    custody = "vault-secret"
     backend = "keyvault"
 
-    def __init__(self, vault_url: str, credential: TokenCredential) -> None:
+    def __init__(
+        self, vault_url: str, credential: TokenCredential, *, generate: KeyGenerator | None = None
+    ) -> None:
+        super().__init__(generate)
         self._client = SecretClient(
             vault_url,
             credential,
             verify_challenge_resource=verifies_challenge(vault_url),
-            **_CLIENT_OPTIONS,
+            **CLIENT_OPTIONS,
         )
 
-    def _unavailable(self, exc: Exception) -> AppError:
-        status = getattr(exc, "status_code", None)
-        if status in (401, 403):
-            # Retrying cannot help: the identity lacks the role (or the vault's firewall refuses
-            # it). The operator fixes it; the vault's address is never echoed.
-            return ConfigurationError(
-                f"Key Vault refused the app's identity (HTTP {status}): give the app's managed "
-                f"identity the {NEEDED_ROLE} role on the vault (RBAC permission model)"
-            )
-        return DependencyUnavailable("key vault", "Key Vault is unavailable; try again shortly")
+    def _unavailable(self, exc: Exception) -> Exception:
+        return vault_error(exc, NEEDED_ROLE)
 
-    def put(self, key_id: str, private_key_pem: bytes, labels: KeyLabels) -> None:
+    def _save(self, key_id: str, private_key_pem: bytes, labels: KeyLabels) -> None:
         try:
             self._client.set_secret(
                 secret_name(key_id),
                 private_key_pem.decode("ascii"),
                 content_type=CONTENT_TYPE,
-                tags={
-                    "app": "m365-link",
-                    "keyId": key_id,
-                    "owner": _tag(labels.owner),
-                    "tenantId": labels.tenant_id,
-                    "applicationId": labels.application_id,
-                    "thumbprint": labels.thumbprint,
-                    **({"store": _tag(labels.store)} if labels.store else {}),
-                },
+                tags=tags(key_id, labels),
                 expires_on=labels.not_after,
                 enabled=True,
             )
         except AzureError as exc:
             raise self._unavailable(exc) from exc
 
-    def get(self, key_id: str) -> bytes:
+    def _load(self, key_id: str) -> bytes:
         try:
             value = self._client.get_secret(secret_name(key_id)).value
         except ResourceNotFoundError as exc:
@@ -126,13 +114,3 @@ class KeyVaultKeyStore(KeyStore):
             return
         except AzureError as exc:
             raise self._unavailable(exc) from exc
-
-
-def verifies_challenge(vault_url: str) -> bool:
-    """Whether the SDK must check that a 401 challenge names this vault's own resource.
-
-    Always, except for a stand-in on this machine: a mistyped or hostile host must never receive
-    a token for whatever resource its challenge names (storage, say, where this identity reads
-    every account). Settings refuse non-vault hosts in Azure; this holds even if they did not.
-    """
-    return not is_loopback_host(urlparse(vault_url).hostname or "")
