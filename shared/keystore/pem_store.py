@@ -38,7 +38,7 @@ class PemKeyStore(KeyStore):
     ) -> x509.Certificate:
         key = self._generate(key_size)
         public = key.public_key()
-        cert = certify(SigningOnlyKey(key, public), public)
+        cert = certify(SigningOnlyKey(key.sign, public), public)
         thumbprint = cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303 - Entra's id
         pem = key.private_bytes(
             serialization.Encoding.PEM,
@@ -60,4 +60,4 @@ class PemKeyStore(KeyStore):
             raise UnusableKey("the stored private key is not a PEM private key") from None
         if not isinstance(key, rsa.RSAPrivateKey):
             raise UnusableKey("the stored key is not an RSA key")
-        return SigningOnlyKey(key, key.public_key())
+        return SigningOnlyKey(key.sign, key.public_key())

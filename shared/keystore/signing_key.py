@@ -15,22 +15,25 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
 
+# (data, padding, hash) -> signature: a key in memory's own sign(), or a call to Key Vault.
+Sign = Callable[[bytes, AsymmetricPadding, Any], bytes]
+
 
 class SigningOnlyKey(rsa.RSAPrivateKey):
     def __init__(
         self,
-        inner: rsa.RSAPrivateKey,
+        sign: Sign,
         public_key: rsa.RSAPublicKey,
         *,
         on_error: Callable[[Exception], Exception] | None = None,
     ) -> None:
-        self._inner = inner
+        self._sign = sign
         self._public = public_key
         self._on_error = on_error
 
     def sign(self, data: bytes, padding: AsymmetricPadding, algorithm: Any) -> bytes:
         try:
-            return self._inner.sign(data, padding, algorithm)
+            return self._sign(data, padding, algorithm)
         except Exception as exc:
             if self._on_error is None:
                 raise

@@ -3,15 +3,18 @@ vault's failures become the app's errors."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any, Protocol
 from urllib.parse import urlparse
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
 
 from shared.azure_pipeline import client_options
 from shared.clouds import is_loopback_host
 from shared.errors import AppError, ConfigurationError, DependencyUnavailable
-from shared.keystore.base import KeyLabels, PrivateKeyMissing, check_key_id
+from shared.guid import is_canonical_guid
+from shared.keystore.base import KeyLabels, PrivateKeyMissing, StoredKey, check_key_id
 
 PREFIX = "m365link-"  # secret and key names: m365link-<keyId>
 CLIENT_OPTIONS: dict[str, Any] = client_options()
@@ -62,3 +65,57 @@ def vault_error(exc: Exception, needed_role: str) -> Exception:
             f"identity the {needed_role} role on the vault (RBAC permission model)"
         )
     return DependencyUnavailable("key vault", "Key Vault is unavailable; try again shortly")
+
+
+class _Listed(Protocol):
+    """What the SDKs list of a key or secret (KeyProperties, SecretProperties)."""
+
+    @property
+    def name(self) -> str | None: ...
+
+    @property
+    def created_on(self) -> datetime | None: ...
+
+    @property
+    def tags(self) -> dict[str, str] | None: ...
+
+
+ToError = Callable[[Exception], Exception]
+
+
+def delete(begin_delete: Callable[[str], object], name: str, error: ToError) -> None:
+    """Send the DELETE (the poller would only wait for the soft delete); gone already is fine."""
+    try:
+        begin_delete(name)
+    except ResourceNotFoundError:
+        return
+    except HttpResponseError as exc:
+        if exc.status_code == 409:  # already being deleted
+            return
+        raise error(exc) from exc
+    except AzureError as exc:
+        raise error(exc) from exc
+
+
+def listed(list_items: Callable[[], Iterable[_Listed]], error: ToError) -> Iterator[StoredKey]:
+    """This app's keys (or secrets) by key id, with the account store each is tagged with."""
+    try:
+        found = [
+            StoredKey(p.name[len(PREFIX) :], p.created_on, (p.tags or {}).get("store"))
+            for p in list_items()
+            if p.name and p.name.startswith(PREFIX) and is_canonical_guid(p.name[len(PREFIX) :])
+        ]
+    except AzureError as exc:
+        raise error(exc) from exc
+    return iter(found)
+
+
+def probe(read: Callable[[str], object], name: str, error: ToError) -> None:
+    """One point read of a name no key has: 404 proves the vault answered and the identity may
+    read, at the cost of one GET whatever the vault holds."""
+    try:
+        read(name)
+    except ResourceNotFoundError:
+        return
+    except AzureError as exc:
+        raise error(exc) from exc

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import AzureError, HttpResponseError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.keyvault.secrets import SecretClient
 
-from shared.guid import is_canonical_guid
+from shared.keystore import vault_common as vault
 from shared.keystore.base import KeyLabels, PrivateKeyMissing, StoredKey
 from shared.keystore.pem_store import KeyGenerator, PemKeyStore
 from shared.keystore.vault_common import (
@@ -28,8 +28,7 @@ from shared.keystore.vault_common import (
 
 SECRET_PREFIX = PREFIX
 CONTENT_TYPE = "application/x-pem-file"
-# The health probe reads this name, which no key ever has: 404 proves the vault answered and the
-# identity may read secrets, at the cost of one GET whatever the vault holds.
+# The health probe reads this name, which no key ever has (vault_common.probe).
 PROBE_SECRET = "m365link-health-probe"  # noqa: S105 - a secret's name, not a secret
 NEEDED_ROLE = "Key Vault Secrets Officer"
 
@@ -81,36 +80,10 @@ class KeyVaultSecretKeyStore(PemKeyStore):
         return value.encode("ascii")
 
     def delete(self, key_id: str) -> None:
-        try:
-            # The DELETE is sent at once; waiting for the poller would only wait for Key Vault to
-            # finish moving the secret to its soft-deleted state.
-            self._client.begin_delete_secret(secret_name(key_id))
-        except ResourceNotFoundError:
-            return
-        except HttpResponseError as exc:
-            if exc.status_code == 409:  # already being deleted
-                return
-            raise self._unavailable(exc) from exc
-        except AzureError as exc:
-            raise self._unavailable(exc) from exc
+        vault.delete(self._client.begin_delete_secret, secret_name(key_id), self._unavailable)
 
     def list(self) -> Iterator[StoredKey]:
-        try:
-            found = [
-                StoredKey(p.name[len(SECRET_PREFIX) :], p.created_on, (p.tags or {}).get("store"))
-                for p in self._client.list_properties_of_secrets()
-                if p.name
-                and p.name.startswith(SECRET_PREFIX)
-                and is_canonical_guid(p.name[len(SECRET_PREFIX) :])
-            ]
-        except AzureError as exc:
-            raise self._unavailable(exc) from exc
-        return iter(found)
+        return vault.listed(self._client.list_properties_of_secrets, self._unavailable)
 
     def ping(self) -> None:
-        try:
-            self._client.get_secret(PROBE_SECRET)
-        except ResourceNotFoundError:
-            return
-        except AzureError as exc:
-            raise self._unavailable(exc) from exc
+        vault.probe(self._client.get_secret, PROBE_SECRET, self._unavailable)
