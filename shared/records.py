@@ -108,3 +108,60 @@ class Account:
             "lastVerifiedAt": to_rfc3339(self.last_verified_at) if self.last_verified_at else None,
             "lastVerification": self.last_verification,
         }
+
+
+EVENT_TYPES = (
+    "linked",
+    "updated",
+    "verified",
+    "rotation_started",
+    "rotation_completed",
+    "rotation_cancelled",
+    "rotation_failed",
+    "certificate_expiring",
+    "unlinked",
+)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who made a change: a portal user (their `oid`, else `sub` claim) or the timer."""
+
+    kind: str  # user | timer
+    id: str
+
+    def to_resource(self) -> dict[str, str]:
+        return {"kind": self.kind, "id": self.id}
+
+
+TIMER = Actor("timer", "health_check")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change to an account, written in the same store transaction as the change."""
+
+    id: str
+    owner: str
+    account_id: str
+    type: str
+    at: datetime
+    actor: Actor
+    status: str | None = None
+    previous_status: str | None = None
+    detail: str | None = None
+    # The owner's event sequence number, given by the store when it writes the event: events
+    # commit in this order and the change feed's cursor is one.
+    seq: int = 0
+
+    def to_resource(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "accountId": self.account_id,
+            "type": self.type,
+            "at": to_rfc3339(self.at),
+            "actor": self.actor.to_resource(),
+            "status": self.status,
+            "previousStatus": self.previous_status,
+            "detail": self.detail,
+        }

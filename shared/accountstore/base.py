@@ -7,11 +7,44 @@ a key bound to at most one account, and no lost update (every update names the v
 from __future__ import annotations
 
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
 
 from shared.errors import DependencyUnavailable
-from shared.records import Account, KeyRecord
+from shared.records import Account, Event, KeyRecord
+
+T = TypeVar("T")
+# Where a page of accounts goes on: the sort key of the last account shown (codec.account_sort_key).
+_ACCOUNT_POSITION = re.compile(r"\d{12}_[0-9A-Za-z-]{1,64}")
+_SEQ = re.compile(r"\d{1,16}")
+
+
+class BadPosition(ValueError):
+    """A continuation the store never handed out (forged, garbled or of another list)."""
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list; `next` is where the next page starts (None: this is the last)."""
+
+    items: list[T]
+    next: str | None
+
+
+def account_position(text: str) -> str:
+    if not _ACCOUNT_POSITION.fullmatch(text):
+        raise BadPosition(text)
+    return text
+
+
+def seq_position(text: str) -> int:
+    if not _SEQ.fullmatch(text):
+        raise BadPosition(text)
+    return int(text)
 
 
 class PairTaken(Exception):
@@ -89,8 +122,8 @@ class AccountStore(ABC):
 
     # --- accounts ----------------------------------------------------------------------------
     @abstractmethod
-    def link(self, account: Account) -> None:
-        """Create the account and bind its key, atomically.
+    def link(self, account: Account, event: Event | None = None) -> None:
+        """Create the account, bind its key and record `event`, atomically.
 
         Raises PairTaken when the owner already has this tenant + application, KeyTaken when the
         key is bound to another account or is being deleted.
@@ -101,25 +134,56 @@ class AccountStore(ABC):
 
     @abstractmethod
     def list_accounts(self, owner: str) -> list[Account]:
-        """The owner's accounts, newest first, ties broken by id."""
+        """The owner's accounts, newest first, ties broken by id (all of them: tests, tools)."""
+
+    @abstractmethod
+    def page_accounts(
+        self, owner: str, top: int, after: str | None = None, status: str | None = None
+    ) -> Page[Account]:
+        """Up to `top` of the owner's accounts after position `after`, newest first, ties by id,
+        in ONE store query. Positions are the sort key of (createdAt, id), which never changes,
+        so a page's continuation stays valid while accounts come and go. Raises BadPosition."""
+
+    @abstractmethod
+    def count_accounts(self, owner: str) -> tuple[int, int]:
+        """(linked, connected) accounts of the owner, without reading every account."""
 
     @abstractmethod
     def list_all_accounts(self) -> Iterator[Account]:
         """Every account of every owner (the health check)."""
 
     @abstractmethod
-    def update_account(self, account: Account) -> Account:
-        """Replace the account if it is still at `account.version`; return it at the next version.
+    def update_account(self, account: Account, event: Event | None = None) -> Account:
+        """Replace the account if it is still at `account.version` and record `event` with it,
+        atomically; return the account at the next version.
 
         Raises VersionConflict when another update came first, LookupError when it is gone.
         """
 
     @abstractmethod
-    def unlink(self, owner: str, account_id: str) -> Account | None:
-        """Remove the account and mark its key record as being deleted, atomically.
+    def unlink(self, owner: str, account_id: str, event: Event | None = None) -> Account | None:
+        """Remove the account, mark its key record as being deleted and record `event` (its
+        `previous_status` set to the account's), atomically.
 
         Returns the removed account, or None when the owner has no such account.
         """
+
+    # --- history -----------------------------------------------------------------------------
+    @abstractmethod
+    def account_history(
+        self, owner: str, account_id: str, top: int, after: str | None = None
+    ) -> Page[Event]:
+        """One account's events (also of an unlinked account, until retention removes them),
+        newest first, `top` at most per page. Raises BadPosition."""
+
+    @abstractmethod
+    def events_after(self, owner: str, after: int, top: int) -> tuple[list[Event], int]:
+        """The owner's events with a sequence number above `after`, oldest first, and the
+        cursor to pass next. Raises BadPosition for a cursor the feed never reached."""
+
+    @abstractmethod
+    def expire_events(self, before: datetime, limit: int) -> int:
+        """Delete up to `limit` events of any owner that happened before `before`."""
 
     @abstractmethod
     def ping(self) -> None:

@@ -8,9 +8,10 @@ a long report over several properties for that backend and `join_report` puts it
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any, cast
 
-from shared.records import Account, KeyRecord
+from shared.records import Account, Actor, Event, KeyRecord
 from shared.timefmt import from_rfc3339, to_rfc3339
 
 
@@ -168,3 +169,44 @@ def _short_check(check: Any) -> Any:
         if isinstance(value, str) and len(value) > DETAIL_CHARS:
             short[name] = value[: DETAIL_CHARS - 1] + "…"
     return short
+
+
+def event_to_row(event: Event) -> dict[str, Any]:
+    return {
+        "eventId": event.id,
+        "owner": event.owner,
+        "accountId": event.account_id,
+        "type": event.type,
+        "at": to_rfc3339(event.at),
+        "actorKind": event.actor.kind,
+        "actorId": event.actor.id,
+        "status": event.status or "",
+        "previousStatus": event.previous_status or "",
+        "detail": event.detail or "",
+        "seq": event.seq,
+    }
+
+
+def event_from_row(row: dict[str, Any]) -> Event:
+    return Event(
+        id=row["eventId"],
+        owner=row["owner"],
+        account_id=row["accountId"],
+        type=row["type"],
+        at=from_rfc3339(row["at"]),
+        actor=Actor(row["actorKind"], row["actorId"]),
+        status=row.get("status") or None,
+        previous_status=row.get("previousStatus") or None,
+        detail=row.get("detail") or None,
+        seq=int(row["seq"]),
+    )
+
+
+# Accounts sort newest first, ties by id: a key of the inverted creation second and the id, so
+# that ascending key order is the API's order (both backends page on it).
+_SECONDS_CEILING = 10**12 - 1
+
+
+def account_sort_key(created_at: datetime, account_id: str) -> str:
+    inverted = _SECONDS_CEILING - int(created_at.timestamp())
+    return f"{inverted:012d}_{account_id}"

@@ -2,6 +2,17 @@
 
 Each call opens its own connection, so the store is safe from the host's worker threads; writes
 run in `BEGIN IMMEDIATE` transactions, so the uniqueness rules hold under concurrency.
+
+Pages of accounts are keyset queries on an index of (owner, sort key) (and of (owner, status,
+sort key) for the status filter), the sort key being (inverted createdAt, id): one indexed range
+read per page. A file of the first release gets the two columns and their index when it is
+opened (one pass over its accounts, once).
+
+Events: the owner's next sequence number is taken in the write transaction of the change
+(`owner_seq`), and SQLite runs one write transaction at a time for the whole file, threads and
+processes alike, so events commit in sequence order with no gap. The feed reads the owner's last
+committed number S first and then events in (after, S]: all of them are committed and none can
+appear there later, so a reader that passes back the cursor sees every event once, in order.
 """
 
 from __future__ import annotations
@@ -10,19 +21,34 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 
 from shared.accountstore.base import (
     AccountStore,
+    BadPosition,
     KeyTaken,
+    Page,
     PairTaken,
     VersionConflict,
+    account_position,
     newest_first,
+    seq_position,
     store_identity,
 )
-from shared.accountstore.codec import account_from_row, account_to_row, key_from_row, key_to_row
+from shared.accountstore.codec import (
+    account_from_row,
+    account_sort_key,
+    account_to_row,
+    event_from_row,
+    event_to_row,
+    key_from_row,
+    key_to_row,
+)
 from shared.errors import DependencyUnavailable
-from shared.records import Account, KeyRecord
+from shared.records import Account, Event, KeyRecord
+from shared.timefmt import to_rfc3339
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
@@ -37,9 +63,30 @@ CREATE TABLE IF NOT EXISTS accounts (
     application_id TEXT NOT NULL,
     version INTEGER NOT NULL,
     data TEXT NOT NULL,
+    sort_key TEXT,
+    status TEXT,
     UNIQUE (owner, tenant_id, application_id)
 );
 CREATE INDEX IF NOT EXISTS accounts_by_owner ON accounts (owner);
+CREATE TABLE IF NOT EXISTS owner_seq (
+    owner TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    owner TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    account_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (owner, seq)
+);
+CREATE INDEX IF NOT EXISTS events_by_account ON events (owner, account_id, seq);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (at);
+"""
+# After the columns exist (a first-release file gets them in `_migrate`).
+_PAGE_INDEXES = """
+CREATE INDEX IF NOT EXISTS accounts_page ON accounts (owner, sort_key);
+CREATE INDEX IF NOT EXISTS accounts_page_status ON accounts (owner, status, sort_key);
 """
 
 
@@ -53,6 +100,26 @@ class SqliteAccountStore(AccountStore):
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")  # kept in the file: set once, not per call
             db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Give a first-release file the page columns, filled from each account's data."""
+        with self._write() as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(accounts)")}
+            for column in ("sort_key", "status"):
+                if column not in columns:
+                    db.execute(f"ALTER TABLE accounts ADD COLUMN {column} TEXT")
+            rows = db.execute(
+                "SELECT id, data FROM accounts WHERE sort_key IS NULL OR status IS NULL"
+            ).fetchall()
+            for account_id, data in rows:
+                account = account_from_row(json.loads(data))
+                db.execute(
+                    "UPDATE accounts SET sort_key = ?, status = ? WHERE id = ?",
+                    (_sort_key(account), account.status, account_id),
+                )
+            for statement in _PAGE_INDEXES.strip().splitlines():
+                db.execute(statement)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -113,7 +180,7 @@ class SqliteAccountStore(AccountStore):
         return True
 
     # --- accounts ----------------------------------------------------------------------------
-    def link(self, account: Account) -> None:
+    def link(self, account: Account, event: Event | None = None) -> None:
         with self._write() as db:
             existing = db.execute(
                 "SELECT id FROM accounts WHERE owner = ? AND tenant_id = ? AND application_id = ?",
@@ -132,8 +199,8 @@ class SqliteAccountStore(AccountStore):
             bound["accountId"] = account.id
             db.execute("UPDATE keys SET data = ? WHERE key_id = ?", (json.dumps(bound), key.key_id))
             db.execute(
-                "INSERT INTO accounts (id, owner, tenant_id, application_id, version, data) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO accounts (id, owner, tenant_id, application_id, version, data, "
+                "sort_key, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     account.id,
                     account.owner,
@@ -141,8 +208,12 @@ class SqliteAccountStore(AccountStore):
                     account.application_id,
                     account.version,
                     json.dumps(account_to_row(account)),
+                    _sort_key(account),
+                    account.status,
                 ),
             )
+            if event is not None:
+                _record(db, event)
 
     def get_account(self, owner: str, account_id: str) -> Account | None:
         with self._connect() as db:
@@ -156,20 +227,50 @@ class SqliteAccountStore(AccountStore):
             rows = db.execute("SELECT data FROM accounts WHERE owner = ?", (owner,)).fetchall()
         return newest_first([account_from_row(json.loads(r[0])) for r in rows])
 
+    def page_accounts(
+        self, owner: str, top: int, after: str | None = None, status: str | None = None
+    ) -> Page[Account]:
+        start = account_position(after) if after is not None else ""
+        where = (
+            "owner = ? AND status = ? AND sort_key > ?" if status else "owner = ? AND sort_key > ?"
+        )
+        args = (owner, status, start) if status else (owner, start)
+        with self._connect() as db:
+            rows = db.execute(
+                f"SELECT data, sort_key FROM accounts WHERE {where} ORDER BY sort_key LIMIT ?",  # noqa: S608 - constant text
+                (*args, top + 1),
+            ).fetchall()
+        shown = rows[:top]
+        return Page(
+            [account_from_row(json.loads(r[0])) for r in shown],
+            shown[-1][1] if len(rows) > top else None,
+        )
+
+    def count_accounts(self, owner: str) -> tuple[int, int]:
+        # An index-only count over the owner's (status) entries: no account is read.
+        with self._connect() as db:
+            linked, connected = db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(status = 'connected'), 0) FROM accounts "
+                "WHERE owner = ?",
+                (owner,),
+            ).fetchone()
+        return int(linked), int(connected)
+
     def list_all_accounts(self) -> Iterator[Account]:
         with self._connect() as db:
             rows = db.execute("SELECT data FROM accounts ORDER BY id").fetchall()
         return (account_from_row(json.loads(r[0])) for r in rows)
 
-    def update_account(self, account: Account) -> Account:
+    def update_account(self, account: Account, event: Event | None = None) -> Account:
         new = account.updated(version=account.version + 1)
         with self._write() as db:
             cursor = db.execute(
-                "UPDATE accounts SET data = ?, version = ? "
+                "UPDATE accounts SET data = ?, version = ?, status = ? "
                 "WHERE id = ? AND owner = ? AND version = ?",
                 (
                     json.dumps(account_to_row(new)),
                     new.version,
+                    new.status,
                     account.id,
                     account.owner,
                     account.version,
@@ -182,9 +283,11 @@ class SqliteAccountStore(AccountStore):
                 if gone:
                     raise LookupError(account.id)
                 raise VersionConflict(account.id)
+            if event is not None:
+                _record(db, event)
         return new
 
-    def unlink(self, owner: str, account_id: str) -> Account | None:
+    def unlink(self, owner: str, account_id: str, event: Event | None = None) -> Account | None:
         with self._write() as db:
             row = db.execute(
                 "SELECT data FROM accounts WHERE id = ? AND owner = ?", (account_id, owner)
@@ -202,8 +305,69 @@ class SqliteAccountStore(AccountStore):
                 db.execute(
                     "UPDATE keys SET data = ? WHERE key_id = ?", (json.dumps(data), account.key_id)
                 )
+            if event is not None:
+                _record(db, replace(event, previous_status=account.status))
         return account
+
+    # --- history -----------------------------------------------------------------------------
+    def account_history(
+        self, owner: str, account_id: str, top: int, after: str | None = None
+    ) -> Page[Event]:
+        below = seq_position(after) if after is not None else 2**63 - 1
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT data FROM events WHERE owner = ? AND account_id = ? AND seq < ? "
+                "ORDER BY seq DESC LIMIT ?",
+                (owner, account_id, below, top + 1),
+            ).fetchall()
+        events = [event_from_row(json.loads(r[0])) for r in rows]
+        shown = events[:top]
+        return Page(shown, str(shown[-1].seq) if len(events) > top else None)
+
+    def events_after(self, owner: str, after: int, top: int) -> tuple[list[Event], int]:
+        with self._connect() as db:
+            db.execute("BEGIN")  # one snapshot for both reads
+            row = db.execute("SELECT seq FROM owner_seq WHERE owner = ?", (owner,)).fetchone()
+            last = int(row[0]) if row else 0
+            if after > last:
+                db.execute("COMMIT")
+                raise BadPosition(str(after))
+            rows = db.execute(
+                "SELECT data FROM events WHERE owner = ? AND seq > ? AND seq <= ? "
+                "ORDER BY seq LIMIT ?",
+                (owner, after, last, top),
+            ).fetchall()
+            db.execute("COMMIT")
+        events = [event_from_row(json.loads(r[0])) for r in rows]
+        return events, events[-1].seq if len(events) == top else last
+
+    def expire_events(self, before: datetime, limit: int) -> int:
+        with self._write() as db:
+            cursor = db.execute(
+                "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE at < ? LIMIT ?)",
+                (to_rfc3339(before), limit),
+            )
+        return cursor.rowcount
 
     def ping(self) -> None:
         with self._connect() as db:
             db.execute("SELECT 1").fetchone()
+
+
+def _sort_key(account: Account) -> str:
+    return account_sort_key(account.created_at, account.id)
+
+
+def _record(db: sqlite3.Connection, event: Event) -> None:
+    """Write the event with the owner's next sequence number, inside the caller's transaction."""
+    (seq,) = db.execute(
+        "INSERT INTO owner_seq (owner, seq) VALUES (?, 1) "
+        "ON CONFLICT (owner) DO UPDATE SET seq = seq + 1 RETURNING seq",
+        (event.owner,),
+    ).fetchone()
+    row = event_to_row(event)
+    row["seq"] = seq
+    db.execute(
+        "INSERT INTO events (owner, seq, account_id, at, data) VALUES (?, ?, ?, ?, ?)",
+        (event.owner, seq, event.account_id, row["at"], json.dumps(row)),
+    )

@@ -7,14 +7,46 @@ key happen together or not at all. Updates carry the ETag they read (optimistic 
 A table deleted under the running app (an operator, a storage account made again) is created
 again on the first call that finds it gone, and that call runs once more; a table Azure is still
 deleting answers 503 until it can be made.
+
+Rows of an owner's partition:
+- `acct_<id>`: the account (point reads, ETag-checked updates).
+- `acctidx_<inverted createdAt second>_<id>`: a copy of the account whose RowKey sorts newest
+  first, ties by id: a page of the list is ONE range query on it (`RowKey gt <last shown>`), the
+  `status` filter in the same query. Every transaction that writes `acct_` writes it too.
+- `meta`: the owner's event sequence number and account counts (`GET /api/onboarding` is one
+  point read of it).
+- `evt_<seq>` (the change feed, in sequence order) and `hist_<id>_<inverted seq>` (one
+  account's history, newest first): each event's two rows.
+
+Why the feed never skips or repeats an event. Every change that records an event runs one
+entity-group transaction that (a) updates `meta` from seq s to s+1 under the ETag it read, and
+(b) creates `evt_<s+1>` (and `hist_`) with the change. The transaction is atomic and the ETag
+makes the `meta` updates a chain: the writer of s+1 read `meta` at s, which exists only once the
+transaction of s committed; a writer that lost the race fails as a whole and retries with a
+fresh `meta`. So the committed events are always exactly 1..S with S the seq in `meta`, and
+`evt_<n>` never appears after `meta` says S >= n. The feed reads `meta` (S) first, then the
+range (after, S]: every row there is committed and the range can never gain a row later. A
+reader that passes back the cursor (the last seq returned, or S when the range was exhausted)
+therefore sees each event exactly once, in sequence order, whatever instances write meanwhile.
+Retention removes the oldest events only.
+
+First-release partitions have no `meta` or `acctidx_` rows: the first write or list that needs
+`meta` counts the owner's accounts and creates it (no counted change can commit before `meta`
+exists, as every such change updates it), and the first list backfills the index rows, each in
+a transaction with an ETag check of its account.
 """
 
 from __future__ import annotations
 
+import random
 import threading
+import time
+import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from contextlib import contextmanager, suppress
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from azure.core import MatchConditions
@@ -34,15 +66,22 @@ from azure.data.tables import (
 
 from shared.accountstore.base import (
     AccountStore,
+    BadPosition,
     KeyTaken,
+    Page,
     PairTaken,
     VersionConflict,
+    account_position,
     newest_first,
+    seq_position,
     store_identity,
 )
 from shared.accountstore.codec import (
     account_from_row,
+    account_sort_key,
     account_to_row,
+    event_from_row,
+    event_to_row,
     join_report,
     key_from_row,
     key_to_row,
@@ -50,13 +89,20 @@ from shared.accountstore.codec import (
 )
 from shared.azure_pipeline import client_options
 from shared.errors import DependencyUnavailable
-from shared.records import Account, KeyRecord
+from shared.records import Account, Event, KeyRecord
 from shared.settings import TableSettings
+from shared.timefmt import to_rfc3339
 
 T = TypeVar("T")
 # Bounded retries and timeouts: a storage outage must become a prompt 503, not a hung request.
 _CLIENT_OPTIONS: dict[str, Any] = client_options()
 _KEY, _ACCOUNT, _PAIR = "key_", "acct_", "pair_"
+_INDEX, _EVENT, _HISTORY, _META = "acctidx_", "evt_", "hist_", "meta"
+_SEQ_CEILING = 10**16 - 1
+MAX_PAGE = 1000  # the service's most entities per query page
+# Writers of one owner take turns on its `meta` row; the loser of a race tries again, with
+# jittered exponential back-off, for this long before it answers 503.
+_CONTENDED_SECONDS = 15.0
 # The health probe's point read: no row has this RowKey, so it answers 404 (reachable) at once.
 _PROBE = ("health", "probe")
 _SYSTEM = {"PartitionKey", "RowKey", "Timestamp", "Kind"}
@@ -71,6 +117,27 @@ def _prefix_filter(prefix: str) -> str:
     # Every RowKey that starts with the prefix: [prefix, prefix with its last char + 1).
     upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
     return f"RowKey ge '{prefix}' and RowKey lt '{upper}'"
+
+
+def _upper(prefix: str) -> str:
+    return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _event_rk(seq: int) -> str:
+    return f"{_EVENT}{seq:016d}"
+
+
+def _history_rk(account_id: str, seq: int) -> str:
+    return f"{_HISTORY}{account_id}_{_SEQ_CEILING - seq:016d}"
+
+
+def _index_entity(pk: str, account: Account) -> dict[str, Any]:
+    return {
+        "PartitionKey": pk,
+        "RowKey": _INDEX + account_sort_key(account.created_at, account.id),
+        "Kind": "accountindex",
+        **split_report(account_to_row(account)),
+    }
 
 
 def _row(entity: Any) -> dict[str, Any]:
@@ -110,6 +177,9 @@ class TableAccountStore(AccountStore):
         self.identity = store_identity(self.backend, f"{service.account_name}/{table_name}")
         self._ready = False
         self._lock = threading.Lock()
+        self._indexed: set[str] = set()  # partitions known to have their index rows
+        # Striped, so memory stays flat however many owners there are.
+        self._turns = [threading.Lock() for _ in range(64)]
 
     # --- plumbing ----------------------------------------------------------------------------
     @contextmanager
@@ -159,6 +229,12 @@ class TableAccountStore(AccountStore):
                     "account store", "the accounts table is being created; try again shortly"
                 ) from exc
 
+    def _transaction(self, operations: list[Any]) -> None:
+        self._call(lambda table: table.submit_transaction(operations))
+
+    def _delete(self, pk: str, rk: str) -> None:
+        self._call(lambda table: table.delete_entity(pk, rk))
+
     def _get(self, pk: str, rk: str) -> Any | None:
         try:
             return self._call(lambda table: table.get_entity(pk, rk))
@@ -171,6 +247,24 @@ class TableAccountStore(AccountStore):
                 table.query_entities(filter_, parameters=params, results_per_page=1000)
             )
         )
+
+    def _contended(self, pk: str, attempt: Callable[[], T], name: str) -> T:
+        """`_retrying` for writes that take a turn on the owner's `meta` row: a bounded time
+        rather than a number of tries, as a busy owner's writers lose races often. Writers of
+        one process take turns on a lock first, so only other instances make them lose (the
+        ETag check, not the lock, is what keeps events in order)."""
+        turn = self._turns[zlib.crc32(pk.encode()) % len(self._turns)]
+        give_up = time.monotonic() + _CONTENDED_SECONDS
+        n = 0
+        while True:
+            try:
+                with turn:
+                    return attempt()
+            except _Stale as exc:
+                if time.monotonic() >= give_up:
+                    raise VersionConflict(name) from exc
+            n += 1
+            time.sleep(random.uniform(0, min(0.2, 0.004 * 2 ** min(n, 6))))  # noqa: S311
 
     def _retrying(self, attempt: Callable[[], T], name: str, tries: int = 5) -> T:
         """Re-run a read-check-write whose ETag went stale under a concurrent writer."""
@@ -241,35 +335,100 @@ class TableAccountStore(AccountStore):
         return self._retrying(attempt, key_id)
 
     # --- accounts ----------------------------------------------------------------------------
-    def link(self, account: Account) -> None:
+    def link(self, account: Account, event: Event | None = None) -> None:
         pk = partition_of(account.owner)
         pair_rk = f"{_PAIR}{account.tenant_id}_{account.application_id}"
-        key_entity = self._get(pk, _KEY + account.key_id)
-        if key_entity is None or key_entity.get("deleting") or key_entity.get("accountId"):
-            self._refuse(pk, pair_rk, key_entity)
-        operations: list[Any] = [
-            ("create", {"PartitionKey": pk, "RowKey": _ACCOUNT + account.id, "Kind": "account",
-                        **split_report(account_to_row(account))}),
-            ("create", {"PartitionKey": pk, "RowKey": pair_rk, "Kind": "pair",
-                        "accountId": account.id}),
-            ("update", {"PartitionKey": pk, "RowKey": _KEY + account.key_id,
-                        "accountId": account.id},
-             {"mode": UpdateMode.MERGE, "etag": key_entity.metadata["etag"],
-              "match_condition": MatchConditions.IfNotModified}),
-        ]  # fmt: skip
-        try:
-            self._call(lambda table: table.submit_transaction(operations))
-        except TableTransactionError as exc:
-            if _transient(exc):
-                raise DependencyUnavailable("account store") from exc
-            # Another link came first: say which rule it broke.
-            self._refuse(pk, pair_rk, self._get(pk, _KEY + account.key_id))
 
-    def _refuse(self, pk: str, pair_rk: str, key_entity: Any | None) -> NoReturn:
+        def attempt() -> None:
+            key_entity = self._get(pk, _KEY + account.key_id)
+            if key_entity is None or key_entity.get("deleting") or key_entity.get("accountId"):
+                raise self._broken_rule(pk, pair_rk, key_entity)
+            meta = self._ensure_meta(pk)
+            operations: list[Any] = [
+                ("create", {"PartitionKey": pk, "RowKey": _ACCOUNT + account.id, "Kind": "account",
+                            **split_report(account_to_row(account))}),
+                ("create", {"PartitionKey": pk, "RowKey": pair_rk, "Kind": "pair",
+                            "accountId": account.id}),
+                ("update", {"PartitionKey": pk, "RowKey": _KEY + account.key_id,
+                            "accountId": account.id},
+                 {"mode": UpdateMode.MERGE, "etag": key_entity.metadata["etag"],
+                  "match_condition": MatchConditions.IfNotModified}),
+                ("create", _index_entity(pk, account)),
+                *_meta_operations(pk, meta, event, 1, account.status == "connected"),
+            ]  # fmt: skip
+            try:
+                self._call(lambda table: table.submit_transaction(operations))
+            except TableTransactionError as exc:
+                if _transient(exc):
+                    raise DependencyUnavailable("account store") from exc
+                # Another link came first (say which rule it broke), or `meta` moved on.
+                key_now = self._get(pk, _KEY + account.key_id)
+                pair = self._get(pk, pair_rk)
+                if (
+                    pair is not None
+                    or key_now is None
+                    or key_now.get("deleting")
+                    or (key_now.get("accountId"))
+                ):
+                    raise self._broken_rule(pk, pair_rk, key_now) from exc
+                raise _Stale from exc
+
+        self._contended(pk, attempt, account.id)
+
+    def _broken_rule(self, pk: str, pair_rk: str, key_entity: Any | None) -> Exception:
         pair = self._get(pk, pair_rk)
         if pair is not None:
-            raise PairTaken(pair["accountId"])
-        raise KeyTaken((key_entity or {}).get("accountId") or None)
+            return PairTaken(pair["accountId"])
+        return KeyTaken((key_entity or {}).get("accountId") or None)
+
+    # --- the owner's meta row, the index backfill --------------------------------------------
+    def _ensure_meta(self, pk: str) -> Any:
+        """The owner's `meta` row, made (with the counts of the accounts there) when missing."""
+        meta = self._get(pk, _META)
+        if meta is not None:
+            return meta
+        rows = self._query(f"PartitionKey eq @pk and {_prefix_filter(_ACCOUNT)}", pk=pk)
+        entity = {
+            "PartitionKey": pk,
+            "RowKey": _META,
+            "Kind": "meta",
+            "seq": 0,
+            "linked": len(rows),
+            "connected": sum(1 for r in rows if r.get("status") == "connected"),
+            "indexed": not rows,
+        }
+        # Another writer that made it first counted the same accounts: its counts are as good.
+        with suppress(ResourceExistsError):
+            self._call(lambda table: table.create_entity(entity))
+        meta = self._get(pk, _META)
+        if meta is None:
+            raise DependencyUnavailable("account store")
+        return meta
+
+    def _ensure_indexed(self, pk: str) -> None:
+        """Give a first-release partition its `acctidx_` rows, once."""
+        if pk in self._indexed:
+            return
+        if not self._ensure_meta(pk).get("indexed"):
+            for entity in self._query(f"PartitionKey eq @pk and {_prefix_filter(_ACCOUNT)}", pk=pk):
+                account = account_from_row(join_report(_row(entity)))
+                operations: list[Any] = [
+                    # The ETag check ties the copy to this very version of the account; an
+                    # account changed since was copied by the writer that changed it.
+                    ("update", {"PartitionKey": pk, "RowKey": entity["RowKey"]},
+                     {"mode": UpdateMode.MERGE, "etag": entity.metadata["etag"],
+                      "match_condition": MatchConditions.IfNotModified}),
+                    ("upsert", _index_entity(pk, account), {"mode": UpdateMode.REPLACE}),
+                ]  # fmt: skip
+                try:
+                    self._transaction(operations)
+                except TableTransactionError as exc:
+                    if _transient(exc):
+                        raise DependencyUnavailable("account store") from exc
+            change = {"PartitionKey": pk, "RowKey": _META, "indexed": True}
+            self._call(lambda table: table.update_entity(change, mode=UpdateMode.MERGE))
+        with self._lock:
+            self._indexed.add(pk)
 
     def get_account(self, owner: str, account_id: str) -> Account | None:
         entity = self._get(partition_of(owner), _ACCOUNT + account_id)
@@ -281,43 +440,93 @@ class TableAccountStore(AccountStore):
         )
         return newest_first([account_from_row(join_report(_row(e))) for e in entities])
 
+    def page_accounts(
+        self, owner: str, top: int, after: str | None = None, status: str | None = None
+    ) -> Page[Account]:
+        pk = partition_of(owner)
+        start = _INDEX + account_position(after) if after is not None else _INDEX
+        self._ensure_indexed(pk)
+        filter_ = "PartitionKey eq @pk and RowKey gt @start and RowKey lt @end"
+        params: dict[str, Any] = {"pk": pk, "start": start, "end": _upper(_INDEX)}
+        if status:
+            filter_ += " and status eq @status"
+            params["status"] = status
+        entities, more = self._one_page(filter_, params, min(top + 1, MAX_PAGE))
+        shown = entities[:top]
+        accounts = [account_from_row(join_report(_row(e))) for e in shown]
+        last = shown[-1]["RowKey"][len(_INDEX) :] if shown else None
+        return Page(accounts, last if (len(entities) > top or more) and last else None)
+
+    def _one_page(self, filter_: str, params: dict[str, Any], size: int) -> tuple[list[Any], bool]:
+        """One query page (`size` at most) and whether the service has more. Only when the
+        service answers a page with nothing yet a continuation (a filter that matched none of
+        the rows it scanned in its time slice) is the continuation followed."""
+
+        def run(table: TableClient) -> tuple[list[Any], bool]:
+            pages: Any = table.query_entities(
+                filter_, parameters=params, results_per_page=size
+            ).by_page()
+            found: list[Any] = []
+            for page in pages:
+                found.extend(page)
+                if found or not pages.continuation_token:
+                    break
+            return found, bool(pages.continuation_token)
+
+        return self._call(run)
+
+    def count_accounts(self, owner: str) -> tuple[int, int]:
+        meta = self._ensure_meta(partition_of(owner))
+        return int(meta.get("linked") or 0), int(meta.get("connected") or 0)
+
     def list_all_accounts(self) -> Iterator[Account]:
         return (
             account_from_row(join_report(_row(e))) for e in self._query(_prefix_filter(_ACCOUNT))
         )
 
-    def update_account(self, account: Account) -> Account:
+    def update_account(self, account: Account, event: Event | None = None) -> Account:
         pk, rk = partition_of(account.owner), _ACCOUNT + account.id
-        current = self._get(pk, rk)
-        if current is None:
-            raise LookupError(account.id)
-        if int(current["version"]) != account.version:
-            raise VersionConflict(account.id)
         new = account.updated(version=account.version + 1)
-        # REPLACE, not MERGE: a shorter report must not leave an older report's parts behind.
-        entity = {
-            "PartitionKey": pk,
-            "RowKey": rk,
-            "Kind": "account",
-            **split_report(account_to_row(new)),
-        }
-        etag = current.metadata["etag"]
-        try:
-            self._call(
-                lambda table: table.update_entity(
-                    entity,
-                    mode=UpdateMode.REPLACE,
-                    etag=etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            )
-        except ResourceModifiedError as exc:
-            raise VersionConflict(account.id) from exc
-        except ResourceNotFoundError as exc:
-            raise LookupError(account.id) from exc  # unlinked since it was read
-        return new
 
-    def unlink(self, owner: str, account_id: str) -> Account | None:
+        def attempt() -> Account:
+            current = self._get(pk, rk)
+            if current is None:
+                raise LookupError(account.id)
+            if int(current["version"]) != account.version:
+                raise VersionConflict(account.id)
+            # REPLACE, not MERGE: a shorter report must not leave an older report's parts behind.
+            entity = {
+                "PartitionKey": pk,
+                "RowKey": rk,
+                "Kind": "account",
+                **split_report(account_to_row(new)),
+            }
+            operations: list[Any] = [
+                ("update", entity, {"mode": UpdateMode.REPLACE, "etag": current.metadata["etag"],
+                                    "match_condition": MatchConditions.IfNotModified}),
+                ("upsert", _index_entity(pk, new), {"mode": UpdateMode.REPLACE}),
+            ]  # fmt: skip
+            was_connected = current.get("status") == "connected"
+            now_connected = new.status == "connected"
+            if event is not None or was_connected != now_connected:
+                meta = self._ensure_meta(pk)
+                operations += _meta_operations(
+                    pk, meta, event, 0, int(now_connected) - int(was_connected)
+                )
+            self._submit_or_stale(operations)
+            return new
+
+        return self._contended(pk, attempt, account.id)
+
+    def _submit_or_stale(self, operations: list[Any]) -> None:
+        try:
+            self._call(lambda table: table.submit_transaction(operations))
+        except TableTransactionError as exc:
+            if _transient(exc):
+                raise DependencyUnavailable("account store") from exc
+            raise _Stale from exc  # an ETag went stale (the account or `meta`): read again
+
+    def unlink(self, owner: str, account_id: str, event: Event | None = None) -> Account | None:
         pk = partition_of(owner)
 
         def attempt() -> Account | None:
@@ -326,6 +535,9 @@ class TableAccountStore(AccountStore):
                 return None
             account = account_from_row(join_report(_row(entity)))
             key_entity = self._get(pk, _KEY + account.key_id)
+            index_rk = _INDEX + account_sort_key(account.created_at, account.id)
+            index = self._get(pk, index_rk)  # a first-release account may have none yet
+            meta = self._ensure_meta(pk)
             operations: list[Any] = [
                 ("delete", {"PartitionKey": pk, "RowKey": _ACCOUNT + account_id},
                  {"etag": entity.metadata["etag"],
@@ -340,15 +552,81 @@ class TableAccountStore(AccountStore):
                      {"mode": UpdateMode.MERGE, "etag": key_entity.metadata["etag"],
                       "match_condition": MatchConditions.IfNotModified})
                 )  # fmt: skip
-            try:
-                self._call(lambda table: table.submit_transaction(operations))
-            except TableTransactionError as exc:
-                if _transient(exc):
-                    raise DependencyUnavailable("account store") from exc
-                raise _Stale from exc
+            if index is not None:
+                operations.append(
+                    ("delete", {"PartitionKey": pk, "RowKey": index_rk},
+                     {"etag": index.metadata["etag"],
+                      "match_condition": MatchConditions.IfNotModified})
+                )  # fmt: skip
+            recorded = replace(event, previous_status=account.status) if event else None
+            operations += _meta_operations(
+                pk, meta, recorded, -1, -int(account.status == "connected")
+            )
+            self._submit_or_stale(operations)
             return account
 
-        return self._retrying(attempt, account_id)
+        return self._contended(pk, attempt, account_id)
+
+    # --- history -----------------------------------------------------------------------------
+    def account_history(
+        self, owner: str, account_id: str, top: int, after: str | None = None
+    ) -> Page[Event]:
+        pk = partition_of(owner)
+        prefix = f"{_HISTORY}{account_id}_"
+        start = _history_rk(account_id, seq_position(after)) if after is not None else prefix
+        entities, more = self._one_page(
+            "PartitionKey eq @pk and RowKey gt @start and RowKey lt @end",
+            {"pk": pk, "start": start, "end": _upper(prefix)},
+            min(top + 1, MAX_PAGE),
+        )
+        shown = [event_from_row(_row(e)) for e in entities[:top]]
+        last = str(shown[-1].seq) if shown else None
+        return Page(shown, last if (len(entities) > top or more) else None)
+
+    def events_after(self, owner: str, after: int, top: int) -> tuple[list[Event], int]:
+        pk = partition_of(owner)
+        meta = self._get(pk, _META)  # S first: every event up to S is committed (see above)
+        last = int(meta["seq"]) if meta is not None else 0
+        if after > last:
+            raise BadPosition(str(after))
+        if after == last:
+            return [], last
+        entities, more = self._one_page(
+            "PartitionKey eq @pk and RowKey gt @start and RowKey le @end",
+            {"pk": pk, "start": _event_rk(after), "end": _event_rk(last)},
+            min(top, MAX_PAGE),
+        )
+        events = [event_from_row(_row(e)) for e in entities]
+        if len(events) >= top or more:
+            return events, events[-1].seq if events else after
+        return events, last
+
+    def expire_events(self, before: datetime, limit: int) -> int:
+        """One cross-partition query for events older than `before` (their `at`), at most
+        `limit` of them, each deleted with its history row, in batches per partition."""
+        filter_ = f"{_prefix_filter(_EVENT)} and at lt @before"
+        entities, _ = self._one_page(filter_, {"before": to_rfc3339(before)}, min(limit, MAX_PAGE))
+        by_partition: dict[str, list[Any]] = {}
+        for entity in entities:
+            by_partition.setdefault(entity["PartitionKey"], []).append(entity)
+        removed = 0
+        for pk, rows in by_partition.items():
+            for i in range(0, len(rows), 50):  # 100 operations per transaction at most
+                batch = rows[i : i + 50]
+                operations: list[Any] = []
+                for row in batch:
+                    operations.append(("delete", {"PartitionKey": pk, "RowKey": row["RowKey"]}))
+                    history = _history_rk(row["accountId"], int(row["seq"]))
+                    operations.append(("delete", {"PartitionKey": pk, "RowKey": history}))
+                try:
+                    self._transaction(operations)
+                except TableTransactionError as exc:
+                    if _transient(exc):
+                        raise DependencyUnavailable("account store") from exc
+                    for op in operations:  # a row already gone fails the batch: one by one
+                        self._delete(op[1]["PartitionKey"], op[1]["RowKey"])
+                removed += len(batch)
+        return removed
 
     def ping(self) -> None:
         # One point read of a row that never exists: a 404 proves the service answered. A table
@@ -368,6 +646,33 @@ def _table_missing(error: HttpResponseError) -> bool:
 
 def _transient(error: HttpResponseError) -> bool:
     return error.status_code is not None and (error.status_code >= 500 or error.status_code == 429)
+
+
+def _meta_operations(
+    pk: str, meta: Any, event: Event | None, linked: int, connected: int
+) -> list[Any]:
+    """The owner's `meta` row moved on under its ETag, and the event's rows, for a transaction.
+
+    The ETag check is what orders events: see the module's docstring."""
+    change: dict[str, Any] = {
+        "PartitionKey": pk,
+        "RowKey": _META,
+        "linked": int(meta.get("linked") or 0) + linked,
+        "connected": int(meta.get("connected") or 0) + connected,
+    }
+    operations: list[Any] = []
+    if event is not None:
+        seq = int(meta.get("seq") or 0) + 1
+        change["seq"] = seq
+        row = {**event_to_row(event), "seq": seq}
+        operations += [
+            ("create", {"PartitionKey": pk, "RowKey": _event_rk(seq), "Kind": "event", **row}),
+            ("create", {"PartitionKey": pk, "RowKey": _history_rk(event.account_id, seq),
+                        "Kind": "history", **row}),
+        ]  # fmt: skip
+    update = ("update", change, {"mode": UpdateMode.MERGE, "etag": meta.metadata["etag"],
+                                 "match_condition": MatchConditions.IfNotModified})  # fmt: skip
+    return [update, *operations]
 
 
 class _Stale(Exception):
