@@ -3,7 +3,8 @@
 import azure.functions as func
 
 from shared import accounts
-from shared.app_context import check_settings_at_import, get_context
+from shared.app_context import AppContext, check_settings_at_import, get_context
+from shared.history import acting_as
 from shared.http_edge import endpoint, json_response, read_json_object
 
 # Settings are checked when the host loads the function, not at the first request
@@ -19,7 +20,12 @@ def methods(req: func.HttpRequest) -> tuple[str, ...]:
 @endpoint("link_account", methods)
 def main(req: func.HttpRequest) -> func.HttpResponse:
     ctx = get_context()
-    owner = ctx.authenticator.owner(req.headers.get("Authorization"))
+    caller = ctx.authenticator.caller(req.headers.get("Authorization"))
+    with acting_as(caller.actor):  # the history records who linked or unlinked
+        return serve(req, ctx, caller.owner)
+
+
+def serve(req: func.HttpRequest, ctx: AppContext, owner: str) -> func.HttpResponse:
     account_id = req.route_params.get("id")
     if req.method.upper() == "POST":
         account = accounts.link_account(ctx, owner, read_json_object(req))
@@ -31,4 +37,4 @@ def main(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(status_code=204, headers={"Cache-Control": "no-store"})
     if account_id:
         return json_response(accounts.get_account(ctx, owner, account_id).to_resource())
-    return json_response({"value": [a.to_resource() for a in accounts.list_accounts(ctx, owner)]})
+    return json_response(accounts.list_accounts(ctx, owner, dict(req.params)))

@@ -11,11 +11,12 @@ import logging
 import uuid
 from typing import Any
 
+from shared import history, paging
 from shared.accountstore import KeyTaken, PairTaken
 from shared.app_context import AppContext
 from shared.errors import AppError, Conflict, NotFound, invalid
 from shared.guid import parse_guid
-from shared.records import CLOUDS, Account, KeyRecord
+from shared.records import ACCOUNT_STATUSES, CLOUDS, Account, KeyRecord
 from shared.timefmt import utc_now
 from shared.validation import Fields
 
@@ -60,7 +61,9 @@ def link_account(ctx: AppContext, owner: str, body: dict[str, Any]) -> Account:
         updated_at=now,
     )
     try:
-        ctx.accounts.link(account)
+        ctx.accounts.link(
+            account, history.event(owner, account.id, "linked", status=account.status)
+        )
     except PairTaken as taken:
         raise Conflict(
             "this tenant and application are already linked", account_id=taken.account_id
@@ -84,13 +87,28 @@ def get_account(ctx: AppContext, owner: str, account_id: str) -> Account:
     return account
 
 
-def list_accounts(ctx: AppContext, owner: str) -> list[Account]:
-    return ctx.accounts.list_accounts(owner)
+def list_accounts(ctx: AppContext, owner: str, params: dict[str, str]) -> dict[str, Any]:
+    """One page of the owner's accounts (`top`, `status`, `after`), one store query."""
+    top = paging.top(params)
+    status = params.get("status")
+    if status is not None and status not in ACCOUNT_STATUSES:
+        raise invalid("status", "must be one of " + ", ".join(ACCOUNT_STATUSES))
+    after = paging.decode(params.get("after"))
+    page = paging.at_position(lambda: ctx.accounts.page_accounts(owner, top, after, status))
+    body: dict[str, Any] = {"value": [a.to_resource() for a in page.items]}
+    link = paging.next_link("/api/accounts", page.next, top=top, status=status)
+    if link:
+        body["nextLink"] = link
+    return body
 
 
 def unlink_account(ctx: AppContext, owner: str, account_id: str) -> None:
     canonical = parse_guid(account_id)
-    account = ctx.accounts.unlink(owner, canonical) if canonical else None
+    account = (
+        ctx.accounts.unlink(owner, canonical, history.event(owner, canonical, "unlinked"))
+        if canonical
+        else None
+    )
     if account is None:
         raise NotFound(f"no account {account_id!r}")
     log.info("account unlinked accountId=%s keyId=%s", account.id, account.key_id)
@@ -118,10 +136,10 @@ def finish_key_deletion(ctx: AppContext, record: KeyRecord) -> bool:
 
 
 def onboarding(ctx: AppContext, owner: str) -> dict[str, Any]:
-    accounts = ctx.accounts.list_accounts(owner)
-    connected = sum(1 for a in accounts if a.status == "connected")
+    # Counts the store keeps (Table: one point read; SQLite: an index-only count).
+    linked, connected = ctx.accounts.count_accounts(owner)
     return {
         "required": connected == 0,
-        "linkedAccounts": len(accounts),
+        "linkedAccounts": linked,
         "connectedAccounts": connected,
     }

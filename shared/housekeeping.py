@@ -1,4 +1,5 @@
-"""The timer's tidying after the accounts: finish unlinks, drop keys never linked, remove orphans.
+"""The timer's tidying after the accounts: expire old events, finish unlinks, drop keys never
+linked, remove orphans.
 
 Runs after every `health_check` run; each step is safe to repeat, so a run that stops midway (its
 deadline, a store down) is finished by the next one.
@@ -32,6 +33,9 @@ ORPHAN_SECRET_MIN_AGE = timedelta(hours=1)  # younger ones may belong to a reque
 # More orphans than this (and than there are key records) looks like the app pointed at a new or
 # emptied table, not like creates that failed halfway: then nothing is swept.
 ORPHAN_SWEEP_LIMIT = 10
+# Events past HISTORY_RETENTION_DAYS removed per run at most (bounded work; the next run goes on).
+EVENTS_PER_ROUND = 500
+EVENT_ROUNDS = 10
 
 
 def run(
@@ -51,6 +55,7 @@ def run(
     try:
         if out_of_time():
             return
+        _expire_events(ctx, now, out_of_time)
         records = list(ctx.accounts.list_keys())
         for key in records:
             if out_of_time():
@@ -68,6 +73,20 @@ def run(
             _sweep_orphans(ctx, store, summary, now, records, out_of_time)
     except AppError as error:
         log.warning("housekeeping stopped early: %s", error.detail)
+
+
+def _expire_events(ctx: AppContext, now: datetime, out_of_time: Callable[[], bool]) -> None:
+    before = now - timedelta(days=ctx.settings.history_retention_days)
+    removed = 0
+    for _ in range(EVENT_ROUNDS):
+        if out_of_time():
+            break
+        count = ctx.accounts.expire_events(before, EVENTS_PER_ROUND)
+        removed += count
+        if count < EVENTS_PER_ROUND:
+            break
+    if removed:
+        log.info("events past their retention removed count=%d", removed)
 
 
 def _sweep_orphans(

@@ -13,6 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jwt
@@ -22,6 +23,7 @@ from requests.adapters import HTTPAdapter
 
 from shared.errors import DependencyUnavailable, Unauthorized
 from shared.guid import parse_guid
+from shared.records import Actor
 from shared.settings import AuthSettings
 
 LOCAL_OWNER = "local-dev"
@@ -41,9 +43,19 @@ _MIN_RSA_BITS = 2048
 log = logging.getLogger("m365link.identity")
 
 
+@dataclass(frozen=True)
+class Caller:
+    owner: str  # the portal customer the caller acts for
+    actor: Actor  # the person, as the history records them: `oid`, else `sub`
+
+
 class Authenticator(Protocol):
     def owner(self, authorization: str | None) -> str:
         """The owner the caller acts for; raises Unauthorized."""
+        ...
+
+    def caller(self, authorization: str | None) -> Caller:
+        """The owner and the person acting; raises Unauthorized."""
         ...
 
 
@@ -52,6 +64,9 @@ class LocalAuthenticator:
 
     def owner(self, authorization: str | None) -> str:
         return LOCAL_OWNER
+
+    def caller(self, authorization: str | None) -> Caller:
+        return Caller(LOCAL_OWNER, Actor("user", LOCAL_OWNER))
 
 
 def jwks_session() -> requests.Session:
@@ -194,7 +209,19 @@ class EntraAuthenticator:
         self._jwks = jwks or JwksCache(settings.jwks_uri)
 
     def owner(self, authorization: str | None) -> str:
+        return self._owner(self._validate(_bearer(authorization)))
+
+    def caller(self, authorization: str | None) -> Caller:
         claims = self._validate(_bearer(authorization))
+        person = next(
+            (v for v in (claims.get("oid"), claims.get("sub")) if isinstance(v, str) and v.strip()),
+            None,
+        )
+        if person is None:
+            raise Unauthorized("the bearer token names no person (neither an oid nor a sub claim)")
+        return Caller(self._owner(claims), Actor("user", person[:256]))
+
+    def _owner(self, claims: dict[str, Any]) -> str:
         name = self._settings.owner_claim
         value = claims.get(name)
         if not isinstance(value, str) or not value.strip():

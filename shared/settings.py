@@ -62,6 +62,7 @@ class Settings:
     running_in_azure: bool
     verify_timeout_seconds: int = 60
     unlinked_key_retention_days: int = 7
+    history_retention_days: int = 90
     key_custody: str = "local"  # where new keys go: vault-key | vault-secret | local
     key_vault_hsm: bool = False
 
@@ -265,6 +266,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         running_in_azure=in_azure,
         verify_timeout_seconds=_int(env, "VERIFY_TIMEOUT_SECONDS", 60, 5, 600, problems),
         unlinked_key_retention_days=_int(env, "UNLINKED_KEY_RETENTION_DAYS", 7, 1, 90, problems),
+        history_retention_days=_int(env, "HISTORY_RETENTION_DAYS", 90, 1, 3650, problems),
         key_custody=custody,
         key_vault_hsm=hsm,
     )

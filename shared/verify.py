@@ -21,6 +21,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from shared import history
 from shared import verification as v
 from shared.accounts import get_account
 from shared.accountstore import VersionConflict
@@ -226,7 +227,9 @@ def record(ctx: AppContext, account: Account, report: dict[str, Any]) -> Account
             updated_at=current.updated_at if is_error else utc_now(),
         )
         try:
-            saved = ctx.accounts.update_account(changed)
+            saved = ctx.accounts.update_account(
+                changed, event=history.verified(current, changed, report["status"])
+            )
         except VersionConflict as conflict:
             last_conflict = conflict
             continue

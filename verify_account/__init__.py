@@ -3,6 +3,7 @@
 import azure.functions as func
 
 from shared.app_context import check_settings_at_import, get_context
+from shared.history import acting_as
 from shared.http_edge import endpoint, json_response
 from shared.verify import verify_account
 
@@ -18,5 +19,6 @@ def methods(req: func.HttpRequest) -> tuple[str, ...]:
 @endpoint("verify_account", methods)
 def main(req: func.HttpRequest) -> func.HttpResponse:
     ctx = get_context()
-    owner = ctx.authenticator.owner(req.headers.get("Authorization"))
-    return json_response(verify_account(ctx, owner, req.route_params["id"]))
+    caller = ctx.authenticator.caller(req.headers.get("Authorization"))
+    with acting_as(caller.actor):  # a `verified` event names who asked
+        return json_response(verify_account(ctx, caller.owner, req.route_params["id"]))

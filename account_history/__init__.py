@@ -1,0 +1,24 @@
+"""GET /api/accounts/{id}/history: one account's events, newest first, paged."""
+
+import azure.functions as func
+
+from shared import history
+from shared.app_context import check_settings_at_import, get_context
+from shared.http_edge import endpoint, json_response
+
+# Settings are checked when the host loads the function, not at the first request
+# (AUTH_MODE=local in Azure is refused at start-up).
+check_settings_at_import()
+
+
+def methods(req: func.HttpRequest) -> tuple[str, ...]:
+    return ("GET",)
+
+
+@endpoint("account_history", methods)
+def main(req: func.HttpRequest) -> func.HttpResponse:
+    ctx = get_context()
+    owner = ctx.authenticator.owner(req.headers.get("Authorization"))
+    return json_response(
+        history.account_history(ctx, owner, req.route_params["id"], dict(req.params))
+    )

@@ -1,0 +1,95 @@
+"""Events: who changed which account and how, and the routes that read them.
+
+The actor of a change is the caller of the request that made it. HTTP handlers name the caller
+with `acting_as`; anything without one (the health check timer and its worker threads) is the
+timer. The store writes each event in the same transaction as its change (see the backends).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from shared import paging
+from shared.accountstore.base import seq_position
+from shared.app_context import AppContext
+from shared.errors import NotFound
+from shared.guid import parse_guid
+from shared.records import TIMER, Account, Actor, Event
+from shared.timefmt import utc_now
+
+_actor: ContextVar[Actor] = ContextVar("actor", default=TIMER)
+
+
+@contextmanager
+def acting_as(actor: Actor) -> Iterator[None]:
+    token = _actor.set(actor)
+    try:
+        yield
+    finally:
+        _actor.reset(token)
+
+
+def current_actor() -> Actor:
+    return _actor.get()
+
+
+def event(owner: str, account_id: str, type_: str, **fields: Any) -> Event:
+    """An event by the current actor, now; the store gives it its sequence number."""
+    return Event(str(uuid.uuid4()), owner, account_id, type_, utc_now(), current_actor(), **fields)
+
+
+def verified(current: Account, changed: Account, report_status: str) -> Event | None:
+    """The `verified` event of a recorded report: when the status changed, or when the account
+    was not verified yet this UTC day (so a healthy account has about one a day)."""
+    previous = current.last_verified_at
+    new = changed.last_verified_at
+    if (
+        changed.status == current.status
+        and previous is not None
+        and new is not None
+        and previous.date() == new.date()
+    ):
+        return None
+    detail = "the verification could not finish" if report_status == "error" else None
+    return event(
+        changed.owner,
+        changed.id,
+        "verified",
+        status=changed.status,
+        previous_status=current.status,
+        detail=detail,
+    )
+
+
+def account_history(
+    ctx: AppContext, owner: str, account_id: str, params: dict[str, str]
+) -> dict[str, Any]:
+    """One account's events, newest first. An unlinked account's history stays readable until
+    retention removes it; an id with neither an account nor events is a 404."""
+    top = paging.top(params)
+    after = paging.decode(params.get("after"))
+    canonical = parse_guid(account_id)
+    if canonical is None:
+        raise NotFound(f"no account {account_id!r}")
+    page = paging.at_position(lambda: ctx.accounts.account_history(owner, canonical, top, after))
+    if not page.items and after is None and ctx.accounts.get_account(owner, canonical) is None:
+        raise NotFound(f"no account {account_id!r}")
+    body: dict[str, Any] = {"value": [e.to_resource() for e in page.items]}
+    link = paging.next_link(f"/api/accounts/{canonical}/history", page.next, top=top)
+    if link:
+        body["nextLink"] = link
+    return body
+
+
+def change_feed(ctx: AppContext, owner: str, params: dict[str, str]) -> dict[str, Any]:
+    """The owner's events after the cursor, oldest first, and the cursor to pass next."""
+    top = paging.top(params)
+    raw = params.get("after")
+    events, cursor = paging.at_position(
+        lambda: ctx.accounts.events_after(owner, 0 if raw is None else seq_position(raw), top)
+    )
+    return {"value": [e.to_resource() for e in events], "cursor": str(cursor)}
