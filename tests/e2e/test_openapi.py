@@ -100,7 +100,15 @@ def test_route_expansion_follows_the_functions_host() -> None:
 def test_the_http_functions_are_the_ones_expected() -> None:
     # Guards the comparisons below against reading nothing (a moved folder, a broken discover()).
     names = {s.name for s in discover(APP_ROOT) if s.trigger == "httpTrigger"}
-    assert names == {"generate_key", "link_account", "verify_account", "onboarding", "health"}
+    assert names == {
+        "generate_key",
+        "link_account",
+        "verify_account",
+        "onboarding",
+        "health",
+        "account_history",
+        "events",
+    }
     assert route_prefix(APP_ROOT) == "api"
 
 
@@ -497,3 +505,37 @@ def test_the_sandbox_flow_matches_the_document(app: RunningApp, sandbox: Any) ->
     unlinked = app.http.delete(app.api(f"/accounts/{account['id']}"))
     assert unlinked.status_code == 204
     assert check_response("/api/accounts/{id}", "DELETE", unlinked) is None
+
+    path = f"/accounts/{account['id']}/history"
+    history = check_response("/api/accounts/{id}/history", "GET", app.http.get(app.api(path)))
+    assert [e["type"] for e in history["value"]] == ["unlinked", "verified", "verified", "linked"]
+    paged = app.http.get(app.api(path), params={"top": 1})
+    assert "nextLink" in check_response("/api/accounts/{id}/history", "GET", paged)
+    feed = check_response("/api/events", "GET", app.http.get(app.api("/events")))
+    assert [e["type"] for e in feed["value"]] == ["linked", "verified", "verified", "unlinked"]
+    for route, bad in (("/accounts", {"top": "0"}), ("/events", {"after": "x"})):
+        refused = app.http.get(app.api(route), params=bad)
+        assert refused.status_code == 400
+        check_response("/api" + route, "GET", refused)
+    missing = app.http.get(app.api(f"/accounts/{uuid.uuid4()}/history"))
+    assert missing.status_code == 404
+    check_response("/api/accounts/{id}/history", "GET", missing)
+
+
+def test_a_paged_list_matches_the_document(app: RunningApp) -> None:
+    for _ in range(3):
+        key = app.http.post(
+            app.api("/keys"),
+            json={"tenantId": str(uuid.uuid4()), "applicationId": str(uuid.uuid4()),
+                  "displayName": "Prod"},
+        ).json()  # fmt: skip
+        linked = app.http.post(
+            app.api("/accounts"),
+            json={"displayName": "P", "tenantId": key["tenantId"],
+                  "applicationId": key["applicationId"], "keyId": key["keyId"]},
+        )  # fmt: skip
+        assert linked.status_code == 201
+    first = check_response("/api/accounts", "GET", app.http.get(app.api("/accounts?top=2")))
+    assert len(first["value"]) == 2
+    last = check_response("/api/accounts", "GET", app.http.get(app.url + first["nextLink"]))
+    assert len(last["value"]) == 1 and "nextLink" not in last
