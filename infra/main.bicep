@@ -131,6 +131,11 @@ param verifyTimeoutSeconds int = 60
 @maxValue(90)
 param unlinkedKeyRetentionDays int = 7
 
+@description('HISTORY_RETENTION_DAYS: account events (history and change feed) are kept this many days.')
+@minValue(1)
+@maxValue(3650)
+param historyRetentionDays int = 90
+
 @description('HEALTH_CHECK_TIME_BUDGET_SECONDS: the health_check timer stops taking accounts after this; keep it below host.json functionTimeout (10 min).')
 @minValue(1)
 @maxValue(3600)
@@ -311,6 +316,7 @@ module functionApp './app/function-app.bicep' = {
     keyVaultHsm: keyVaultSku == 'premium'
     verifyTimeoutSeconds: verifyTimeoutSeconds
     unlinkedKeyRetentionDays: unlinkedKeyRetentionDays
+    historyRetentionDays: historyRetentionDays
     healthCheckTimeBudgetSeconds: healthCheckTimeBudgetSeconds
     vnetEnabled: vnetEnabled
     appSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''

@@ -93,6 +93,9 @@ param verifyTimeoutSeconds int
 @description('UNLINKED_KEY_RETENTION_DAYS: a key no account uses is deleted after this.')
 param unlinkedKeyRetentionDays int
 
+@description('HISTORY_RETENTION_DAYS: account events are kept this many days.')
+param historyRetentionDays int
+
 @description('HEALTH_CHECK_TIME_BUDGET_SECONDS: the health_check timer stops taking accounts after this.')
 param healthCheckTimeBudgetSeconds int
 
@@ -260,6 +263,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'UNLINKED_KEY_RETENTION_DAYS'
           value: string(unlinkedKeyRetentionDays)
+        }
+        {
+          name: 'HISTORY_RETENTION_DAYS'
+          value: string(historyRetentionDays)
         }
         {
           name: 'HEALTH_CHECK_TIME_BUDGET_SECONDS'
