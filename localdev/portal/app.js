@@ -41,6 +41,8 @@ const CLOUD_LABEL = {
 const state = {
   key: null, // the key made by "Generate public key & Download" (public data only)
   accounts: [],
+  accountsNext: null, // the list's nextLink: more accounts follow
+  historyNext: null, // the shown history's nextLink
   reportAccountId: null,
   busy: false,
 };
@@ -190,6 +192,9 @@ const api = {
   keyUrl: (keyId, format) => `${API}/keys/${encodeURIComponent(keyId)}${format ? `?format=${format}` : ''}`,
   createAccount: (body) => request(`${API}/accounts`, { method: 'POST', json: body }),
   listAccounts: () => request(`${API}/accounts`),
+  // nextLink is relative to the host (`/api/...`): followed as it is, never built here.
+  follow: (nextLink) => request(new URL(nextLink, window.location.href).href),
+  accountHistory: (id) => request(`${API}/accounts/${encodeURIComponent(id)}/history?top=20`),
   getAccount: (id) => request(`${API}/accounts/${encodeURIComponent(id)}`),
   deleteAccount: (id) => request(`${API}/accounts/${encodeURIComponent(id)}`, { method: 'DELETE' }),
   verifyAccount: (id) => request(`${API}/accounts/${encodeURIComponent(id)}/verify`, { method: 'POST' }),
@@ -371,14 +376,80 @@ async function loadAccounts() {
   try {
     const data = await api.listAccounts();
     state.accounts = Array.isArray(data?.value) ? data.value : [];
+    state.accountsNext = data?.nextLink || null;
     renderAccounts();
     return true;
   } catch (err) {
     state.accounts = [];
+    state.accountsNext = null;
     renderAccounts(err);
     if (err.kind !== 'problem' || err.status === 401) showBanner(err);
     return false;
   }
+}
+
+async function loadMoreAccounts(button) {
+  if (!state.accountsNext) return;
+  await withBusy(button, async () => {
+    try {
+      const data = await api.follow(state.accountsNext);
+      const shown = new Set(state.accounts.map((a) => a.id));
+      state.accounts.push(...(data.value || []).filter((a) => !shown.has(a.id)));
+      state.accountsNext = data.nextLink || null;
+      renderAccounts();
+      announce(`${state.accounts.length} accounts shown.`);
+    } catch (err) {
+      showError(err, { context: 'More accounts could not be loaded' });
+    }
+  });
+}
+
+const EVENT_LABEL = {
+  linked: 'Linked', updated: 'Changed', verified: 'Verified', unlinked: 'Unlinked',
+  rotation_started: 'Certificate renewal started', rotation_completed: 'Certificate renewed',
+  rotation_cancelled: 'Certificate renewal cancelled', rotation_failed: 'Certificate renewal failed',
+  certificate_expiring: 'Certificate expiring',
+};
+
+function renderEvent(event) {
+  const who = event.actor?.kind === 'timer' ? `the scheduled check (${event.actor.id})` : `user ${event.actor?.id || 'unknown'}`;
+  const change = event.previousStatus && event.status && event.previousStatus !== event.status
+    ? ` · ${ACCOUNT_STATUS[event.previousStatus] || event.previousStatus} → ${ACCOUNT_STATUS[event.status] || event.status}`
+    : (event.status ? ` · ${ACCOUNT_STATUS[event.status] || event.status}` : '');
+  return h('li', { 'data-event-type': event.type },
+    h('strong', {}, EVENT_LABEL[event.type] || event.type), ' ', timeElement(event.at),
+    h('span', { class: 'muted' }, ` by ${who}${change}${event.detail ? ` · ${event.detail}` : ''}`));
+}
+
+async function showHistory(accountId, button) {
+  const account = accountById(accountId);
+  await withBusy(button, async () => {
+    try {
+      const data = await api.accountHistory(accountId);
+      state.historyNext = data.nextLink || null;
+      $('#history-heading').textContent = `History: ${account?.displayName || accountId}`;
+      $('#history').replaceChildren(...(data.value || []).map(renderEvent));
+      $('#history-more').hidden = !state.historyNext;
+      $('#history-section').hidden = false;
+      focusOn($('#history-heading'));
+    } catch (err) {
+      showError(err, { context: 'The history could not be loaded' });
+    }
+  });
+}
+
+async function loadMoreHistory(button) {
+  if (!state.historyNext) return;
+  await withBusy(button, async () => {
+    try {
+      const data = await api.follow(state.historyNext);
+      $('#history').append(...(data.value || []).map(renderEvent));
+      state.historyNext = data.nextLink || null;
+      $('#history-more').hidden = !state.historyNext;
+    } catch (err) {
+      showError(err, { context: 'Older events could not be loaded' });
+    }
+  });
 }
 
 async function refreshAll() {
@@ -398,6 +469,7 @@ function renderAccounts(err) {
   const empty = $('#accounts-empty');
   body.replaceChildren();
   if (err) {
+    $('#accounts-more').hidden = true;
     table.hidden = true;
     empty.hidden = false;
     empty.textContent = err.kind === 'problem' && err.status !== 401
@@ -408,6 +480,7 @@ function renderAccounts(err) {
   empty.textContent = 'No Microsoft account is linked yet.';
   empty.hidden = state.accounts.length > 0;
   table.hidden = state.accounts.length === 0;
+  $('#accounts-more').hidden = !state.accountsNext;
   for (const account of state.accounts) {
     const name = account.displayName || account.id;
     const row = h('tr', { 'data-account-id': account.id, 'data-status': account.status, tabindex: '-1' },
@@ -424,6 +497,7 @@ function renderAccounts(err) {
         account.lastVerification
           ? h('button', { type: 'button', class: 'button link small show-report', 'aria-label': `Show report of ${name}` }, 'Show report')
           : null,
+        h('button', { type: 'button', class: 'button link small show-history', 'aria-label': `Show history of ${name}` }, 'History'),
         h('button', { type: 'button', class: 'button danger small unlink', 'aria-label': `Unlink ${name}` }, 'Unlink')));
     body.append(row);
   }
@@ -954,11 +1028,15 @@ function bind() {
     const id = row.dataset.accountId;
     if (button.classList.contains('reverify')) reverify(id, button);
     else if (button.classList.contains('unlink')) unlink(id, button);
+    else if (button.classList.contains('show-history')) showHistory(id, button);
     else if (button.classList.contains('show-report')) {
       const account = accountById(id);
       if (account?.lastVerification) renderReport(account.lastVerification, account);
     }
   });
+
+  $('#accounts-more').addEventListener('click', (event) => loadMoreAccounts(event.currentTarget));
+  $('#history-more').addEventListener('click', (event) => loadMoreHistory(event.currentTarget));
 
   const tokenInput = $('#token');
   tokenInput.value = getToken();
