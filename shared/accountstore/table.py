@@ -38,6 +38,7 @@ a transaction with an ETag check of its account.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -99,6 +100,10 @@ _CLIENT_OPTIONS: dict[str, Any] = client_options()
 _KEY, _ACCOUNT, _PAIR = "key_", "acct_", "pair_"
 _INDEX, _EVENT, _HISTORY, _META = "acctidx_", "evt_", "hist_", "meta"
 _SEQ_CEILING = 10**16 - 1
+# Where the retention sweep's cross-partition scan resumes ('%' is escaped in every owner's
+# PartitionKey, so no owner has this one).
+_SWEEP = ("%housekeeping", "events")
+_SWEEP_PAGES = 5  # service pages a sweep reads at most per call
 MAX_PAGE = 1000  # the service's most entities per query page
 # Writers of one owner take turns on its `meta` row; the loser of a race tries again, with
 # jittered exponential back-off, for this long before it answers 503.
@@ -382,12 +387,15 @@ class TableAccountStore(AccountStore):
         return KeyTaken((key_entity or {}).get("accountId") or None)
 
     # --- the owner's meta row, the index backfill --------------------------------------------
-    def _ensure_meta(self, pk: str) -> Any:
-        """The owner's `meta` row, made (with the counts of the accounts there) when missing."""
+    def _ensure_meta(self, pk: str, *, reading: bool = False) -> Any:
+        """The owner's `meta` row, made (with the counts of the accounts there) when missing.
+        A read of an owner with no account at all writes nothing (None)."""
         meta = self._get(pk, _META)
         if meta is not None:
             return meta
         rows = self._query(f"PartitionKey eq @pk and {_prefix_filter(_ACCOUNT)}", pk=pk)
+        if reading and not rows:
+            return None
         entity = {
             "PartitionKey": pk,
             "RowKey": _META,
@@ -409,7 +417,10 @@ class TableAccountStore(AccountStore):
         """Give a first-release partition its `acctidx_` rows, once."""
         if pk in self._indexed:
             return
-        if not self._ensure_meta(pk).get("indexed"):
+        meta = self._ensure_meta(pk, reading=True)
+        if meta is None:
+            return  # nothing to index; a first write makes `meta`
+        if not meta.get("indexed"):
             for entity in self._query(f"PartitionKey eq @pk and {_prefix_filter(_ACCOUNT)}", pk=pk):
                 account = account_from_row(join_report(_row(entity)))
                 operations: list[Any] = [
@@ -475,8 +486,29 @@ class TableAccountStore(AccountStore):
 
         return self._call(run)
 
+    def _sweep_page(self, filter_: str, params: dict[str, Any], size: int) -> list[Any]:
+        state = self._get(*_SWEEP)
+        token = json.loads(state["continuation"]) if state and state.get("continuation") else None
+
+        def run(table: TableClient) -> tuple[list[Any], Any]:
+            pages: Any = table.query_entities(
+                filter_, parameters=params, results_per_page=size
+            ).by_page(continuation_token=token)
+            found: list[Any] = []
+            for n, page in enumerate(pages, start=1):
+                found.extend(page)
+                if len(found) >= size or n >= _SWEEP_PAGES or not pages.continuation_token:
+                    break
+            return found, pages.continuation_token
+
+        found, resume = self._call(run)
+        saved = {"PartitionKey": _SWEEP[0], "RowKey": _SWEEP[1], "Kind": "sweep",
+                 "continuation": json.dumps(resume) if resume else ""}  # fmt: skip
+        self._call(lambda table: table.upsert_entity(saved, mode=UpdateMode.REPLACE))
+        return found
+
     def count_accounts(self, owner: str) -> tuple[int, int]:
-        meta = self._ensure_meta(partition_of(owner))
+        meta = self._ensure_meta(partition_of(owner), reading=True) or {}
         return int(meta.get("linked") or 0), int(meta.get("connected") or 0)
 
     def list_all_accounts(self) -> Iterator[Account]:
@@ -602,10 +634,16 @@ class TableAccountStore(AccountStore):
         return events, last
 
     def expire_events(self, before: datetime, limit: int) -> int:
-        """One cross-partition query for events older than `before` (their `at`), at most
-        `limit` of them, each deleted with its history row, in batches per partition."""
-        filter_ = f"{_prefix_filter(_EVENT)} and at lt @before"
-        entities, _ = self._one_page(filter_, {"before": to_rfc3339(before)}, min(limit, MAX_PAGE))
+        """Events older than `before` (their `at`), `limit` or a little more, each deleted with
+        its history row in batches per partition. Table Storage has no index on `at`, so this
+        is a cross-partition scan: each call reads at most a few service pages and keeps the
+        scan's continuation in a row of its own, so calls of later timer runs go on from there
+        and every partition is reached in turn."""
+        entities = self._sweep_page(
+            f"{_prefix_filter(_EVENT)} and at lt @before",
+            {"before": to_rfc3339(before)},
+            min(limit, MAX_PAGE),
+        )
         by_partition: dict[str, list[Any]] = {}
         for entity in entities:
             by_partition.setdefault(entity["PartitionKey"], []).append(entity)

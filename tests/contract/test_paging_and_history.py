@@ -322,3 +322,27 @@ def test_a_first_release_table_partition_is_paged_and_counted(azurite: Any) -> N
     assert walk(fresh, "owner-a", 3, "connected") == [old[1].id]
     fresh.update_account(fresh.get_account("owner-a", old[0].id).updated(status="connected"))  # type: ignore[union-attr]
     assert walk(store, "owner-a", 10, "connected") == [old[0].id, old[1].id]
+
+
+def test_retention_goes_on_where_it_stopped_in_bounded_steps(store: AccountStore) -> None:
+    for owner in ("owner-a", "owner-b", "owner-c"):
+        new_account(store, owner)  # linked at T0
+    kept = new_account(store, "owner-d")
+    store.update_account(
+        kept.updated(status="connected"),
+        event(kept, "verified", at=T0 + timedelta(days=100), status="connected"),
+    )
+    cutoff = T0 + timedelta(days=1)
+    assert [store.expire_events(cutoff, 1) for _ in range(4)] == [1, 1, 1, 1]
+    assert store.expire_events(cutoff, 1) == 0
+    assert [e.type for e in store.events_after("owner-d", 0, 10)[0]] == ["verified"]
+    for owner in ("owner-a", "owner-b", "owner-c"):
+        assert store.events_after(owner, 0, 10)[0] == []
+
+
+def test_reading_an_owner_without_accounts_writes_nothing(store: AccountStore) -> None:
+    assert store.page_accounts("nobody", 10).items == []
+    assert store.count_accounts("nobody") == (0, 0)
+    assert store.events_after("nobody", 0, 10) == ([], 0)
+    if isinstance(store, TableAccountStore):
+        assert list(store._client().query_entities("PartitionKey eq 'nobody'")) == []
