@@ -104,7 +104,7 @@ def send(
     token: str,
     urls: Mapping[str, str],
     *,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> dict[str, SubResponse]:
     """GET every `urls` value (relative to `{graph}/v1.0`) in one batch; the answers by key."""
     if not 0 < len(urls) <= MAX_REQUESTS:
@@ -125,6 +125,6 @@ def send(
         left = time_left()
         if left is not None and wait >= left:
             break  # the wait would outlive the deadline: the throttled answers stand
-        sleep(wait)
+        (sleep or time.sleep)(wait)
         pending = retry
     return answers

@@ -345,13 +345,7 @@ class TenantClient:
     ) -> dict[str, GraphAnswer]:
         """GET every `urls` value (relative to `{graph}/v1.0`) in one `$batch`; the answers by
         key. A sub-request answered 429/5xx is retried alone (see `shared.graph_batch`)."""
-        answers = graph_batch.send(self._session, graph, token, urls)
-        return {
-            name: graph_answer(a.status, a.body)
-            if a.status is not None
-            else GraphAnswer(status=None, transient=True, message=a.note)
-            for name, a in answers.items()
-        }
+        return graph_answers(graph_batch.send(self._session, graph, token, urls))
 
     def graph_get_all(
         self, url: str, token: str, *, max_pages: int = GRAPH_MAX_PAGES
@@ -394,6 +388,16 @@ class TenantClient:
             message=f"Graph's listing has more than {max_pages} pages; not read to the end",
             transient=True,
         )
+
+
+def graph_answers(batch: Mapping[str, graph_batch.SubResponse]) -> dict[str, GraphAnswer]:
+    """A `$batch`'s sub-responses as data; one without an HTTP answer is a transient failure."""
+    return {
+        name: graph_answer(sub.status, sub.body)
+        if sub.status is not None
+        else GraphAnswer(status=None, transient=True, message=sub.note)
+        for name, sub in batch.items()
+    }
 
 
 def graph_answer(status: int, body: dict[str, Any]) -> GraphAnswer:

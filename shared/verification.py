@@ -164,8 +164,10 @@ def application_check(
     """The token endpoint knows the application (an answer about the credential says so too)."""
     if key_failure is not None:
         return key_read_checks(key_failure)[0]
-    if answer is None or answer.error_code in TENANT_CODES:
-        return skipped("application", "tenant")  # never asked: the tenant step decided
+    if answer is None:
+        return unreachable("application", "The Entra ID token endpoint", None, "not asked")
+    if answer.error_code in TENANT_CODES:
+        return skipped("application", "tenant")  # the token endpoint denied the tenant
     if answer.access_token or _known_credential_error(answer):
         return Check(
             "application",
