@@ -36,7 +36,6 @@ from shared.tenant_client import (
     KeyUnavailable,
     MetadataAnswer,
     TenantClient,
-    TokenAnswer,
     UnusableKey,
 )
 from shared.timefmt import from_rfc3339, to_rfc3339, utc_now
@@ -100,19 +99,18 @@ def graph_reads(application_id: str, *, with_member_of: bool) -> dict[str, str]:
 
 
 def _read_graph(
-    tenant: TenantClient, graph: str, application_id: str, token: TokenAnswer
+    tenant: TenantClient, graph: str, application_id: str, access_token: str, claims: dict[str, Any]
 ) -> v.GraphAnswers:
     """Every Graph read in one batch; `memberOf` only without `wids`, its further pages read
     with plain GETs."""
-    assert token.access_token is not None
-    with_member_of = v.role_ids_from_claims(token.claims) is None
+    with_member_of = v.role_ids_from_claims(claims) is None
     answers = tenant.graph_batch(
-        graph, token.access_token, graph_reads(application_id, with_member_of=with_member_of)
+        graph, access_token, graph_reads(application_id, with_member_of=with_member_of)
     )
     member_of = answers.get("member_of")
     if member_of is not None:
         url = f"{graph}/v1.0" + MEMBER_OF.format(application_id=application_id)
-        member_of = tenant.graph_rest_of(member_of, url, token.access_token)
+        member_of = tenant.graph_rest_of(member_of, url, access_token)
     return v.GraphAnswers(
         organization=answers["organization"],
         access_reviews=answers["access_reviews"],
@@ -168,7 +166,10 @@ def gather(
         return replace(answers, key_failure=_key_failure(failure.cause)), cloud
     answers = replace(answers, token=answer)
     if answer.access_token:
-        answers = replace(answers, graph=_read_graph(tenant, graph, account.application_id, answer))
+        graph_answers = _read_graph(
+            tenant, graph, account.application_id, answer.access_token, answer.claims
+        )
+        answers = replace(answers, graph=graph_answers)
     return answers, cloud
 
 
