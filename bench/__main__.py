@@ -11,7 +11,7 @@ import time
 
 from bench._support import ROOT
 
-BENCHMARKS = ("keygen", "accounts", "verify", "health_check")
+BENCHMARKS = ("keygen", "accounts", "verify", "health_check", "custody")
 
 
 def main() -> int:

@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +172,7 @@ class SandboxProcess:
     ca_bundle_path: str
     process: subprocess.Popen[str]
     admin: Any  # localdev.sandbox.SandboxAdmin
+    keyvault_url: str = ""
 
     def app_settings(self) -> dict[str, str]:
         return {"ENTRA_AUTHORITY_HOST": self.base_url, "GRAPH_ENDPOINT": self.base_url}
@@ -191,20 +193,33 @@ def sandbox_process() -> Iterator[SandboxProcess]:
             text=True,
         )
         try:
-            base_url = ""
+            base_url = keyvault_url = ""
             assert process.stdout is not None
             for line in process.stdout:
                 if line.startswith("sandbox "):
                     base_url = line.split()[1]
+                if line.startswith("Key Vault "):
+                    keyvault_url = line.split()[2]
                 if line.startswith("Ctrl-C"):
                     break
             if not base_url:
                 raise RuntimeError(f"the sandbox did not start (exit {process.poll()})")
-            yield SandboxProcess(base_url, ca_path, process, SandboxAdmin(base_url, ca_path))
+            yield SandboxProcess(
+                base_url, ca_path, process, SandboxAdmin(base_url, ca_path), keyvault_url
+            )
         finally:
             _stop(process)
             if process.stdout is not None:
                 process.stdout.close()
+
+
+class SandboxVaultCredential:
+    """A TokenCredential for the sandbox's Key Vault stand-in, which takes any bearer token."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        return AccessToken("sandbox-vault-token", int(time.time()) + 3600)
 
 
 # --- Azurite -------------------------------------------------------------------------------------
@@ -234,23 +249,23 @@ def app_settings(state_dir: Path, extra: Mapping[str, str] | None = None) -> dic
     return {"AUTH_MODE": "local", "LOCAL_STATE_DIR": str(state_dir), **(extra or {})}
 
 
-def build_app_context(settings: Mapping[str, str]) -> Any:
+def build_app_context(settings: Mapping[str, str], **options: Any) -> Any:
     """A fresh AppContext (no warm MSAL apps, no metadata cache), installed for the functions."""
     from shared.app_context import build_context, set_context
     from shared.settings import load_settings
 
-    context = build_context(load_settings(settings))
+    context = build_context(load_settings(settings), **options)
     set_context(context)
     return context
 
 
 @contextlib.contextmanager
-def local_host(settings: Mapping[str, str]) -> Iterator[RunningApp]:
+def local_host(settings: Mapping[str, str], **options: Any) -> Iterator[RunningApp]:
     """The function folders served over HTTP on loopback, with a context built from `settings`."""
     from localdev.host import LocalHost
     from shared.app_context import set_context
 
-    context = build_app_context(settings)
+    context = build_app_context(settings, **options)
     host = LocalHost()
     url = host.start()
     try:

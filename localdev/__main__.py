@@ -3,7 +3,8 @@
 python -m localdev              serve until Ctrl-C and print how to walk the linking flow
 python -m localdev demo         serve, walk the flow (and its failures) by itself, then stop
 options: --port 7071, --timers (run timer functions on their schedule), --no-sandbox,
-         --key-vault (keep private keys in the sandbox's Key Vault stand-in, not in files)
+         --key-vault (make keys inside the sandbox's Key Vault stand-in, custody vault-key;
+         KEY_CUSTODY=vault-secret keeps them there as secrets instead)
 """
 
 from __future__ import annotations
@@ -139,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(port {args.port} is busy; using a free one)")
     print(host.describe())
     print(
-        f"\nStores: keys in {settings.key_store_backend}, accounts in "
-        f"{settings.account_store_backend} ({settings.local_state_dir})"
+        f"\nStores: keys in {settings.key_store_backend} (custody {settings.key_custody}), "
+        f"accounts in {settings.account_store_backend} ({settings.local_state_dir})"
     )
     if sandbox:
         print(f"Sandbox tenant: {sandbox.base_url} (Key Vault stand-in {sandbox.keyvault_url})")

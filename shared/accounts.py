@@ -15,7 +15,7 @@ from shared.accountstore import KeyTaken, PairTaken
 from shared.app_context import AppContext
 from shared.errors import AppError, Conflict, NotFound, invalid
 from shared.guid import parse_guid
-from shared.records import CLOUDS, Account
+from shared.records import CLOUDS, Account, KeyRecord
 from shared.timefmt import utc_now
 from shared.validation import Fields
 
@@ -95,17 +95,24 @@ def unlink_account(ctx: AppContext, owner: str, account_id: str) -> None:
         raise NotFound(f"no account {account_id!r}")
     log.info("account unlinked accountId=%s keyId=%s", account.id, account.key_id)
     ctx.forget_account(account.id)
-    finish_key_deletion(ctx, owner, account.key_id)
-
-
-def finish_key_deletion(ctx: AppContext, owner: str, key_id: str) -> bool:
-    """Delete the private key, then its record, of a key marked `deleting` (no account can bind
-    it any more). False when a store is down or refuses the app (retry later)."""
     try:
-        ctx.keys.delete(key_id)
-        ctx.accounts.delete_key(owner, key_id)
+        record = ctx.accounts.get_key(owner, account.key_id)
     except AppError:
-        log.warning("key deletion left for the health check keyId=%s", key_id)
+        log.warning("key deletion left for the health check keyId=%s", account.key_id)
+        return
+    if record is not None:
+        finish_key_deletion(ctx, record)
+
+
+def finish_key_deletion(ctx: AppContext, record: KeyRecord) -> bool:
+    """Delete the private key (from the store of its custody), then its record, of a key marked
+    `deleting` (no account can bind it any more). False when a store is down or refuses the app
+    (retry later)."""
+    try:
+        ctx.key_store_of(record).delete(record.key_id)
+        ctx.accounts.delete_key(record.owner, record.key_id)
+    except AppError:
+        log.warning("key deletion left for the health check keyId=%s", record.key_id)
         return False
     return True
 

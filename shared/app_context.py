@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import requests
 
 from shared.accountstore.base import AccountStore
+from shared.errors import ConfigurationError
 from shared.identity import Authenticator, EntraAuthenticator, LocalAuthenticator
 from shared.keystore.base import KeyStore
 from shared.outbound import make_session
@@ -23,18 +25,62 @@ from shared.settings import Settings, SettingsInvalid, load_settings
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
+    from shared.records import KeyRecord
     from shared.tenant_client import TenantClient
+
+    KeyGenerator = Callable[[int], rsa.RSAPrivateKey]
 
 
 @dataclass
 class AppContext:
     settings: Settings
-    keys: KeyStore
+    keys: KeyStore  # where new keys are made: the store of KEY_CUSTODY
     accounts: AccountStore
     authenticator: Authenticator
     http: requests.Session
     _tenant: TenantClient | None = None
+    _stores: dict[str, KeyStore] = field(default_factory=dict)
+    _make_store: Callable[[str], KeyStore] | None = None
+
+    def custody_of(self, record: KeyRecord) -> str:
+        """A key's custody; records of the first release name none: theirs was a Key Vault
+        secret when a vault was set, else a local file."""
+        if record.custody:
+            return record.custody
+        return "vault-secret" if self.settings.key_vault_url else "local"
+
+    def key_store(self, custody: str) -> KeyStore:
+        """The store of a custody, made on first use; keys of several custodies work side by
+        side, each signing and deleted where it lives."""
+        if custody == self.keys.custody:
+            return self.keys
+        if custody not in self.settings.custodies or self._make_store is None:
+            raise ConfigurationError(
+                f"a key of custody {custody} cannot be reached with these settings: keep "
+                "KEY_VAULT_URL set while keys made in the vault exist"
+            )
+        with _stores_lock:
+            if custody not in self._stores:
+                self._stores[custody] = self._make_store(custody)
+            return self._stores[custody]
+
+    def key_store_of(self, record: KeyRecord) -> KeyStore:
+        return self.key_store(self.custody_of(record))
+
+    def signer_of_key(self, owner: str, key_id: str) -> rsa.RSAPrivateKey:
+        """A sign-only key object for the owner's key, from the store of its custody."""
+        from shared.keystore.base import PrivateKeyMissing
+
+        record = self.accounts.get_key(owner, key_id)
+        if record is None:
+            raise PrivateKeyMissing(key_id)
+        return self.key_store_of(record).signer(key_id)
+
+    def key_stores(self) -> list[KeyStore]:
+        """Every store this app can reach (housekeeping sweeps each)."""
+        return [self.key_store(c) for c in self.settings.custodies]
 
     def forget_account(self, account_id: str) -> None:
         """An unlinked account's cached sign-in state goes with it (nothing to do if none)."""
@@ -51,32 +97,65 @@ class AppContext:
 
 
 def build_context(
-    settings: Settings, *, vault_credential: TokenCredential | None = None
+    settings: Settings,
+    *,
+    vault_credential: TokenCredential | None = None,
+    key_generator: KeyGenerator | None = None,
 ) -> AppContext:
     http = make_session()
+
+    def make_store(custody: str) -> KeyStore:
+        return _key_store(settings, custody, vault_credential, key_generator)
+
     return AppContext(
         settings=settings,
-        keys=_key_store(settings, vault_credential),
+        keys=make_store(settings.key_custody),
         accounts=_account_store(settings),
         authenticator=EntraAuthenticator(settings.auth)
         if settings.auth.mode == "entra"
         else LocalAuthenticator(),
         http=http,
+        _make_store=make_store,
     )
 
 
-def _key_store(settings: Settings, credential: TokenCredential | None) -> KeyStore:
-    if settings.key_vault_url:
-        from shared.keystore.keyvault import KeyVaultKeyStore
+_credential: TokenCredential | None = None  # one managed-identity credential per process
 
-        if credential is None:
-            from azure.identity import DefaultAzureCredential
 
-            credential = DefaultAzureCredential()
-        return KeyVaultKeyStore(settings.key_vault_url, credential)
+def _vault_credential(given: TokenCredential | None) -> TokenCredential:
+    global _credential
+    if given is not None:
+        return given
+    if _credential is None:
+        from azure.identity import DefaultAzureCredential
+
+        _credential = DefaultAzureCredential()
+    return _credential
+
+
+def _key_store(
+    settings: Settings,
+    custody: str,
+    credential: TokenCredential | None,
+    generate: KeyGenerator | None,
+) -> KeyStore:
+    if custody == "vault-key":
+        from shared.keystore.vault_key import KeyVaultKeyStore
+
+        assert settings.key_vault_url
+        return KeyVaultKeyStore(
+            settings.key_vault_url, _vault_credential(credential), hsm=settings.key_vault_hsm
+        )
+    if custody == "vault-secret":
+        from shared.keystore.vault_secret import KeyVaultSecretKeyStore
+
+        assert settings.key_vault_url
+        return KeyVaultSecretKeyStore(
+            settings.key_vault_url, _vault_credential(credential), generate=generate
+        )
     from shared.keystore.local import LocalKeyStore
 
-    return LocalKeyStore(settings.local_state_dir / "keys")
+    return LocalKeyStore(settings.local_state_dir / "keys", generate=generate)
 
 
 def _account_store(settings: Settings) -> AccountStore:
@@ -94,6 +173,7 @@ _context: AppContext | None = None
 _settings: Settings | None = None  # loaded at import, so the first request does not decide
 _refused: SettingsInvalid | None = None
 _lock = threading.Lock()
+_stores_lock = threading.Lock()
 
 
 def check_settings_at_import() -> None:

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 KEY_SIZES = (2048, 3072, 4096)
@@ -42,18 +43,32 @@ class CertificateInfo:
 
 @dataclass(frozen=True)
 class KeyPair:
-    private_key_pem: bytes  # PKCS#8, unencrypted: goes straight to the key store
+    private_key_pem: bytes  # PKCS#8, unencrypted (tests and benchmarks only)
     info: CertificateInfo
 
 
-def generate(display_name: str, *, validity_days: int, key_size: int, now: datetime) -> KeyPair:
-    """Make an RSA key and a self-signed X.509 v3 client-authentication certificate."""
+def new_private_key(key_size: int) -> rsa.RSAPrivateKey:
+    """A fresh RSA key (for the custodies whose keys are made in the app: local, vault-secret)."""
     if key_size not in KEY_SIZES:
         raise ValueError(f"key size must be one of {KEY_SIZES}")
-    key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+    return rsa.generate_private_key(public_exponent=65537, key_size=key_size)
+
+
+def certify(
+    signer: rsa.RSAPrivateKey,
+    public_key: rsa.RSAPublicKey,
+    display_name: str,
+    *,
+    validity_days: int,
+    now: datetime,
+) -> x509.Certificate:
+    """A self-signed X.509 v3 client-authentication certificate for `public_key`.
+
+    `signer` only needs `sign()`: `cryptography` calls it for the signature, so the same builder
+    serves a key in memory and a key that never leaves Key Vault (whose `sign()` asks the vault).
+    """
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name(display_name))])
-    public_key = key.public_key()
-    cert = (
+    return (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -78,8 +93,15 @@ def generate(display_name: str, *, validity_days: int, key_size: int, now: datet
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-        .sign(key, hashes.SHA256())
+        .sign(signer, hashes.SHA256())
     )
+
+
+def generate(display_name: str, *, validity_days: int, key_size: int, now: datetime) -> KeyPair:
+    """A key in memory and its certificate (tests and benchmarks; the app makes keys in the
+    key store, which never hands a private key out)."""
+    key = new_private_key(key_size)
+    cert = certify(key, key.public_key(), display_name, validity_days=validity_days, now=now)
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -130,6 +152,21 @@ def private_key_matches(private_key_pem: bytes, certificate_pem: str) -> bool:
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
+
+
+def signer_matches(signer: rsa.RSAPrivateKey, certificate_pem: str) -> bool:
+    """True when `signer` signs for the certificate's public key (whatever custody it is in)."""
+    cert = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
+    public = cert.public_key()
+    if not isinstance(public, rsa.RSAPublicKey):
+        return False
+    message = b"m365-link: does this key sign for this certificate?"
+    signature = signer.sign(message, padding.PKCS1v15(), hashes.SHA256())
+    try:
+        public.verify(signature, message, padding.PKCS1v15(), hashes.SHA256())
+    except InvalidSignature:
+        return False
+    return True
 
 
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from shared.accounts import finish_key_deletion
 from shared.app_context import AppContext
 from shared.errors import AppError
+from shared.keystore.base import KeyStore
 from shared.records import KeyRecord
 
 if TYPE_CHECKING:
@@ -55,21 +56,23 @@ def run(
             if out_of_time():
                 return
             if key.deleting:
-                summary.deletions_finished += finish_key_deletion(ctx, key.owner, key.key_id)
+                summary.deletions_finished += finish_key_deletion(ctx, key)
             elif (
                 key.account_id is None
                 and now > key.unlinked_expiry(retention)
                 # False: a Connect bound it since the list was read; it stays.
                 and ctx.accounts.mark_unused_key_deleting(key.owner, key.key_id)
             ):
-                summary.keys_removed += finish_key_deletion(ctx, key.owner, key.key_id)
-        _sweep_orphans(ctx, summary, now, records, out_of_time)
+                summary.keys_removed += finish_key_deletion(ctx, key)
+        for store in ctx.key_stores():
+            _sweep_orphans(ctx, store, summary, now, records, out_of_time)
     except AppError as error:
         log.warning("housekeeping stopped early: %s", error.detail)
 
 
 def _sweep_orphans(
     ctx: AppContext,
+    store: KeyStore,
     summary: RunSummary,
     now: datetime,
     records: list[KeyRecord],
@@ -78,7 +81,7 @@ def _sweep_orphans(
     known = {k.key_id for k in records}
     orphans = [
         stored.key_id
-        for stored in ctx.keys.list()
+        for stored in store.list()
         if stored.store == ctx.accounts.identity  # another environment's keys are not ours
         and stored.key_id not in known
         and stored.created_at is not None
@@ -86,15 +89,16 @@ def _sweep_orphans(
     ]
     if len(orphans) > max(ORPHAN_SWEEP_LIMIT, len(records)):
         log.warning(
-            "orphan sweep refused: %d private keys of this account store have no record while "
-            "it holds %d key records; is the app pointed at a new or emptied table? Nothing was "
-            "deleted",
+            "orphan sweep refused: %d private keys (custody %s) of this account store have no "
+            "record while it holds %d key records; is the app pointed at a new or emptied "
+            "table? Nothing was deleted",
             len(orphans),
+            store.custody,
             len(records),
         )
         return
     for key_id in orphans:
         if out_of_time():
             return
-        ctx.keys.delete(key_id)
+        store.delete(key_id)
         summary.orphans_removed += 1

@@ -36,11 +36,15 @@ def create_key(ctx: AppContext, owner: str, body: dict[str, Any]) -> KeyRecord:
     fields.done()
     assert display_name is not None
 
-    now = utc_now()
-    pair = certificates.generate(
-        display_name, validity_days=validity_days, key_size=key_size, now=now
+    return store_key(
+        ctx,
+        owner,
+        tenant_id,
+        application_id,
+        display_name,
+        validity_days=validity_days,
+        key_size=key_size,
     )
-    return store_key(ctx, owner, tenant_id, application_id, display_name, pair, now)
 
 
 def store_key(
@@ -49,24 +53,32 @@ def store_key(
     tenant_id: str,
     application_id: str,
     display_name: str,
-    pair: certificates.KeyPair,
-    created_at: datetime,
+    *,
+    validity_days: int = 365,
+    key_size: int = 2048,
+    now: datetime | None = None,
 ) -> KeyRecord:
-    """Store a generated key pair: private key first, then the record that points at it."""
-    info = pair.info
+    """Make a key in the key store of the current custody (it signs its own certificate there),
+    then the record that points at it. `now` backdates the key (tests, benchmarks)."""
+    now = now or utc_now()
     key_id = str(uuid.uuid4())
-    ctx.keys.put(
+    store = ctx.keys
+    cert = store.create(
         key_id,
-        pair.private_key_pem,
         KeyLabels(
             owner,
             tenant_id,
             application_id,
-            info.thumbprint,
-            info.not_after,
+            "",  # the store records the thumbprint where it can (the certificate is made there)
+            now + timedelta(days=validity_days),
             store=ctx.accounts.identity,
         ),
+        key_size=key_size,
+        certify=lambda signer, public: certificates.certify(
+            signer, public, display_name, validity_days=validity_days, now=now
+        ),
     )
+    info = certificates.describe(cert)
     record = KeyRecord(
         key_id=key_id,
         owner=owner,
@@ -80,7 +92,8 @@ def store_key(
         not_after=info.not_after,
         key_size=info.key_size,
         certificate_pem=info.certificate_pem,
-        created_at=created_at,
+        created_at=now,
+        custody=store.custody,
     )
     try:
         ctx.accounts.add_key(record)
@@ -88,7 +101,11 @@ def store_key(
         _forget_secret(ctx, owner, key_id)
         raise
     log.info(
-        "key created keyId=%s thumbprint=%s keySize=%d", key_id, info.thumbprint, info.key_size
+        "key created keyId=%s thumbprint=%s keySize=%d custody=%s",
+        key_id,
+        info.thumbprint,
+        info.key_size,
+        store.custody,
     )
     return with_expiry(ctx, record)
 
@@ -105,14 +122,16 @@ def _forget_secret(ctx: AppContext, owner: str, key_id: str) -> None:
         log.warning("key record may exist; private key kept keyId=%s", key_id)
         return
     try:
-        ctx.keys.delete(key_id)
+        ctx.keys.delete(key_id)  # made a moment ago in the current custody
     except AppError:
         log.warning("orphan private key left for housekeeping keyId=%s", key_id)
 
 
 def with_expiry(ctx: AppContext, record: KeyRecord) -> KeyRecord:
-    """The record with `expires_at` set while no account uses it (the key resource's
-    `expiresAt`): housekeeping deletes it after UNLINKED_KEY_RETENTION_DAYS."""
+    """The record as callers see it: its custody named (first-release records have none stored)
+    and `expires_at` set while no account uses it (the key resource's `expiresAt`):
+    housekeeping deletes it after UNLINKED_KEY_RETENTION_DAYS."""
+    record = replace(record, custody=ctx.custody_of(record))
     if record.account_id is not None:
         return record
     retention = timedelta(days=ctx.settings.unlinked_key_retention_days)

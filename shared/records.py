@@ -35,6 +35,9 @@ class KeyRecord:
     # Set when unlink removed the account but the key store has not yet confirmed deletion of
     # the private key; such a key is invisible to every route and the health check finishes it.
     deleting: bool = False
+    # Where the private key is and how it signs (vault-key | vault-secret | local); "" in records
+    # of the first release, which `AppContext.custody_of` reads as that release's custody.
+    custody: str = ""
     # When housekeeping deletes the key if no account uses it by then. Not stored: it follows
     # from `created_at` and UNLINKED_KEY_RETENTION_DAYS, so `shared.keys` sets it on the way out.
     expires_at: datetime | None = field(default=None, compare=False)
@@ -58,6 +61,7 @@ class KeyRecord:
             "certificatePem": self.certificate_pem,
             "accountId": self.account_id,
             "createdAt": to_rfc3339(self.created_at),
+            "custody": self.custody or None,
             "expiresAt": to_rfc3339(self.expires_at)
             if self.expires_at is not None and self.account_id is None
             else None,

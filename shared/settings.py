@@ -62,6 +62,15 @@ class Settings:
     running_in_azure: bool
     verify_timeout_seconds: int = 60
     unlinked_key_retention_days: int = 7
+    key_custody: str = "local"  # where new keys go: vault-key | vault-secret | local
+    key_vault_hsm: bool = False
+
+    @property
+    def custodies(self) -> tuple[str, ...]:
+        """Every custody whose keys this app can reach: keys keep the custody they were made
+        with, so keys made before KEY_CUSTODY or KEY_VAULT_URL changed keep working."""
+        reachable = ("vault-key", "vault-secret") if self.key_vault_url else ()
+        return reachable + (() if self.running_in_azure else ("local",))
 
     @property
     def key_store_backend(self) -> str:
@@ -202,6 +211,24 @@ def _table(env: Mapping[str, str], in_azure: bool, problems: list[str]) -> Table
     return None
 
 
+def _custody(env: Mapping[str, str], vault: bool, problems: list[str]) -> tuple[str, bool]:
+    custody = env.get("KEY_CUSTODY", "").strip().lower()
+    hsm_raw = env.get("KEY_VAULT_HSM", "").strip().lower() or "false"
+    if hsm_raw not in ("true", "false"):
+        problems.append("KEY_VAULT_HSM must be 'true' or 'false'")
+    hsm = hsm_raw == "true"
+    if not vault:
+        if custody and custody != "local":
+            problems.append("KEY_CUSTODY needs KEY_VAULT_URL: set the vault's URL")
+        return "local", hsm
+    if custody in ("", "vault-key"):
+        return "vault-key", hsm
+    if custody == "vault-secret":
+        return custody, hsm
+    problems.append("KEY_CUSTODY must be 'vault-key' or 'vault-secret' when KEY_VAULT_URL is set")
+    return "vault-key", hsm
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise `SettingsInvalid` naming each problem."""
     env = os.environ if env is None else env
@@ -217,6 +244,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     graph = env.get("GRAPH_ENDPOINT", "").strip() or None
     if graph:
         graph = _https_url("GRAPH_ENDPOINT", graph, problems, allow_path=False)
+    custody, hsm = _custody(env, bool(key_vault_url), problems)
     schedule = env.get("HEALTH_CHECK_SCHEDULE", "").strip() or DEFAULT_SCHEDULE
     if len(schedule.split()) != 6:
         problems.append("HEALTH_CHECK_SCHEDULE must be a six-field NCRONTAB expression")
@@ -237,6 +265,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         running_in_azure=in_azure,
         verify_timeout_seconds=_int(env, "VERIFY_TIMEOUT_SECONDS", 60, 5, 600, problems),
         unlinked_key_retention_days=_int(env, "UNLINKED_KEY_RETENTION_DAYS", 7, 1, 90, problems),
+        key_custody=custody,
+        key_vault_hsm=hsm,
     )
     if in_azure and (not settings.key_vault_url or not settings.table):
         problems.append(

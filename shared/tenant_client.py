@@ -27,8 +27,11 @@ from urllib.parse import urlsplit
 import jwt
 import msal
 import requests
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+
+from shared.client_assertion import KeyUnavailable
+from shared.keystore.base import UnusableKey
+
+__all__ = ["KeyUnavailable", "TenantClient", "UnusableKey"]
 
 from shared import graph_batch
 
@@ -80,19 +83,6 @@ class TransientHttpError(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(f"HTTP {status}")
         self.status = status
-
-
-class UnusableKey(Exception):
-    """The private key read from the key store is not a PEM RSA key."""
-
-
-class KeyUnavailable(Exception):
-    """The private key could not be read or loaded; `cause` is what the reader raised (the key
-    store's DependencyUnavailable or PrivateKeyMissing, or UnusableKey)."""
-
-    def __init__(self, cause: Exception) -> None:
-        super().__init__(type(cause).__name__)
-        self.cause = cause
 
 
 def first_line(text: str | None) -> str | None:
@@ -236,14 +226,13 @@ class TenantClient:
         client_id: str,
         authority: str,
         scope: str,
-        thumbprint: str,
-        private_key: Callable[[], bytes],
+        assertion: Callable[[dict[str, Any]], str],
         fresh: bool,
     ) -> TokenAnswer:
         """An app-only token. `fresh` drops cached tokens and MSAL's HTTP cache first, so a
         certificate uploaded or a consent granted a minute ago is seen."""
         try:
-            cached = self._app(cache_key, client_id, authority, thumbprint, private_key)
+            cached = self._app(cache_key, client_id, authority, assertion)
             if fresh:
                 cached.app.remove_tokens_for_client()
                 cached.http_cache.clear()
@@ -288,25 +277,19 @@ class TenantClient:
         key: tuple[str, ...],
         client_id: str,
         authority: str,
-        thumbprint: str,
-        private_key: Callable[[], bytes],
+        assertion: Callable[[dict[str, Any]], str],
     ) -> _CachedApp:
         with self._lock:
             cached = self._apps.get(key)
             if cached is not None:
                 self._apps.move_to_end(key)
                 return cached
-        try:
-            signing_key = _signing_key(private_key())
-        except Exception as exc:
-            raise KeyUnavailable(exc) from None
         http_cache: dict[str, Any] = {}
         app = msal.ConfidentialClientApplication(
             client_id,
-            client_credential={
-                "private_key": signing_key,
-                "thumbprint": thumbprint,  # SHA-1: RS256 + x5t, the long-standing path
-            },
+            # MSAL's documented callable: it signs through the key store when a token is
+            # requested; the application object holds no key material.
+            client_credential={"client_assertion": assertion},
             authority=authority,
             instance_discovery=False,  # the authority is a tenant of a known cloud
             http_client=self._http,
@@ -317,11 +300,11 @@ class TenantClient:
             self._apps[key] = cached
             self._apps.move_to_end(key)
             while len(self._apps) > self._max_apps:
-                self._apps.popitem(last=False)  # its private key goes with it
+                self._apps.popitem(last=False)
         return cached
 
     def forget_account(self, account_id: str) -> None:
-        """Drop an unlinked account's application objects, and the private keys they hold."""
+        """Drop an unlinked account's application objects (and the tokens they cache)."""
         with self._lock:
             for key in [k for k in self._apps if k[0] == account_id]:
                 del self._apps[key]
@@ -423,22 +406,6 @@ def _origin(url: str) -> tuple[str, str, int]:
     except ValueError:
         port = -1
     return scheme, (parts.hostname or "").lower(), port
-
-
-def _signing_key(pem: bytes) -> rsa.RSAPrivateKey:
-    """The key as an object MSAL hands straight to PyJWT. Given PEM text, PyJWT would parse and
-    fully validate the RSA key again (~50 ms of CPU) for every new application object; this app
-    made the key itself and it only comes back from our own key store, so that check is skipped.
-    """
-    try:
-        key = serialization.load_pem_private_key(
-            pem, password=None, unsafe_skip_rsa_key_validation=True
-        )
-    except (ValueError, TypeError):
-        raise UnusableKey("the stored private key is not a PEM private key") from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise UnusableKey("the stored key is not an RSA key")
-    return key
 
 
 def _json(response: requests.Response) -> dict[str, Any]:

@@ -22,11 +22,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from shared import verification as v
 from shared.accounts import get_account
 from shared.accountstore import VersionConflict
 from shared.app_context import AppContext
 from shared.app_registration import SELECT as APPLICATION_SELECT
+from shared.client_assertion import assertion_callable
 from shared.clouds import CLOUDS, DISCOVERY, Cloud, cloud_from_metadata
 from shared.errors import NotFound
 from shared.keystore.base import PrivateKeyMissing
@@ -124,7 +127,7 @@ def gather(
     account: Account,
     *,
     fresh_token: bool,
-    private_key: Callable[[], bytes] | None,
+    signer: Callable[[], rsa.RSAPrivateKey] | None,
     now: datetime,
 ) -> tuple[v.Answers, Cloud | None]:
     """What the tenant says, step by step: metadata, then a token, then one Graph batch. A step
@@ -152,8 +155,13 @@ def gather(
             client_id=account.application_id,
             authority=f"{authority_host}/{account.tenant_id}",
             scope=f"{cloud.graph_resource}/.default",
-            thumbprint=account.thumbprint,
-            private_key=private_key or (lambda: ctx.keys.get(account.key_id)),
+            # MSAL calls this for each token request; the key's own store signs.
+            assertion=assertion_callable(
+                signer or (lambda: ctx.signer_of_key(account.owner, account.key_id)),
+                client_id=account.application_id,
+                thumbprint=account.thumbprint,
+                token_endpoint=f"{authority_host}/{account.tenant_id}/oauth2/v2.0/token",
+            ),
             fresh=fresh_token,
         )
     except KeyUnavailable as failure:
@@ -178,14 +186,14 @@ def run_checks(
     account: Account,
     *,
     fresh_token: bool,
-    private_key: Callable[[], bytes] | None = None,
+    signer: Callable[[], rsa.RSAPrivateKey] | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The verification report for an account (not yet recorded). Never raises for an outbound
     failure: what could not be reached is a check with status `error`."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
-    answers, cloud = gather(ctx, account, fresh_token=fresh_token, private_key=private_key, now=now)
+    answers, cloud = gather(ctx, account, fresh_token=fresh_token, signer=signer, now=now)
     checks = v.decide(answers)
     return {
         "accountId": account.id,

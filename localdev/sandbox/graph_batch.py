@@ -21,7 +21,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
 from localdev.sandbox.state import Fault, SandboxState
-from localdev.sandbox.traffic import _GRAPH_FAULTS
+from localdev.sandbox.traffic import GRAPH_FAULTS
 from localdev.sandbox.wire import error_code_of, graph_error, graph_response
 
 MAX_REQUESTS = 20
@@ -203,7 +203,7 @@ class GraphBatch:
     @staticmethod
     def _fault_response(outer: Request, fault: Fault) -> Response:
         status = fault.status or 500
-        code, message = _GRAPH_FAULTS.get(
+        code, message = GRAPH_FAULTS.get(
             status, ("UnknownError" if status >= 500 else "BadRequest", "Injected fault.")
         )
         headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}

@@ -32,7 +32,7 @@ log = logging.getLogger("localdev.sandbox")
 
 Handler = Callable[[Request], Response]
 
-_GRAPH_FAULTS = {
+GRAPH_FAULTS = {
     429: ("TooManyRequests", "Too many requests."),
     500: ("generalException", "General exception while processing."),
     502: ("badGateway", "Bad gateway."),
@@ -155,7 +155,7 @@ class Traffic:
                 request, self._base_url, status, error, code, message, headers=headers
             )
         if target == "graph":
-            code_text, message = _GRAPH_FAULTS.get(
+            code_text, message = GRAPH_FAULTS.get(
                 status, ("UnknownError" if status >= 500 else "BadRequest", "Injected fault.")
             )
             return graph_error(request, status, code_text, message, headers=headers)

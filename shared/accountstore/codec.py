@@ -31,6 +31,7 @@ def key_to_row(record: KeyRecord) -> dict[str, Any]:
         "createdAt": to_rfc3339(record.created_at),
         "accountId": record.account_id or "",
         "deleting": record.deleting,
+        "custody": record.custody,
     }
 
 
@@ -51,6 +52,7 @@ def key_from_row(row: dict[str, Any]) -> KeyRecord:
         created_at=from_rfc3339(row["createdAt"]),
         account_id=row.get("accountId") or None,
         deleting=bool(row.get("deleting", False)),
+        custody=str(row.get("custody") or ""),
     )
 
 

@@ -1,19 +1,35 @@
-"""The key store's interface. A private key goes in once, is read only to sign client
-assertions, and is deleted at unlink. No route ever returns it.
+"""The key store's interface, built around signing: a store makes a key, signs with it, deletes
+it. It never hands a private key out: `signer()` returns a key object that can sign and nothing
+more, whatever the custody (in Key Vault the signature itself is made by the vault).
+
+Custodies: `vault-key` (a non-exportable Key Vault key; Key Vault signs), `vault-secret` (made
+in the app, kept as a Key Vault secret, read to sign), `local` (files, for `make run` and tests).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from shared.guid import is_canonical_guid
+
+CUSTODIES = ("vault-key", "vault-secret", "local")
+
+# Signs the new key's certificate: (signer, public key) -> certificate.
+Certify = Callable[[rsa.RSAPrivateKey, rsa.RSAPublicKey], x509.Certificate]
 
 
 class PrivateKeyMissing(Exception):
     """The store holds no private key under this id."""
+
+
+class UnusableKey(Exception):
+    """The store holds something under this id that is not an RSA private key."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +39,7 @@ class KeyLabels:
     owner: str
     tenant_id: str
     application_id: str
-    thumbprint: str
+    thumbprint: str  # "" when the store records the key before its certificate exists
     not_after: datetime
     # The account store whose record points at this key (AccountStore.identity): the orphan
     # sweep removes only keys of its own store, never another environment's sharing the vault.
@@ -45,15 +61,23 @@ def check_key_id(key_id: str) -> str:
 
 
 class KeyStore(ABC):
-    backend: str
+    custody: str
+    backend: str  # what the health route names: `local` or `keyvault`
 
     @abstractmethod
-    def put(self, key_id: str, private_key_pem: bytes, labels: KeyLabels) -> None:
-        """Store a new private key. Raises DependencyUnavailable when the store is down."""
+    def create(
+        self, key_id: str, labels: KeyLabels, *, key_size: int, certify: Certify
+    ) -> x509.Certificate:
+        """Make a new RSA key, have `certify` sign its certificate with it, and keep the key.
+
+        On failure nothing usable stays behind (what cannot be removed at once is an orphan the
+        housekeeping removes). Raises DependencyUnavailable when the store is down.
+        """
 
     @abstractmethod
-    def get(self, key_id: str) -> bytes:
-        """The private key (PKCS#8 PEM). Raises PrivateKeyMissing or DependencyUnavailable."""
+    def signer(self, key_id: str) -> rsa.RSAPrivateKey:
+        """A sign-only key object. Raises PrivateKeyMissing, UnusableKey or
+        DependencyUnavailable (now, or when it signs)."""
 
     @abstractmethod
     def delete(self, key_id: str) -> None:

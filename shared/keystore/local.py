@@ -1,4 +1,5 @@
-"""Private keys as files under LOCAL_STATE_DIR/keys, readable by the owner alone (0600).
+"""Custody `local`: private keys as files under LOCAL_STATE_DIR/keys, readable by the owner
+alone (0600). For `make run` and tests; refused in Azure.
 
 Beside each `<keyId>.pem` a `<keyId>.json` holds its labels (owner, ids, the account store it
 belongs to), as Key Vault holds them in tags.
@@ -15,13 +16,16 @@ from pathlib import Path
 
 from shared.errors import DependencyUnavailable
 from shared.guid import is_canonical_guid
-from shared.keystore.base import KeyLabels, KeyStore, PrivateKeyMissing, StoredKey, check_key_id
+from shared.keystore.base import KeyLabels, PrivateKeyMissing, StoredKey, check_key_id
+from shared.keystore.pem_store import KeyGenerator, PemKeyStore
 
 
-class LocalKeyStore(KeyStore):
+class LocalKeyStore(PemKeyStore):
+    custody = "local"
     backend = "local"
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, generate: KeyGenerator | None = None) -> None:
+        super().__init__(generate)
         self.folder = folder
 
     def _path(self, key_id: str, suffix: str = ".pem") -> Path:
@@ -42,7 +46,7 @@ class LocalKeyStore(KeyStore):
             os.fsync(handle.fileno())
         os.replace(temp, path)
 
-    def put(self, key_id: str, private_key_pem: bytes, labels: KeyLabels) -> None:
+    def _save(self, key_id: str, private_key_pem: bytes, labels: KeyLabels) -> None:
         try:
             self._ensure_folder()
             path = self._path(key_id)
@@ -53,7 +57,7 @@ class LocalKeyStore(KeyStore):
         except OSError as exc:
             raise DependencyUnavailable("key store", f"local key store: {exc.strerror}") from exc
 
-    def get(self, key_id: str) -> bytes:
+    def _load(self, key_id: str) -> bytes:
         try:
             return self._path(key_id).read_bytes()
         except FileNotFoundError as exc:

@@ -29,9 +29,8 @@ OWNER = "owner-a"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 
 
-@pytest.fixture(scope="module")
-def pair() -> certificates.KeyPair:
-    return certificates.generate("Race", validity_days=365, key_size=2048, now=utc_now())
+# One RSA key for every key these tests make: they are about records, not key generation.
+ONE_KEY = certificates.new_private_key(2048)
 
 
 @pytest.fixture
@@ -39,23 +38,30 @@ def ctx(store: AccountStore, tmp_path: Path) -> AppContext:
     settings = load_settings({"AUTH_MODE": "local", "LOCAL_STATE_DIR": str(tmp_path / "state")})
     return AppContext(
         settings=settings,
-        keys=LocalKeyStore(tmp_path / "keys"),
+        keys=LocalKeyStore(tmp_path / "keys", generate=lambda size: ONE_KEY),
         accounts=store,
         authenticator=LocalAuthenticator(),
         http=requests.Session(),
     )
 
 
-def aged_key(ctx: AppContext, pair: certificates.KeyPair, days: float) -> KeyRecord:
+def aged_key(ctx: AppContext, days: float) -> KeyRecord:
     made = utc_now() - timedelta(days=days)
-    return keys.store_key(ctx, OWNER, TENANT, str(uuid.uuid4()), "Race", pair, made)
+    return keys.store_key(ctx, OWNER, TENANT, str(uuid.uuid4()), "Race", now=made)
 
 
-def orphan(ctx: AppContext, pair: certificates.KeyPair, store: str) -> str:
+def orphan(ctx: AppContext, store: str) -> str:
     """A private key with no record, as a create that failed halfway leaves one."""
     key_id = str(uuid.uuid4())
-    labels = KeyLabels(OWNER, TENANT, str(uuid.uuid4()), "AB" * 20, utc_now(), store=store)
-    ctx.keys.put(key_id, pair.private_key_pem, labels)
+    labels = KeyLabels(OWNER, TENANT, str(uuid.uuid4()), "", utc_now(), store=store)
+    ctx.keys.create(
+        key_id,
+        labels,
+        key_size=2048,
+        certify=lambda signer, public: certificates.certify(
+            signer, public, "orphan", validity_days=1, now=utc_now()
+        ),
+    )
     return key_id
 
 
@@ -69,12 +75,10 @@ def stored_ids(ctx: AppContext) -> set[str]:
     return {k.key_id for k in ctx.keys.list()}
 
 
-def test_connects_racing_the_deletion_of_expired_keys_never_lose_a_key(
-    ctx: AppContext, pair: certificates.KeyPair
-) -> None:
+def test_connects_racing_the_deletion_of_expired_keys_never_lose_a_key(ctx: AppContext) -> None:
     # Housekeeping walks the keys in id order; the Connects start from the other end, so the
     # two meet and race over the keys in the middle.
-    made = [aged_key(ctx, pair, days=8) for _ in range(60)]
+    made = [aged_key(ctx, days=8) for _ in range(60)]
     expired = sorted(made, key=lambda k: k.key_id, reverse=True)
 
     def connect(record: KeyRecord) -> str:
@@ -103,9 +107,7 @@ def test_connects_racing_the_deletion_of_expired_keys_never_lose_a_key(
     for account in linked:  # every account's key is there, in both stores, and bound to it
         record = ctx.accounts.get_key(OWNER, account.key_id)
         assert record is not None and record.account_id == account.id and not record.deleting
-        assert certificates.private_key_matches(
-            ctx.keys.get(account.key_id), record.certificate_pem
-        )
+        assert certificates.signer_matches(ctx.keys.signer(account.key_id), record.certificate_pem)
     # Every key the Connects lost is gone from both stores; nothing else is.
     assert {k.key_id for k in ctx.accounts.list_keys()} == {a.key_id for a in linked}
     assert stored_ids(ctx) == {a.key_id for a in linked}
@@ -114,12 +116,10 @@ def test_connects_racing_the_deletion_of_expired_keys_never_lose_a_key(
     )
 
 
-def test_unused_keys_go_after_the_retention_and_used_ones_stay(
-    ctx: AppContext, pair: certificates.KeyPair
-) -> None:
-    young = aged_key(ctx, pair, days=6.9)
-    old = aged_key(ctx, pair, days=7.1)
-    used = aged_key(ctx, pair, days=30)
+def test_unused_keys_go_after_the_retention_and_used_ones_stay(ctx: AppContext) -> None:
+    young = aged_key(ctx, days=6.9)
+    old = aged_key(ctx, days=7.1)
+    used = aged_key(ctx, days=30)
     accounts.link_account(
         ctx,
         OWNER,
@@ -138,9 +138,9 @@ def test_unused_keys_go_after_the_retention_and_used_ones_stay(
         assert kept.key_id in stored_ids(ctx)
 
 
-def test_a_run_past_its_deadline_takes_no_work(ctx: AppContext, pair: certificates.KeyPair) -> None:
-    old = aged_key(ctx, pair, days=8)
-    lost = orphan(ctx, pair, ctx.accounts.identity)
+def test_a_run_past_its_deadline_takes_no_work(ctx: AppContext) -> None:
+    old = aged_key(ctx, days=8)
+    lost = orphan(ctx, ctx.accounts.identity)
     summary = RunSummary()
     later = utc_now() + timedelta(hours=2)
     housekeeping.run(ctx, summary, later, stop_at=time.monotonic())
@@ -151,13 +151,11 @@ def test_a_run_past_its_deadline_takes_no_work(ctx: AppContext, pair: certificat
     assert not {old.key_id, lost} & stored_ids(ctx)
 
 
-def test_the_sweep_removes_only_orphans_of_this_account_store(
-    ctx: AppContext, pair: certificates.KeyPair
-) -> None:
-    aged_key(ctx, pair, days=1)  # the store has key records: a sweep is plausible
-    ours = orphan(ctx, pair, ctx.accounts.identity)
-    another_environments = orphan(ctx, pair, "table:otheraccount/linkedaccounts")
-    untagged = orphan(ctx, pair, "")  # made before keys named their store
+def test_the_sweep_removes_only_orphans_of_this_account_store(ctx: AppContext) -> None:
+    aged_key(ctx, days=1)  # the store has key records: a sweep is plausible
+    ours = orphan(ctx, ctx.accounts.identity)
+    another_environments = orphan(ctx, "table:otheraccount/linkedaccounts")
+    untagged = orphan(ctx, "")  # made before keys named their store
     assert housekeeping_run(ctx).orphans_removed == 0  # younger than an hour: maybe in flight
     summary = housekeeping_run(ctx, hours_later=2)
     assert summary.orphans_removed == 1
@@ -167,11 +165,11 @@ def test_the_sweep_removes_only_orphans_of_this_account_store(
 
 
 def test_the_sweep_refuses_when_the_store_has_no_key_records_but_many_orphans(
-    ctx: AppContext, pair: certificates.KeyPair, caplog: pytest.LogCaptureFixture
+    ctx: AppContext, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The app pointed at a new, empty table (or one recreated) finds every customer's key
     # without a record: it must not delete them.
-    keys_of_customers = {orphan(ctx, pair, ctx.accounts.identity) for _ in range(11)}
+    keys_of_customers = {orphan(ctx, ctx.accounts.identity) for _ in range(11)}
     with caplog.at_level(logging.WARNING, logger="m365link.housekeeping"):
         summary = housekeeping_run(ctx, hours_later=2)
     assert summary.orphans_removed == 0

@@ -1,4 +1,5 @@
-"""POST /api/keys with KEY_VAULT_URL set: the private key lives in (the stand-in of) Key Vault."""
+"""POST /api/keys with KEY_VAULT_URL set: the private key lives in (the stand-in of) Key Vault,
+as a non-exportable key (`vault-key`, the default) or as a secret (`KEY_CUSTODY=vault-secret`)."""
 
 from __future__ import annotations
 
@@ -19,26 +20,45 @@ BODY = {
 }
 
 
+ROLES = {"vault-key": "Key Vault Crypto Officer", "vault-secret": "Key Vault Secrets Officer"}
+
+
+@pytest.fixture(params=["vault-key", "vault-secret"])
+def custody(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @pytest.fixture
-def app(sandboxed_app: Callable[..., RunningApp], sandbox: Any) -> RunningApp:
+def app(sandboxed_app: Callable[..., RunningApp], sandbox: Any, custody: str) -> RunningApp:
     return sandboxed_app(
-        {"KEY_VAULT_URL": sandbox.keyvault_url}, vault_credential=StaticCredential()
+        {"KEY_VAULT_URL": sandbox.keyvault_url, "KEY_CUSTODY": custody},
+        vault_credential=StaticCredential(),
     )
 
 
-def test_private_key_goes_to_the_vault_and_nowhere_else(app: RunningApp, sandbox: Any) -> None:
+def held(sandbox: Any, custody: str) -> list[str]:
+    """The names the vault holds, live, for this custody (keys or secrets)."""
+    if custody == "vault-key":
+        return [k["name"] for k in sandbox.admin.keyvault_keys()["keys"]]
+    return [s["name"] for s in sandbox.admin.keyvault_state()["secrets"]]
+
+
+def test_private_key_goes_to_the_vault_and_nowhere_else(
+    app: RunningApp, sandbox: Any, custody: str
+) -> None:
     response = app.http.post(app.api("/keys"), json=BODY)
     assert response.status_code == 201
     key = response.json()
-    names = [s["name"] for s in sandbox.admin.keyvault_state()["secrets"]]
-    assert names == [f"m365link-{key['keyId']}"]
-    assert certificates.private_key_matches(
-        app.context.keys.get(key["keyId"]), key["certificatePem"]
-    )
+    assert key["custody"] == custody
+    assert held(sandbox, custody) == [f"m365link-{key['keyId']}"]
+    other = "vault-secret" if custody == "vault-key" else "vault-key"
+    assert held(sandbox, other) == []  # one copy, in one form
+    assert certificates.signer_matches(app.context.keys.signer(key["keyId"]), key["certificatePem"])
     local_keys = app.context.settings.local_state_dir / "keys"
     assert not local_keys.exists() or not any(local_keys.iterdir())
     health = app.http.get(app.api("/health")).json()
     assert health["keyStore"]["backend"] == "keyvault"
+    assert app.http.get(app.api(f"/keys/{key['keyId']}")).json()["custody"] == custody
 
 
 def test_vault_down_is_a_503_and_writes_no_record(app: RunningApp, sandbox: Any) -> None:
@@ -57,7 +77,7 @@ def test_vault_down_is_a_503_and_writes_no_record(app: RunningApp, sandbox: Any)
 
 
 def test_unlink_with_the_vault_down_leaves_the_deletion_for_the_health_check(
-    app: RunningApp, sandbox: Any
+    app: RunningApp, sandbox: Any, custody: str
 ) -> None:
     key = app.http.post(app.api("/keys"), json=BODY).json()
     link = {**BODY, "keyId": key["keyId"], "displayName": "Prod"}
@@ -72,9 +92,7 @@ def test_unlink_with_the_vault_down_leaves_the_deletion_for_the_health_check(
     assert app.http.get(app.api(f"/keys/{key['keyId']}")).status_code == 404
     pending = app.context.accounts.get_key("local-dev", key["keyId"])
     assert pending is not None and pending.deleting  # recorded for the retry
-    assert f"m365link-{key['keyId']}" in [
-        s["name"] for s in sandbox.admin.keyvault_state()["secrets"]
-    ]
+    assert f"m365link-{key['keyId']}" in held(sandbox, custody)
     # The pair can be linked again at once with a new key.
     fresh = app.http.post(app.api("/keys"), json=BODY).json()
     again = app.http.post(app.api("/accounts"), json={**link, "keyId": fresh["keyId"]})
@@ -83,7 +101,7 @@ def test_unlink_with_the_vault_down_leaves_the_deletion_for_the_health_check(
 
 
 def test_vault_refusing_the_identity_names_the_role_and_unlink_still_works(
-    app: RunningApp, sandbox: Any
+    app: RunningApp, sandbox: Any, custody: str
 ) -> None:
     key = app.http.post(app.api("/keys"), json=BODY).json()
     account = app.http.post(app.api("/accounts"), json={**BODY, "keyId": key["keyId"]}).json()
@@ -99,11 +117,11 @@ def test_vault_refusing_the_identity_names_the_role_and_unlink_still_works(
     assert response.headers["Content-Type"] == "application/problem+json"
     problem = response.json()
     assert problem["type"].endswith("/configuration")
-    assert "Key Vault Secrets Officer" in problem["detail"]
+    assert ROLES[custody] in problem["detail"]
     assert sandbox.keyvault_url not in response.text and "127.0.0.1" not in response.text
     assert [k.key_id for k in app.context.accounts.list_keys()] == [key["keyId"]]
     assert health.status_code == 503
-    assert "Key Vault Secrets Officer" in health.json()["keyStore"]["detail"]
+    assert ROLES[custody] in health.json()["keyStore"]["detail"]
     assert sandbox.keyvault_url not in health.text
     # The customer's unlink is done; the private key's deletion waits for the timer.
     assert unlinked.status_code == 204

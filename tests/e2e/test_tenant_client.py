@@ -6,12 +6,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared import certificates, verification
+from shared.client_assertion import assertion_callable
 from shared.errors import DependencyUnavailable
+from shared.keystore.local import LocalKeyStore
 from shared.outbound import make_session
 from shared.tenant_client import (
     KeyUnavailable,
@@ -77,15 +82,21 @@ def _token(
     pair: certificates.KeyPair,
     *,
     scope: str = "https://graph.microsoft.com/.default",
-    private_key: Callable[[], bytes] | None = None,
+    signer: Callable[[], rsa.RSAPrivateKey] | None = None,
 ) -> TokenAnswer:
+    key = serialization.load_pem_private_key(pair.private_key_pem, password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
     return client.token(
         cache_key=(str(uuid.uuid4()),),
         client_id=str(uuid.uuid4()),
         authority=f"{base_url}/{tenant}",
         scope=scope,
-        thumbprint=pair.info.thumbprint,
-        private_key=private_key or (lambda: pair.private_key_pem),
+        assertion=assertion_callable(
+            signer or (lambda: key),
+            client_id="ignored-by-the-sandbox-before-the-assertion",
+            thumbprint=pair.info.thumbprint,
+            token_endpoint=f"{base_url}/{tenant}/oauth2/v2.0/token",
+        ),
         fresh=True,
     )
 
@@ -137,11 +148,21 @@ def test_what_msal_raises_on_an_authority_it_cannot_use_is_said_as_it_is(
 
 
 def test_a_stored_key_that_is_not_a_key_is_handed_back_as_such(
-    client: TenantClient, sandbox: Any, pair: certificates.KeyPair
+    client: TenantClient, sandbox: Any, pair: certificates.KeyPair, tmp_path: Path
 ) -> None:
     tenant = sandbox.admin.create_tenant("Broken key")
+    store = LocalKeyStore(tmp_path / "keys")
+    key_id = str(uuid.uuid4())
+    store.folder.mkdir(mode=0o700)
+    (store.folder / f"{key_id}.pem").write_bytes(b"junk")  # what a damaged file would hold
     with pytest.raises(KeyUnavailable) as raised:
-        _token(client, sandbox.base_url, tenant["tenantId"], pair, private_key=lambda: b"junk")
+        _token(
+            client,
+            sandbox.base_url,
+            tenant["tenantId"],
+            pair,
+            signer=lambda: store.signer(key_id),
+        )
     assert isinstance(raised.value.cause, UnusableKey)
     assert "junk" not in str(raised.value)
 
@@ -151,10 +172,10 @@ def test_a_key_store_failure_reaches_the_caller_untouched(
 ) -> None:
     tenant = sandbox.admin.create_tenant("Vault down")
 
-    def vault_down() -> bytes:
+    def vault_down() -> rsa.RSAPrivateKey:
         raise DependencyUnavailable("Key Vault")
 
     with pytest.raises(KeyUnavailable) as raised:
-        _token(client, sandbox.base_url, tenant["tenantId"], pair, private_key=vault_down)
+        _token(client, sandbox.base_url, tenant["tenantId"], pair, signer=vault_down)
     assert isinstance(raised.value.cause, DependencyUnavailable)
     assert sandbox.admin.requests()["counts"].get("token", 0) == 0  # nothing was sent

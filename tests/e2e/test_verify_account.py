@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared import certificates, keys
+from shared import keys
 from shared.timefmt import utc_now
 from shared.verification import CHECK_ORDER
 from tests.conftest import RunningApp
@@ -392,14 +392,12 @@ def test_expired_certificate_fails(customer: Customer, app: RunningApp) -> None:
     # A certificate made 400 days ago for one year, as an old link would have, stored exactly as
     # POST /api/keys stores one.
     made = utc_now() - timedelta(days=400)
-    pair = certificates.generate("Old", validity_days=365, key_size=2048, now=made)
     stored = keys.store_key(
-        app.context, "local-dev", customer.tenant_id, customer.application_id, "Old", pair, made
+        app.context, "local-dev", customer.tenant_id, customer.application_id, "Old", now=made
     )
     customer.key = {"keyId": stored.key_id}
-    info = pair.info
     customer.admin.upload_certificate(
-        customer.tenant_id, customer.application_id, info.certificate_pem
+        customer.tenant_id, customer.application_id, stored.certificate_pem
     )
     customer.connect()
     report = customer.verify()

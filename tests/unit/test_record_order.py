@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from shared import certificates, keys
+from shared import keys
 from shared.accountstore import VersionConflict
 from shared.app_context import AppContext, build_context
 from shared.records import Account
@@ -36,8 +36,7 @@ def ctx(tmp_path: Path) -> AppContext:
 
 @pytest.fixture
 def account(ctx: AppContext) -> Account:
-    pair = certificates.generate("Order", validity_days=365, key_size=2048, now=LONG_AGO)
-    key = keys.store_key(ctx, OWNER, TENANT, APP, "Order", pair, LONG_AGO)
+    key = keys.store_key(ctx, OWNER, TENANT, APP, "Order", now=LONG_AGO)
     linked = Account(
         id=str(uuid.uuid4()),
         owner=OWNER,
