@@ -141,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for account_id in accounts:
                 build_app_context(settings, vault_credential=SandboxVaultCredential())
                 cold.append(verify(app, sb, account_id))
+            for account_id in accounts:  # settle: each account once in the last context
+                verify(app, sb, account_id)
             warm = [verify(app, sb, accounts[i % len(accounts)]) for i in range(verifies)]
             from shared import health_check
 

@@ -8,9 +8,10 @@ with RSA keys generated ahead of time in a process pool and handed to the key st
 sandbox adds 50 ms to every request and `health_check.run(ctx, concurrency=16)`
 runs twice: cold (a fresh app context: no warm MSAL application, no metadata cache) and warm (the
 same context again). Figures: wall time; the lower bound = requests counted at the sandbox during
-the run x 50 ms / 16, and wall / lower bound (goal <= 1.3); requests per account on the warm run
-(goal 2); peak memory (resident set growth during the run; tracemalloc peak in a third, traced
-run with --tracemalloc, whose wall time is slowed by tracing and only shown for reference).
+the run x 50 ms / 16, and wall / lower bound (goal <= 1.2, issue 12); requests per account on the
+warm run (goal 1: one Graph `$batch` per account, issue 12; it was 2 before); peak memory
+(resident set growth during the run; tracemalloc peak in a third, traced run with
+--tracemalloc, whose wall time is slowed by tracing and only shown for reference).
 App and sandbox CPU seconds during each run show where the two cores went.
 """
 
@@ -55,7 +56,7 @@ QUICK_TENANTS, QUICK_APPS_PER_TENANT = 5, 20
 LATENCY_MS = 50
 CONCURRENCY = 16
 ADMIN_CLIENTS = 8
-RATIO_GOAL, REQUESTS_GOAL = 1.3, 2.0
+RATIO_GOAL, REQUESTS_GOAL = 1.2, 1.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ class RunFigures:
 
     @property
     def lower_bound(self) -> float:
+        """Every request the sandbox counted (a `$batch` is one, whatever it holds) takes at least
+        the injected latency, and at most CONCURRENCY accounts have one in flight."""
         return self.requests * LATENCY_MS / 1000 / CONCURRENCY
 
 
@@ -289,10 +292,11 @@ def report(runs: list[RunFigures], accounts: int, tenants: int, setup: dict[str,
     if warm is not None:
         per_account = warm.requests / max(warm.checked, 1)
         verdict = "met" if per_account <= REQUESTS_GOAL else "MISSED"
-        note(f"warm requests per account {per_account:.2f} (goal {REQUESTS_GOAL:.0f}: {verdict})")
+        note(f"warm requests per account {per_account:.2f} (goal {REQUESTS_GOAL:.2f}: {verdict})")
     note(
-        "lower bound = requests counted at the sandbox x 50 ms / 16: every request costs at least "
-        "the injected latency and at most 16 are in flight; the sandbox runs in its own process"
+        "lower bound = requests counted at the sandbox x 50 ms / 16 (a $batch counts once): every "
+        "request costs at least the injected latency and at most 16 are in flight; the sandbox "
+        "runs in its own process"
     )
     note(
         "RSS growth = peak resident set during the run (VmHWM, reset before it) minus the "

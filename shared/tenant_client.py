@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +32,8 @@ from shared.client_assertion import KeyUnavailable
 from shared.keystore.base import UnusableKey
 
 __all__ = ["KeyUnavailable", "TenantClient", "UnusableKey"]
+
+from shared import graph_batch
 
 METADATA_TTL_SECONDS = 3600
 METADATA_CACHE_ENTRIES = 4096  # tenants; ~2 KB each
@@ -182,7 +184,7 @@ class _CachedApp:
 
 class TenantClient:
     # ~25 KB per warm application object: 4,096 fit in about 100 MB, so a fleet of thousands of
-    # accounts is re-verified from warm objects and cached tokens (two Graph reads each).
+    # accounts is re-verified from warm objects and cached tokens (one Graph batch each).
     def __init__(self, session: requests.Session, *, max_apps: int = 4096) -> None:
         self._session = session
         self._metadata = _MetadataCache()
@@ -319,28 +321,32 @@ class TenantClient:
             )
         except requests.RequestException as exc:
             return GraphAnswer(status=None, transient=True, message=type(exc).__name__)
-        body = _json(response)
-        if 200 <= response.status_code < 300:
-            return GraphAnswer(status=response.status_code, body=body)
-        raw_error = body.get("error")
-        error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
-        return GraphAnswer(
-            status=response.status_code,
-            code=error.get("code"),
-            message=first_line(error.get("message")),
-            transient=response.status_code == 429 or response.status_code >= 500,
-        )
+        return graph_answer(response.status_code, _json(response))
+
+    def graph_batch(
+        self, graph: str, token: str, urls: Mapping[str, str]
+    ) -> dict[str, GraphAnswer]:
+        """GET every `urls` value (relative to `{graph}/v1.0`) in one `$batch`; the answers by
+        key. A sub-request answered 429/5xx is retried alone (see `shared.graph_batch`)."""
+        return graph_answers(graph_batch.send(self._session, graph, token, urls))
 
     def graph_get_all(
         self, url: str, token: str, *, max_pages: int = GRAPH_MAX_PAGES
     ) -> GraphAnswer:
-        """A Graph collection, every page: `@odata.nextLink` is followed up to `max_pages`, and
+        """A Graph collection, every page (see `graph_rest_of`)."""
+        return self.graph_rest_of(self.graph_get(url, token), url, token, max_pages=max_pages)
+
+    def graph_rest_of(
+        self, first: GraphAnswer, url: str, token: str, *, max_pages: int = GRAPH_MAX_PAGES
+    ) -> GraphAnswer:
+        """A Graph collection whose first page (`first`, read from `url`) is in hand, every
+        page: `@odata.nextLink` is followed with plain GETs up to `max_pages` pages in all, and
         only on the host of `url` (the bearer token never goes anywhere else). An incomplete
         listing is a transient failure whose body holds the entries read so far."""
         origin = _origin(url)
         values: list[Any] = []
-        for _ in range(max_pages):
-            answer = self.graph_get(url, token)
+        answer = first
+        for page_number in range(1, max_pages + 1):
             if not answer.ok:
                 return GraphAnswer(
                     answer.status, {"value": values}, answer.code, answer.message, answer.transient
@@ -357,13 +363,38 @@ class TenantClient:
                     message="Graph's next-page link points at another host; not followed",
                     transient=True,
                 )
-            url = next_link
+            if page_number < max_pages:
+                answer = self.graph_get(next_link, token)
         return GraphAnswer(
             None,
             {"value": values},
             message=f"Graph's listing has more than {max_pages} pages; not read to the end",
             transient=True,
         )
+
+
+def graph_answers(batch: Mapping[str, graph_batch.SubResponse]) -> dict[str, GraphAnswer]:
+    """A `$batch`'s sub-responses as data; one without an HTTP answer is a transient failure."""
+    return {
+        name: graph_answer(sub.status, sub.body)
+        if sub.status is not None
+        else GraphAnswer(status=None, transient=True, message=sub.note)
+        for name, sub in batch.items()
+    }
+
+
+def graph_answer(status: int, body: dict[str, Any]) -> GraphAnswer:
+    """A Graph response as data: the body on success, Graph's error `code` and `message` else."""
+    if 200 <= status < 300:
+        return GraphAnswer(status=status, body=body)
+    raw_error = body.get("error")
+    error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+    return GraphAnswer(
+        status=status,
+        code=error.get("code"),
+        message=first_line(error.get("message")),
+        transient=status == 429 or status >= 500,
+    )
 
 
 def _origin(url: str) -> tuple[str, str, int]:

@@ -1,55 +1,25 @@
 """Turns what the tenant said into the verification report's checks. Pure: no I/O.
 
-Each function takes one answer (metadata, token, Graph) and returns the check(s) it decides, with
-the title, the detail, and for every `fail` and `warn` the concrete step the customer takes in
-the Entra admin center.
+`STEPS` at the end of this module is the whole decision table: each check is one entry (its id,
+its title, the checks it needs, and how it is decided from the gathered `Answers`), and `decide`
+walks it in order. The skip rule exists only there: a check one of whose needs did not pass is
+`skipped`, naming that step. The functions above the table decide one check each from one
+answer (metadata, token, a Graph read), with the title, the detail and, for every `fail` and
+`warn`, the concrete step the customer takes in the Entra admin center.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared import app_registration as registrations
 from shared import roles
 from shared.tenant_client import GraphAnswer, MetadataAnswer, TokenAnswer
 from shared.timefmt import to_rfc3339
 
-CHECK_ORDER = (
-    "tenant",
-    "application",
-    "certificate",
-    "admin_consent",
-    "directory_role",
-    "directory_read",
-    "access_reviews_read",
-    "organization_match",
-    "least_privilege",
-    "certificate_expiry",
-)
-TITLES = {
-    "tenant": "Tenant found",
-    "application": "App registration found in the tenant",
-    "certificate": "Certificate accepted by Entra ID",
-    "admin_consent": "Admin consent granted for AccessReview.Read.All",
-    "directory_role": "Global Reader role assigned to the app",
-    "directory_read": "Directory readable through Microsoft Graph",
-    "access_reviews_read": "Access reviews readable through Microsoft Graph",
-    "organization_match": "Organisation name matches the tenant",
-    "least_privilege": "Access is read-only",
-    "certificate_expiry": "Certificate valid",
-}
-# What each check needs to have passed before it can run.
-DEPENDS_ON = {
-    "application": "tenant",
-    "certificate": "application",
-    "admin_consent": "certificate",
-    "directory_role": "certificate",
-    "directory_read": "certificate",
-    "access_reviews_read": "certificate",
-    "least_privilege": "certificate",
-    "organization_match": "directory_read",
-}
 APPLICATION_CODES = {700016, 7000229, 7000112, 700025, 500011}
 TENANT_CODES = {90002, 900023}
 # Credential errors the customer fixes in Certificates & secrets (FACTS §2, §10). Any other code
@@ -59,12 +29,55 @@ LICENCE_WORDS = ("licen",)  # licence, license, licensed, licensing
 
 
 @dataclass(frozen=True)
+class GraphAnswers:
+    """The Graph reads of one verification (one `$batch`); None: not read (no token, or the
+    token's `wids` made `memberOf` unnecessary)."""
+
+    organization: GraphAnswer | None = None
+    access_reviews: GraphAnswer | None = None
+    application: GraphAnswer | None = None
+    member_of: GraphAnswer | None = None
+
+
+@dataclass(frozen=True)
+class Answers:
+    """Everything one verification gathered, and the account facts the checks compare with."""
+
+    tenant_id: str
+    application_id: str
+    thumbprint: str
+    organization_name: str | None
+    certificate_not_after: datetime
+    now: datetime
+    warn_days: int
+    metadata: MetadataAnswer
+    token: TokenAnswer | None = None  # None: not asked (tenant unknown, or the key unreadable)
+    key_failure: str | None = None  # unavailable | missing | unusable (see key_read_checks)
+    graph: GraphAnswers = GraphAnswers()
+    # Certificates a rotation brings (next release): listed as `rotation` / `previous`.
+    rotation_thumbprints: frozenset[str] = frozenset()
+    previous_thumbprints: frozenset[str] = frozenset()
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        return self.token.claims if self.token and self.token.access_token else {}
+
+    @property
+    def owners(self) -> registrations.Owners:
+        return registrations.Owners(
+            self.thumbprint, self.rotation_thumbprints, self.previous_thumbprints
+        )
+
+
+@dataclass(frozen=True)
 class Check:
     id: str
     status: str  # pass | warn | fail | skipped | error
     detail: str
     remediation: str | None = None
     code: str | None = None
+    # A `skipped` check names the step that blocked it; never part of the report's JSON.
+    blocked_by: str | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -89,6 +102,7 @@ def skipped(check_id: str, blocker: str) -> Check:
         check_id,
         "skipped",
         f"Not checked: the step '{TITLES[blocker]}' ({blocker}) did not pass.",
+        blocked_by=blocker,
     )
 
 
@@ -131,47 +145,60 @@ def tenant_check(answer: MetadataAnswer, tenant_id: str) -> Check:
 
 
 # --- token -------------------------------------------------------------------------------------
-def token_checks(
-    answer: TokenAnswer, *, tenant_id: str, application_id: str, thumbprint: str
-) -> list[Check]:
-    """The `application` and `certificate` checks (and `tenant` if the token endpoint denies it)."""
-    if answer.access_token:
-        return [
-            Check(
-                "application",
-                "pass",
-                f"Entra ID knows application {application_id} in tenant {tenant_id}.",
-            ),
-            Check(
-                "certificate",
-                "pass",
-                f"Entra ID accepted a client assertion signed with the key of certificate "
-                f"{thumbprint}.",
-            ),
-        ]
+def tenant_of(metadata: MetadataAnswer, token: TokenAnswer | None, tenant_id: str) -> Check:
+    """The `tenant` check: the metadata, or the token endpoint denying the tenant."""
+    if metadata.document is not None and token is not None and token.error_code in TENANT_CODES:
+        return tenant_check(
+            MetadataAnswer(error_code=token.error_code, description=token.description), tenant_id
+        )
+    return tenant_check(metadata, tenant_id)
+
+
+def _known_credential_error(answer: TokenAnswer) -> bool:
+    return answer.error_code in CERTIFICATE_CODES and not answer.unexpected
+
+
+def application_check(
+    answer: TokenAnswer | None, key_failure: str | None, *, tenant_id: str, application_id: str
+) -> Check:
+    """The token endpoint knows the application (an answer about the credential says so too)."""
+    if key_failure is not None:
+        return key_read_checks(key_failure)[0]
+    if answer is None:
+        return unreachable("application", "The Entra ID token endpoint", None, "not asked")
+    if answer.error_code in TENANT_CODES:
+        return skipped("application", "tenant")  # the token endpoint denied the tenant
+    if answer.access_token or _known_credential_error(answer):
+        return Check(
+            "application",
+            "pass",
+            f"Entra ID knows application {application_id} in tenant {tenant_id}.",
+        )
     if answer.transient:
-        return [
-            unreachable(
-                "application", "The Entra ID token endpoint", answer.status, answer.description
-            )
-        ]
-    code = answer.error_code
-    if code in TENANT_CODES:
-        return [
-            tenant_check(MetadataAnswer(error_code=code, description=answer.description), tenant_id)
-        ]
-    if code in APPLICATION_CODES or answer.error == "unauthorized_client":
-        return [_application_failure(answer, tenant_id, application_id)]
-    if code in CERTIFICATE_CODES and not answer.unexpected:
-        return [
-            Check(
-                "application",
-                "pass",
-                f"Entra ID knows application {application_id} in tenant {tenant_id}.",
-            ),
-            _certificate_failure(answer, thumbprint),
-        ]
-    return [_unexpected_token_answer(answer)]
+        return unreachable(
+            "application", "The Entra ID token endpoint", answer.status, answer.description
+        )
+    if answer.error_code in APPLICATION_CODES or answer.error == "unauthorized_client":
+        return _application_failure(answer, tenant_id, application_id)
+    return _unexpected_token_answer(answer)
+
+
+def certificate_check(
+    answer: TokenAnswer | None, key_failure: str | None, *, thumbprint: str
+) -> Check:
+    """Entra accepted the client assertion signed with the account's key."""
+    if key_failure is not None:
+        return key_read_checks(key_failure)[1]
+    if answer is not None and answer.access_token:
+        return Check(
+            "certificate",
+            "pass",
+            f"Entra ID accepted a client assertion signed with the key of certificate "
+            f"{thumbprint}.",
+        )
+    if answer is not None and _known_credential_error(answer):
+        return _certificate_failure(answer, thumbprint)
+    return skipped("certificate", "application")  # the application step decided
 
 
 def _unexpected_token_answer(answer: TokenAnswer) -> Check:
@@ -200,6 +227,7 @@ def key_read_checks(reason: str) -> list[Check]:
         "skipped",
         "Not checked: no token was requested, because the account's private key could not be "
         "read from the key store (see the certificate check).",
+        blocked_by="certificate",  # the key is read first: this step waits on that one
     )
     if reason == "unavailable":
         certificate = Check(
@@ -563,21 +591,319 @@ def expiry_check(not_after: datetime, now: datetime, warn_days: int) -> Check:
     )
 
 
-# --- the report --------------------------------------------------------------------------------
-def complete(decided: dict[str, Check]) -> list[Check]:
-    """All ten checks in order: those not decided are skipped, naming the step that blocked."""
-    result: dict[str, Check] = {}
-    for check_id in CHECK_ORDER:
-        if check_id in decided:
-            result[check_id] = decided[check_id]
-            continue
-        blocker = DEPENDS_ON.get(check_id, "tenant")
-        while blocker in result and result[blocker].status == "pass" and blocker in DEPENDS_ON:
-            blocker = DEPENDS_ON[
-                blocker
-            ]  # pragma: no cover - a passed blocker decides its children
-        result[check_id] = skipped(check_id, blocker)
-    return [result[c] for c in CHECK_ORDER]
+# --- the app registration ------------------------------------------------------------------------
+_AUDIENCES = {
+    "AzureADMultipleOrgs": "accounts in any organizational directory (multi-tenant)",
+    "AzureADandPersonalMicrosoftAccount": (
+        "accounts in any organizational directory and personal Microsoft accounts"
+    ),
+    "PersonalMicrosoftAccount": "personal Microsoft accounts only",
+}
+_SINGLE_TENANT_STEP = (
+    "In the Entra admin center open App registrations > your app > Authentication, set "
+    "Supported account types to 'Accounts in this organizational directory only (Single "
+    "tenant)' and press Save."
+)
+_MANUAL_CHECK = {
+    "app_audience": (
+        "Check it yourself: App registrations > your app > Authentication > Supported account "
+        "types must be 'Accounts in this organizational directory only'."
+    ),
+    "app_credentials": (
+        "Check it yourself: App registrations > your app > Certificates & secrets must list "
+        "this account's certificate and no client secret."
+    ),
+}
+
+
+def _registration_not_read(check_id: str, answer: GraphAnswer) -> Check:
+    """A read of the app registration that did not succeed: transient is an `error`; a refusal
+    is `skipped` with the reason, never a failure of the account (Global Reader may not cover
+    this read, FACTS §10)."""
+    if answer.transient:
+        return unreachable(check_id, "Microsoft Graph", answer.status, answer.message)
+    said = f"HTTP {answer.status}" + (f", {answer.code}" if answer.code else "")
+    if answer.status == 403:
+        return Check(
+            check_id,
+            "skipped",
+            f"Not checked: Microsoft Graph refused to read the app registration ({said}). The "
+            "Global Reader role does not cover this read here, or was assigned less than 15 "
+            "minutes ago.",
+            _MANUAL_CHECK[check_id] + " Verify again later to have the portal check it.",
+            answer.code,
+        )
+    return Check(
+        check_id,
+        "skipped",
+        f"Not checked: Microsoft Graph did not return the app registration ({said}"
+        f"{': ' + answer.message if answer.message else ''}).",
+        _MANUAL_CHECK[check_id],
+        answer.code,
+    )
+
+
+def audience_check(answer: GraphAnswer, application_id: str) -> Check:
+    """`app_audience`: the registration is single-tenant, as the linking guide asks."""
+    if answer.status == 404:
+        return Check(
+            "app_audience",
+            "warn",
+            f"This tenant holds no app registration with application ID {application_id}: the "
+            "app is registered in another organisation's tenant and used here as a multi-tenant "
+            "app, so that tenant controls its certificates.",
+            "Register a single-tenant app in your own tenant as the linking guide says, and link "
+            "that app instead.",
+            answer.code,
+        )
+    if not answer.ok:
+        return _registration_not_read("app_audience", answer)
+    audience = registrations.registration_of(answer.body).sign_in_audience
+    if audience == registrations.SINGLE_TENANT:
+        return Check(
+            "app_audience",
+            "pass",
+            "The app registration is single-tenant (signInAudience AzureADMyOrg), as the "
+            "linking guide asks.",
+        )
+    if audience is None:
+        return Check(
+            "app_audience",
+            "skipped",
+            "Not checked: Microsoft Graph's answer did not say who may sign in to the app "
+            "(no signInAudience).",
+            _MANUAL_CHECK["app_audience"],
+        )
+    return Check(
+        "app_audience",
+        "warn",
+        f"The app registration accepts {_AUDIENCES.get(audience, audience)} (signInAudience "
+        f"{audience}): any tenant could consent to this app and sign in with its certificate.",
+        _SINGLE_TENANT_STEP,
+    )
+
+
+def credentials_check(answer: GraphAnswer, owners: registrations.Owners, now: datetime) -> Check:
+    """`app_credentials`: this account's certificate is on the registration, and no client
+    secret, nor expired certificates, beside it."""
+    if not answer.ok:
+        return _registration_not_read("app_credentials", answer)
+    registration = registrations.registration_of(answer.body)
+    mine = owners.this_account.upper()
+    findings: list[str] = []
+    steps: list[str] = []
+    if all(c.thumbprint != mine for c in registration.certificates):
+        findings.append(
+            f"does not list this account's certificate {mine}, so the next sign-in with it will "
+            "fail"
+        )
+        steps.append(
+            f"upload the certificate downloaded from the portal (thumbprint {mine}) under "
+            "Certificates & secrets > Certificates > Upload certificate"
+        )
+    if registration.client_secrets:
+        count = registration.client_secrets
+        hints = ", ".join(f"'{h}…'" for h in registration.secret_hints)
+        findings.append(
+            f"holds {count} client secret{'' if count == 1 else 's'}"
+            f"{' (' + hints + ')' if hints else ''}: anyone holding that secret can read your "
+            "tenant as this app; remove it under Certificates & secrets > Client secrets"
+        )
+        steps.append("delete every client secret under Certificates & secrets > Client secrets")
+    old = registrations.expired(registration, now)
+    if old:
+        findings.append("still lists expired certificates: " + ", ".join(old))
+        steps.append("delete the expired certificates under Certificates & secrets > Certificates")
+    if not findings:
+        return Check(
+            "app_credentials",
+            "pass",
+            f"The app registration holds this account's certificate ({mine}) and no client secret.",
+        )
+    return Check(
+        "app_credentials",
+        "warn",
+        "The app registration " + "; it ".join(findings) + ".",
+        "In the Entra admin center open App registrations > your app, then "
+        + "; ".join(steps)
+        + ".",
+    )
+
+
+# --- how the answers decide each check -----------------------------------------------------------
+_NOT_READ = GraphAnswer(status=None, transient=True, message="not read")
+_WIDS = "token's wids claim"
+_MEMBER_OF = "service principal's memberOf"
+
+
+def _read(answer: GraphAnswer | None) -> GraphAnswer:
+    return answer if answer is not None else _NOT_READ
+
+
+@dataclass(frozen=True)
+class RolesRead:
+    ids: list[str] | None  # None: could not be read (no `wids`, `memberOf` failed)
+    found: list[str]  # what was read, a partial listing included
+    source: str
+    failure: GraphAnswer | None = None
+
+
+def roles_read(answers: Answers) -> RolesRead:
+    """The app's directory role template ids: the token's `wids`, or else `memberOf`."""
+    from_claims = role_ids_from_claims(answers.claims)
+    if from_claims is not None:
+        return RolesRead(from_claims, from_claims, _WIDS)
+    member_of = _read(answers.graph.member_of)
+    found = role_ids_from_member_of(member_of)
+    if member_of.ok:
+        return RolesRead(found, found, _MEMBER_OF)
+    return RolesRead(None, found, _MEMBER_OF, member_of)
+
+
+def _directory_role(answers: Answers) -> Check:
+    read = roles_read(answers)
+    if read.source == _WIDS:
+        return directory_role_check(read.found, "token wids claim")
+    if read.ids is not None or roles.GLOBAL_READER in read.found:
+        return directory_role_check(read.found, "service principal memberOf")  # a page counts
+    return member_of_failure(read.failure or _NOT_READ)
+
+
+def _least_privilege(answers: Answers) -> Check:
+    read = roles_read(answers)
+    return least_privilege_check(answers.claims, read.ids, read.source, read.failure)
+
+
+# --- the decision table ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Step:
+    id: str
+    title: str
+    needs: tuple[str, ...]  # checks that must pass first; else this one is skipped
+    decide: Callable[[Answers], Check]
+
+
+STEPS: tuple[Step, ...] = (
+    Step(
+        "tenant",
+        "Tenant found",
+        (),
+        lambda a: tenant_of(a.metadata, a.token, a.tenant_id),
+    ),
+    Step(
+        "application",
+        "App registration found in the tenant",
+        ("tenant",),
+        lambda a: application_check(
+            a.token, a.key_failure, tenant_id=a.tenant_id, application_id=a.application_id
+        ),
+    ),
+    Step(
+        "certificate",
+        "Certificate accepted by Entra ID",
+        ("application",),
+        lambda a: certificate_check(a.token, a.key_failure, thumbprint=a.thumbprint),
+    ),
+    Step(
+        "admin_consent",
+        "Admin consent granted for AccessReview.Read.All",
+        ("certificate",),
+        lambda a: consent_check(a.claims),
+    ),
+    Step(
+        "directory_role",
+        "Global Reader role assigned to the app",
+        ("certificate",),
+        _directory_role,
+    ),
+    Step(
+        "directory_read",
+        "Directory readable through Microsoft Graph",
+        ("certificate",),
+        lambda a: directory_read_check(_read(a.graph.organization)),
+    ),
+    Step(
+        "access_reviews_read",
+        "Access reviews readable through Microsoft Graph",
+        ("certificate",),
+        lambda a: access_reviews_check(_read(a.graph.access_reviews)),
+    ),
+    Step(
+        "organization_match",
+        "Organisation name matches the tenant",
+        ("directory_read",),
+        lambda a: organization_check(
+            a.organization_name, organization_of(_read(a.graph.organization))
+        ),
+    ),
+    Step(
+        "least_privilege",
+        "Access is read-only",
+        ("certificate",),
+        _least_privilege,
+    ),
+    Step(
+        "certificate_expiry",
+        "Certificate valid",
+        (),
+        lambda a: expiry_check(a.certificate_not_after, a.now, a.warn_days),
+    ),
+    Step(
+        "app_audience",
+        "App registration is single-tenant",
+        ("certificate",),
+        lambda a: audience_check(_read(a.graph.application), a.application_id),
+    ),
+    Step(
+        "app_credentials",
+        "App registration holds this certificate and no client secret",
+        ("certificate",),
+        lambda a: credentials_check(_read(a.graph.application), a.owners, a.now),
+    ),
+)
+CHECK_ORDER: tuple[str, ...] = tuple(s.id for s in STEPS)
+TITLES: dict[str, str] = {s.id: s.title for s in STEPS}
+NEEDS: dict[str, tuple[str, ...]] = {s.id: s.needs for s in STEPS}
+
+
+def blocker_of(step: Step, results: dict[str, Check]) -> str | None:
+    """The first check `step` needs that did not pass; a check skipped because of `step`
+    itself (the key is read before the token is asked for) does not block it."""
+    for need in step.needs:
+        done = results[need]
+        if done.status != "pass" and done.blocked_by != step.id:
+            return need
+    return None
+
+
+def decide(answers: Answers) -> list[Check]:
+    """Every check, in table order: skipped when a check it needs did not pass, else decided."""
+    results: dict[str, Check] = {}
+    for step in STEPS:
+        blocker = blocker_of(step, results)
+        results[step.id] = skipped(step.id, blocker) if blocker else step.decide(answers)
+    return list(results.values())
+
+
+def report_facts(answers: Answers) -> dict[str, Any]:
+    """What the report shows beside the checks: what Graph and the token said."""
+    organization = answers.graph.organization
+    application = answers.graph.application
+    has_token = answers.token is not None and answers.token.access_token is not None
+    role_ids = (roles_read(answers).ids if has_token else None) or []
+    return {
+        "organization": organization_of(organization)
+        if organization is not None and organization.ok
+        else None,
+        "grantedPermissions": sorted(claim_list(answers.claims, "roles")),
+        "directoryRoles": roles.shown_roles(role_ids),
+        "appRegistration": registrations.registration_json(
+            registrations.registration_of(application.body), answers.owners
+        )
+        if application is not None and application.ok
+        else None,
+        "rotation": None,  # the rotation resource, from the next release on
+    }
 
 
 def overall_status(checks: list[Check]) -> str:

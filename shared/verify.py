@@ -1,10 +1,12 @@
 """Verifies one linked account against its tenant and records the report (`verify_account`).
 
-The steps follow the linking guide: tenant, app registration, certificate (one token request),
-then what the token grants and two Graph reads. A step that cannot run because an earlier one
-failed is skipped; a step that could not reach Microsoft or the key store is an `error`, which
-never overwrites the account's status. A customer's verification runs under one deadline
-(`VERIFY_TIMEOUT_SECONDS`): whatever did not finish by then is an `error` too.
+The steps follow the linking guide: tenant (OpenID metadata), app registration and certificate (one
+token request), then what the token grants and every Graph read in one `$batch`. This module
+gathers those answers; the decision table in `shared.verification` turns them into the checks (a
+step that cannot run because an earlier one failed is skipped there). A step that could not reach
+Microsoft or the key store is an `error`, which never overwrites the account's status. A
+customer's verification runs under one deadline (`VERIFY_TIMEOUT_SECONDS`): whatever did not
+finish by then is an `error` too.
 
 Reports are ordered by when they started (`startedAt`, to the millisecond): of two reports for
 one account the one that started later is kept, whichever finishes first.
@@ -16,6 +18,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,20 +29,26 @@ from shared import verification as v
 from shared.accounts import get_account
 from shared.accountstore import VersionConflict
 from shared.app_context import AppContext
+from shared.app_registration import SELECT as APPLICATION_SELECT
 from shared.client_assertion import assertion_callable
 from shared.clouds import CLOUDS, DISCOVERY, Cloud, cloud_from_metadata
 from shared.errors import NotFound
 from shared.keystore.base import PrivateKeyMissing
 from shared.outbound import deadline
 from shared.records import Account
-from shared.roles import GLOBAL_READER, shown_roles
-from shared.tenant_client import GraphAnswer, KeyUnavailable, TenantClient, UnusableKey
+from shared.tenant_client import (
+    KeyUnavailable,
+    MetadataAnswer,
+    TenantClient,
+    UnusableKey,
+)
 from shared.timefmt import from_rfc3339, to_rfc3339, utc_now
 
 log = logging.getLogger("m365link.verify")
 
 
 RECORD_ATTEMPTS = 10
+MEMBER_OF = "/servicePrincipals(appId='{application_id}')/memberOf/microsoft.graph.directoryRole"
 
 
 def _https(host: str) -> str:
@@ -69,17 +78,108 @@ def _key_failure(cause: Exception) -> str:
 
 def _resolve(
     ctx: AppContext, account: Account, tenant: TenantClient
-) -> tuple[v.Check, Cloud | None]:
-    """The `tenant` check, and the cloud the tenant lives in."""
+) -> tuple[MetadataAnswer, Cloud | None]:
+    """The tenant's OpenID metadata, and the cloud the tenant lives in."""
     settings = ctx.settings
     declared = CLOUDS.get(account.cloud, DISCOVERY)
     login = settings.entra_authority_host or _https(declared.login_host)
     answer = tenant.metadata(login, account.tenant_id)
-    check = v.tenant_check(answer, account.tenant_id)
     if answer.document is None:
-        return check, None
+        return answer, None
     cloud = cloud_from_metadata(answer.document) if account.cloud == "auto" else declared
-    return check, cloud
+    return answer, cloud
+
+
+def graph_reads(application_id: str, *, with_member_of: bool) -> dict[str, str]:
+    """The Graph reads of one verification, relative to `{graph}/v1.0`: one `$batch`."""
+    reads = {
+        "organization": "/organization",
+        "access_reviews": "/identityGovernance/accessReviews/definitions?$top=1",
+        "application": f"/applications(appId='{application_id}')?$select={APPLICATION_SELECT}",
+    }
+    if with_member_of:
+        reads["member_of"] = MEMBER_OF.format(application_id=application_id)
+    return reads
+
+
+def _read_graph(
+    tenant: TenantClient, graph: str, application_id: str, access_token: str, claims: dict[str, Any]
+) -> v.GraphAnswers:
+    """Every Graph read in one batch; `memberOf` only without `wids`, its further pages read
+    with plain GETs."""
+    with_member_of = v.role_ids_from_claims(claims) is None
+    answers = tenant.graph_batch(
+        graph, access_token, graph_reads(application_id, with_member_of=with_member_of)
+    )
+    member_of = answers.get("member_of")
+    if member_of is not None:
+        url = f"{graph}/v1.0" + MEMBER_OF.format(application_id=application_id)
+        member_of = tenant.graph_rest_of(member_of, url, access_token)
+    return v.GraphAnswers(
+        organization=answers["organization"],
+        access_reviews=answers["access_reviews"],
+        application=answers["application"],
+        member_of=member_of,
+    )
+
+
+def gather(
+    ctx: AppContext,
+    account: Account,
+    *,
+    fresh_token: bool,
+    signer: Callable[[], rsa.RSAPrivateKey] | None,
+    now: datetime,
+) -> tuple[v.Answers, Cloud | None]:
+    """What the tenant says, step by step: metadata, then a token, then one Graph batch. A step
+    is taken only when the one before it answered; the table in `shared.verification` decides."""
+    tenant = ctx.tenant_client()
+    metadata, cloud = _resolve(ctx, account, tenant)
+    answers = v.Answers(
+        tenant_id=account.tenant_id,
+        application_id=account.application_id,
+        thumbprint=account.thumbprint,
+        organization_name=account.organization_name,
+        certificate_not_after=account.certificate_not_after,
+        now=now,
+        warn_days=ctx.settings.cert_expiry_warning_days,
+        metadata=metadata,
+    )
+    if cloud is None:
+        return answers, None
+    settings = ctx.settings
+    authority_host = settings.entra_authority_host or _https(cloud.login_host)
+    graph = settings.graph_endpoint or cloud.graph_resource
+    try:
+        answer = tenant.token(
+            cache_key=(account.id, account.key_id, authority_host),
+            client_id=account.application_id,
+            authority=f"{authority_host}/{account.tenant_id}",
+            scope=f"{cloud.graph_resource}/.default",
+            # MSAL calls this for each token request; the key's own store signs.
+            assertion=assertion_callable(
+                signer or (lambda: ctx.signer_of_key(account.owner, account.key_id)),
+                client_id=account.application_id,
+                thumbprint=account.thumbprint,
+                token_endpoint=f"{authority_host}/{account.tenant_id}/oauth2/v2.0/token",
+            ),
+            fresh=fresh_token,
+        )
+    except KeyUnavailable as failure:
+        log.warning(
+            "private key not usable accountId=%s keyId=%s reason=%s",
+            account.id,
+            account.key_id,
+            type(failure.cause).__name__,
+        )
+        return replace(answers, key_failure=_key_failure(failure.cause)), cloud
+    answers = replace(answers, token=answer)
+    if answer.access_token:
+        graph_answers = _read_graph(
+            tenant, graph, account.application_id, answer.access_token, answer.claims
+        )
+        answers = replace(answers, graph=graph_answers)
+    return answers, cloud
 
 
 def run_checks(
@@ -94,102 +194,9 @@ def run_checks(
     failure: what could not be reached is a check with status `error`."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
-    tenant = ctx.tenant_client()
-    settings = ctx.settings
-    decided: dict[str, v.Check] = {}
-    organization: dict[str, Any] | None = None
-    granted: list[str] = []
-    role_ids: list[str] = []
-    decided["certificate_expiry"] = v.expiry_check(
-        account.certificate_not_after, now, settings.cert_expiry_warning_days
-    )
-    tenant_check, cloud = _resolve(ctx, account, tenant)
-    decided["tenant"] = tenant_check
-    if cloud is not None:
-        authority_host = settings.entra_authority_host or _https(cloud.login_host)
-        graph = settings.graph_endpoint or cloud.graph_resource
-        try:
-            answer = tenant.token(
-                cache_key=(account.id, account.key_id, authority_host),
-                client_id=account.application_id,
-                authority=f"{authority_host}/{account.tenant_id}",
-                scope=f"{cloud.graph_resource}/.default",
-                assertion=assertion_callable(
-                    signer or (lambda: ctx.signer_of_key(account.owner, account.key_id)),
-                    client_id=account.application_id,
-                    thumbprint=account.thumbprint,
-                    token_endpoint=f"{authority_host}/{account.tenant_id}/oauth2/v2.0/token",
-                ),
-                fresh=fresh_token,
-            )
-            token_checks = v.token_checks(
-                answer,
-                tenant_id=account.tenant_id,
-                application_id=account.application_id,
-                thumbprint=account.thumbprint,
-            )
-        except KeyUnavailable as failure:
-            reason = _key_failure(failure.cause)
-            log.warning(
-                "private key not usable accountId=%s keyId=%s reason=%s",
-                account.id,
-                account.key_id,
-                type(failure.cause).__name__,
-            )
-            answer = None
-            token_checks = v.key_read_checks(reason)
-        for check in token_checks:
-            decided[check.id] = check
-        if answer is not None and answer.access_token:
-            claims = answer.claims
-            granted = sorted(v.claim_list(claims, "roles"))
-            decided["admin_consent"] = v.consent_check(claims)
-            from_claims = v.role_ids_from_claims(claims)
-            read_roles: list[str] | None
-            roles_failure: GraphAnswer | None = None
-            if from_claims is not None:
-                read_roles = from_claims
-                source = "token's wids claim"
-                decided["directory_role"] = v.directory_role_check(from_claims, "token wids claim")
-            else:
-                source = "service principal's memberOf"
-                member_of = tenant.graph_get_all(
-                    f"{graph}/v1.0/servicePrincipals(appId='{account.application_id}')"
-                    "/memberOf/microsoft.graph.directoryRole",
-                    answer.access_token,
-                )
-                found = v.role_ids_from_member_of(member_of)
-                if member_of.ok:
-                    read_roles = found
-                    decided["directory_role"] = v.directory_role_check(
-                        found, "service principal memberOf"
-                    )
-                else:
-                    read_roles, roles_failure = None, member_of
-                    # Global Reader on a page that was read still counts.
-                    decided["directory_role"] = (
-                        v.directory_role_check(found, "service principal memberOf")
-                        if GLOBAL_READER in found
-                        else v.member_of_failure(member_of)
-                    )
-            role_ids = read_roles or []
-            decided["least_privilege"] = v.least_privilege_check(
-                claims, read_roles, source, roles_failure
-            )
-            org_answer = tenant.graph_get(f"{graph}/v1.0/organization", answer.access_token)
-            decided["directory_read"] = v.directory_read_check(org_answer)
-            if org_answer.ok:
-                organization = v.organization_of(org_answer)
-                decided["organization_match"] = v.organization_check(
-                    account.organization_name, organization
-                )
-            reviews = tenant.graph_get(
-                f"{graph}/v1.0/identityGovernance/accessReviews/definitions?$top=1",
-                answer.access_token,
-            )
-            decided["access_reviews_read"] = v.access_reviews_check(reviews)
-    checks = v.complete(decided)
-    report: dict[str, Any] = {
+    answers, cloud = gather(ctx, account, fresh_token=fresh_token, signer=signer, now=now)
+    checks = v.decide(answers)
+    return {
         "accountId": account.id,
         "status": v.overall_status(checks),
         "checkedAt": to_rfc3339(now),
@@ -197,11 +204,8 @@ def run_checks(
         "durationMs": round((time.perf_counter() - started) * 1000),
         "cloud": cloud.name if cloud else None,
         "checks": [c.to_json() for c in checks],
-        "organization": organization,
-        "grantedPermissions": granted,
-        "directoryRoles": shown_roles(role_ids),
+        **v.report_facts(answers),
     }
-    return report
 
 
 def record(ctx: AppContext, account: Account, report: dict[str, Any]) -> Account:

@@ -30,6 +30,20 @@ const ACCOUNT_STATUS = {
   action_required: 'Action required',
 };
 
+const AUDIENCE_LABEL = {
+  AzureADMyOrg: 'Single tenant (this organisation only)',
+  AzureADMultipleOrgs: 'Multi-tenant (any organisation)',
+  AzureADandPersonalMicrosoftAccount: 'Any organisation and personal Microsoft accounts',
+  PersonalMicrosoftAccount: 'Personal Microsoft accounts only',
+};
+
+const USED_BY_LABEL = {
+  'this-account': 'This account',
+  rotation: 'Renewal in progress',
+  previous: 'Previous (kept for rollback)',
+  other: 'Not used by this account',
+};
+
 const CLOUD_LABEL = {
   auto: 'Auto detect',
   global: 'Global',
@@ -616,6 +630,8 @@ function renderReport(report, account) {
     h('dt', {}, 'Directory roles'),
     h('dd', {}, (report.directoryRoles || []).join(', ') || 'none seen'));
 
+  const registration = renderRegistration(report.appRegistration);
+
   const id = state.reportAccountId;
   const again = id
     ? h('div', { class: 'button-row' },
@@ -623,10 +639,51 @@ function renderReport(report, account) {
         onclick: (e) => reverify(id, e.currentTarget) }, report.status === 'connected' ? 'Verify again' : 'Verify again after fixing'))
     : null;
 
-  container.replaceChildren(heading, overall, advice ? h('p', { class: 'advice' }, advice) : null, list, facts, again);
+  container.replaceChildren(heading, overall, advice ? h('p', { class: 'advice' }, advice) : null, list, facts,
+    registration, again);
   $('#report-section').hidden = false;
   announce(`Verification of ${name}: ${REPORT_STATUS[report.status] || report.status}.`);
   focusOn(heading);
+}
+
+// The app registration as Graph showed it: audience, client secrets, and every certificate with
+// whose it is (this account's, a renewal's, the previous one, or something else).
+function renderRegistration(registration) {
+  const section = h('section', { id: 'app-registration', class: 'app-registration', 'aria-labelledby': 'app-registration-heading' },
+    h('h3', { id: 'app-registration-heading' }, 'App registration'));
+  if (!registration) {
+    section.append(h('p', { class: 'muted' }, 'The app registration could not be read: see the app registration checks above.'));
+    return section;
+  }
+  const secrets = Number(registration.clientSecrets) || 0;
+  section.append(h('dl', { class: 'facts' },
+    h('dt', {}, 'Supported account types'),
+    h('dd', { id: 'app-audience' }, AUDIENCE_LABEL[registration.signInAudience] || registration.signInAudience || 'not said'),
+    h('dt', {}, 'Client secrets'),
+    h('dd', { id: 'app-secrets', 'data-count': String(secrets) },
+      secrets ? `${secrets} (remove ${secrets === 1 ? 'it' : 'them'}: the portal uses only the certificate)` : 'none')));
+  const certificates = Array.isArray(registration.certificates) ? registration.certificates : [];
+  if (!certificates.length) {
+    section.append(h('p', { class: 'muted' }, 'No certificate is on the app registration.'));
+    return section;
+  }
+  const now = Date.now();
+  const rows = certificates.map((c) => {
+    const expired = c.notAfter && Date.parse(c.notAfter) < now;
+    return h('tr', { 'data-thumbprint': c.thumbprint || '', 'data-used-by': c.usedBy || 'other' },
+      h('td', {}, h('code', {}, c.thumbprint || '—')),
+      h('td', {}, c.notAfter ? timeElement(c.notAfter, false) : '—', expired ? h('span', { class: 'expired' }, ' (expired)') : null),
+      h('td', {}, USED_BY_LABEL[c.usedBy] || c.usedBy || '—'));
+  });
+  section.append(h('div', { class: 'table-wrap' },
+    h('table', { id: 'app-certificates' },
+      h('caption', {}, 'Certificates on the app registration'),
+      h('thead', {}, h('tr', {},
+        h('th', { scope: 'col' }, 'Thumbprint (SHA-1)'),
+        h('th', { scope: 'col' }, 'Expires'),
+        h('th', { scope: 'col' }, 'Used by'))),
+      h('tbody', {}, rows))));
+  return section;
 }
 
 function renderCheck(check) {
@@ -892,6 +949,8 @@ function renderSandbox() {
           Array.isArray(certs) ? `Certificates: ${certs.length ? listText(certs) : 'none'}` : '',
           Array.isArray(roles) ? `Consented: ${roles.length ? listText(roles) : 'none'}` : '',
           Array.isArray(dirRoles) ? `Roles: ${dirRoles.length ? listText(dirRoles) : 'none'}` : '',
+          app.signInAudience ? `Audience: ${app.signInAudience}` : '',
+          Array.isArray(app.passwordCredentials) ? `Client secrets: ${app.passwordCredentials.length}` : '',
           app.enabled === false ? 'Disabled' : '',
           app.servicePrincipal === false ? 'No service principal' : '',
         ].filter(Boolean);
@@ -989,6 +1048,21 @@ const sandboxActions = {
     .then(() => 'Global Reader role assigned.'),
   unrole: (path) => sandboxRequest(`${path}/directory-roles`, { method: 'PUT', json: { roles: [] } })
     .then(() => 'Directory roles removed.'),
+  audience: (path) => {
+    const audience = $('#sb-audience').value;
+    return sandboxRequest(path, { method: 'PATCH', json: { signInAudience: audience } })
+      .then(() => `Supported account types set to ${AUDIENCE_LABEL[audience] || audience}.`);
+  },
+  addSecret: (path) => sandboxRequest(`${path}/passwords`, { method: 'POST', json: { displayName: 'Left behind' } })
+    .then((res) => `Client secret added${res?.hint ? ` (hint ${res.hint}…)` : ''}.`),
+  removeSecrets: async (path) => {
+    const app = await sandboxRequest(path);
+    const secrets = Array.isArray(app?.passwordCredentials) ? app.passwordCredentials : [];
+    for (const secret of secrets) {
+      await sandboxRequest(`${path}/passwords/${encodeURIComponent(secret.keyId)}`, { method: 'DELETE' });
+    }
+    return secrets.length ? `Client secrets removed (${secrets.length}).` : 'No client secret to remove.';
+  },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -1069,6 +1143,9 @@ function bind() {
   $('#sb-revoke').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Revoke consent', sandboxActions.revoke));
   $('#sb-role').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Assign Global Reader', sandboxActions.role));
   $('#sb-unrole').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Remove role', sandboxActions.unrole));
+  $('#sb-set-audience').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Set supported account types', sandboxActions.audience));
+  $('#sb-add-secret').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Add client secret', sandboxActions.addSecret));
+  $('#sb-remove-secrets').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Remove client secrets', sandboxActions.removeSecrets));
   $('#sb-refresh').addEventListener('click', async () => { await loadSandbox(); announce('Sandbox tenants refreshed.'); });
 }
 

@@ -2,8 +2,10 @@
 
 A first-time customer: the cloud-selection screen, Microsoft 365, the form, a real certificate
 download, the upload in the sandbox panel (the page's stand-in for the Entra admin center),
-Connect with every check passing, then consent revoked and Re-verify showing the failed check with
-its remediation. Along the way: the accessibility basics the page promises.
+Connect with every check passing and the app registration's certificate shown as this account's,
+then a client secret and a multi-tenant audience set in the sandbox panel and Re-verify showing
+both warnings, then consent revoked and Re-verify showing the failed check with its remediation.
+Along the way: the accessibility basics the page promises.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from tests.e2e.customer import GLOBAL_READER, PERMISSION
 pytestmark = pytest.mark.browser
 
 DISPLAY_NAME = "Contoso production"
-CHECKS = 10
+CHECKS = 12
 VERIFY_TIMEOUT = 60_000  # ms: Connect = link + verify against the sandbox
 
 
@@ -136,6 +138,55 @@ def walk_the_linking_flow(
     row = page.locator(f'#accounts tr[data-account-id="{account_id}"]')
     expect(row).to_have_attribute("data-status", "connected")
     expect(page.locator("body")).to_have_attribute("data-view", "integrations")
+
+    # The app registration as the report shows it: this account's certificate, no secret.
+    certificates = report.locator("#app-certificates tbody tr")
+    expect(certificates).to_have_count(1)
+    mine = report.locator(f'#app-certificates tr[data-thumbprint="{thumbprint}"]')
+    expect(mine).to_have_attribute("data-used-by", "this-account")
+    expect(mine).to_contain_text("This account")
+    expect(report.locator("#app-secrets")).to_have_attribute("data-count", "0")
+    expect(report.locator("#app-audience")).to_contain_text("Single tenant")
+
+    # --- a client secret and a multi-tenant audience in the admin center, then Re-verify -------
+    wait_idle(page)
+    page.locator("#sb-audience").select_option("AzureADMultipleOrgs")
+    page.locator("#sb-set-audience").click()
+    expect(page.locator("#sb-result")).to_contain_text("Multi-tenant")
+    expect(page.locator("#sb-result")).to_have_attribute("data-outcome", "ok")
+    wait_idle(page)
+    page.locator("#sb-add-secret").click()
+    expect(page.locator("#sb-result")).to_contain_text("Client secret added")
+    expect(page.locator("#sb-result")).to_have_attribute("data-outcome", "ok")
+    registration = sandbox.admin.get_application(tenant_id, application_id)
+    assert registration["signInAudience"] == "AzureADMultipleOrgs"
+    assert len(registration["passwordCredentials"]) == 1
+
+    wait_idle(page)
+    page.get_by_role("button", name=f"Re-verify {DISPLAY_NAME}").click()
+    expect(report.locator('[data-check-id="app_credentials"]')).to_have_attribute(
+        "data-status", "warn", timeout=VERIFY_TIMEOUT
+    )
+    expect(report).to_have_attribute("data-status", "connected")  # warnings only
+    expect(report.locator('[data-check-id][data-status="warn"]')).to_have_count(2)
+    audience = report.locator('[data-check-id="app_audience"]')
+    expect(audience).to_have_attribute("data-status", "warn")
+    expect(audience.locator(".check-remediation")).to_contain_text("Supported account types")
+    secret = report.locator('[data-check-id="app_credentials"]')
+    expect(secret.locator(".check-detail")).to_contain_text("anyone holding that secret")
+    expect(report.locator("#app-secrets")).to_have_attribute("data-count", "1")
+    expect(report.locator("#app-audience")).to_contain_text("Multi-tenant")
+
+    wait_idle(page)
+    page.locator("#sb-remove-secrets").click()
+    expect(page.locator("#sb-result")).to_have_text("Client secrets removed (1).")
+    wait_idle(page)
+    page.locator("#sb-audience").select_option("AzureADMyOrg")
+    page.locator("#sb-set-audience").click()
+    expect(page.locator("#sb-result")).to_contain_text("Single tenant")
+    registration = sandbox.admin.get_application(tenant_id, application_id)
+    assert registration["signInAudience"] == "AzureADMyOrg"
+    assert registration["passwordCredentials"] == []
 
     # --- consent revoked in the admin center, then Re-verify -----------------------------------
     wait_idle(page)

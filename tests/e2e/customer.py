@@ -114,3 +114,12 @@ def statuses(report: dict[str, Any]) -> dict[str, str]:
 def check(report: dict[str, Any], check_id: str) -> dict[str, Any]:
     found: dict[str, Any] = next(c for c in report["checks"] if c["id"] == check_id)
     return found
+
+
+def graph_requests(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Graph requests of the sandbox's record, each `$batch` replaced by its sub-requests."""
+    found: list[dict[str, Any]] = []
+    for entry in record["value"]:
+        if entry["target"] == "graph":
+            found.extend(entry.get("batch") or [entry])
+    return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,13 @@ from shared.client_assertion import assertion_callable
 from shared.errors import DependencyUnavailable
 from shared.keystore.local import LocalKeyStore
 from shared.outbound import make_session
-from shared.tenant_client import KeyUnavailable, TenantClient, TokenAnswer, UnusableKey
+from shared.tenant_client import (
+    KeyUnavailable,
+    MetadataAnswer,
+    TenantClient,
+    TokenAnswer,
+    UnusableKey,
+)
 from shared.timefmt import utc_now
 
 
@@ -95,10 +102,20 @@ def _token(
 
 
 def _as_checks(answer: TokenAnswer) -> dict[str, verification.Check]:
-    checks = verification.token_checks(
-        answer, tenant_id="t", application_id="a", thumbprint="AB" * 20
+    """The report's checks when the tenant resolved and the token endpoint said `answer`."""
+    now = utc_now()
+    answers = verification.Answers(
+        tenant_id="t",
+        application_id="a",
+        thumbprint="AB" * 20,
+        organization_name=None,
+        certificate_not_after=now + timedelta(days=90),
+        now=now,
+        warn_days=30,
+        metadata=MetadataAnswer(document={}),
+        token=answer,
     )
-    return {c.id: c for c in checks}
+    return {c.id: c for c in verification.decide(answers)}
 
 
 def test_an_invalid_scope_is_an_unexpected_answer_not_a_certificate_failure(
@@ -110,8 +127,9 @@ def test_an_invalid_scope_is_an_unexpected_answer_not_a_certificate_failure(
     )
     assert answer.error == "invalid_scope" and answer.error_code == 1002012
     checks = _as_checks(answer)
-    assert set(checks) == {"application"}
     assert checks["application"].status == "error"
+    assert checks["certificate"].status == "skipped"
+    assert checks["certificate"].blocked_by == "application"
     assert "AADSTS1002012" in checks["application"].detail
     assert "unexpectedly" in checks["application"].detail
 
@@ -124,7 +142,8 @@ def test_what_msal_raises_on_an_authority_it_cannot_use_is_said_as_it_is(
     answer = _token(client, sandbox.base_url, str(uuid.uuid4()), pair)
     assert answer.unexpected and not answer.transient
     checks = _as_checks(answer)
-    assert checks["application"].status == "error" and "certificate" not in checks
+    assert checks["application"].status == "error"
+    assert checks["certificate"].status == "skipped"
     assert "Upload certificate" not in str(checks)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -16,15 +18,30 @@ GR = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 GA = "62e90394-69f5-4237-9190-012177145e10"
 
 
+BASE = v.Answers(
+    tenant_id=TID,
+    application_id=APP,
+    thumbprint="AB" * 20,
+    organization_name=None,
+    certificate_not_after=NOW + timedelta(days=90),
+    now=NOW,
+    warn_days=30,
+    metadata=MetadataAnswer(document={}),
+)
+
+
 def token_error(code: int, error: str = "invalid_client") -> TokenAnswer:
     return TokenAnswer(error=error, error_code=code, description=f"AADSTS{code}: something.")
 
 
+def report_of(**answers: Any) -> dict[str, v.Check]:
+    """The whole report, by check id, from the tenant's answers (the tenant resolves unless
+    `metadata` says otherwise)."""
+    return {c.id: c for c in v.decide(replace(BASE, **answers))}
+
+
 def checks_of(answer: TokenAnswer) -> dict[str, v.Check]:
-    return {
-        c.id: c
-        for c in v.token_checks(answer, tenant_id=TID, application_id=APP, thumbprint="AB" * 20)
-    }
+    return report_of(token=answer)
 
 
 def test_tenant_found_unknown_invalid_and_unreachable() -> None:
@@ -44,12 +61,10 @@ def test_tenant_found_unknown_invalid_and_unreachable() -> None:
 def test_application_errors_fail_the_application_and_leave_the_certificate_unjudged(
     code: int,
 ) -> None:
-    checks = checks_of(token_error(code, "unauthorized_client"))
-    assert set(checks) == {"application"}
-    assert checks["application"].status == "fail"
-    assert checks["application"].code == f"AADSTS{code}"
-    assert checks["application"].remediation
-    report = {c.id: c for c in v.complete(checks)}
+    report = checks_of(token_error(code, "unauthorized_client"))
+    assert report["application"].status == "fail"
+    assert report["application"].code == f"AADSTS{code}"
+    assert report["application"].remediation
     assert report["certificate"].status == "skipped"
     assert "application" in report["certificate"].detail
 
@@ -69,6 +84,7 @@ def test_credential_errors_fail_the_certificate_with_the_thumbprint(code: int) -
 def test_token_endpoint_denying_the_tenant_fails_the_tenant() -> None:
     checks = checks_of(token_error(90002, "invalid_tenant"))
     assert checks["tenant"].status == "fail" and checks["tenant"].code == "AADSTS90002"
+    assert checks["application"].status == "skipped" and "tenant" in checks["application"].detail
 
 
 @pytest.mark.parametrize(
@@ -88,9 +104,8 @@ def test_token_endpoint_denying_the_tenant_fails_the_tenant() -> None:
 def test_an_answer_no_rule_knows_says_so_and_never_blames_the_certificate(
     answer: TokenAnswer,
 ) -> None:
-    checks = checks_of(answer)
-    assert set(checks) == {"application"}
-    application = checks["application"]
+    report = checks_of(answer)
+    application = report["application"]
     assert application.status == "error" and application.to_json()["retryable"] is True
     assert "unexpectedly" in application.detail
     assert (answer.description or "") in application.detail
@@ -98,18 +113,17 @@ def test_an_answer_no_rule_knows_says_so_and_never_blames_the_certificate(
         assert application.code == f"AADSTS{answer.error_code}"
         assert f"AADSTS{answer.error_code}" in application.detail
     assert application.remediation and "support" in application.remediation
-    report = {c.id: c for c in v.complete(checks | {"tenant": v.Check("tenant", "pass", "")})}
     assert report["certificate"].status == "skipped"
     assert "Upload certificate" not in str(report["certificate"])
     assert v.overall_status(list(report.values())) == "error"
 
 
 def test_a_key_store_that_does_not_answer_is_a_retryable_certificate_error() -> None:
-    checks = {c.id: c for c in v.key_read_checks("unavailable")}
-    assert checks["certificate"].status == "error"
-    assert checks["certificate"].to_json()["retryable"] is True
-    assert checks["application"].status == "skipped"
-    report = {c.id: c for c in v.complete(checks | {"tenant": v.Check("tenant", "pass", "")})}
+    report = report_of(key_failure="unavailable")
+    assert report["certificate"].status == "error"
+    assert report["certificate"].to_json()["retryable"] is True
+    assert report["application"].status == "skipped"
+    assert "key store" in report["application"].detail
     for check_id in ("admin_consent", "directory_role", "least_privilege", "directory_read"):
         assert report[check_id].status == "skipped"
         assert "certificate" in report[check_id].detail
@@ -118,8 +132,7 @@ def test_a_key_store_that_does_not_answer_is_a_retryable_certificate_error() -> 
 
 @pytest.mark.parametrize("reason", ["missing", "unusable"])
 def test_a_key_that_is_gone_fails_the_certificate_with_how_to_link_a_new_one(reason: str) -> None:
-    checks = {c.id: c for c in v.key_read_checks(reason)}
-    certificate = checks["certificate"]
+    certificate = report_of(key_failure=reason)["certificate"]
     assert certificate.status == "fail"
     assert certificate.remediation and "new key" in certificate.remediation
 
@@ -127,8 +140,8 @@ def test_a_key_that_is_gone_fails_the_certificate_with_how_to_link_a_new_one(rea
 def test_token_endpoint_unreachable_is_an_error() -> None:
     checks = checks_of(TokenAnswer(transient=True, status=503))
     assert checks["application"].status == "error"
-    report = v.complete(checks | {"tenant": v.tenant_check(MetadataAnswer(document={}), TID)})
-    assert v.overall_status(report) == "error"
+    assert checks["certificate"].status == "skipped"
+    assert v.overall_status(list(checks.values())) == "error"
 
 
 def test_consent_is_the_roles_claim() -> None:
@@ -325,26 +338,26 @@ def test_certificate_expiry_with_no_warning_period_warns_only_on_the_last_instan
     assert v.expiry_check(NOW - timedelta(microseconds=1), NOW, 0).status == "fail"
 
 
-def test_complete_orders_all_ten_and_names_the_blocking_step() -> None:
-    decided = {
-        "tenant": v.tenant_check(MetadataAnswer(status=400, error_code=90002), TID),
-        "certificate_expiry": v.expiry_check(NOW + timedelta(days=90), NOW, 30),
-    }
-    report = v.complete(decided)
-    assert [c.id for c in report] == list(v.CHECK_ORDER)
-    assert all(c.status == "skipped" for c in report[1:-1])
-    assert "tenant" in report[1].detail
+def test_the_report_holds_all_twelve_in_order_and_names_the_blocking_step() -> None:
+    report = v.decide(replace(BASE, metadata=MetadataAnswer(status=400, error_code=90002)))
+    assert [c.id for c in report] == list(v.CHECK_ORDER) and len(report) == 12
+    by_id = {c.id: c for c in report}
+    assert by_id["tenant"].status == "fail" and by_id["certificate_expiry"].status == "pass"
+    for check in report:
+        if check.id not in ("tenant", "certificate_expiry"):
+            assert check.status == "skipped", check
+    assert "tenant" in by_id["application"].detail
+    assert "certificate" in by_id["app_audience"].detail  # the step it needs, named
     assert v.overall_status(report) == "action_required"
 
 
 def test_skipped_organization_match_names_directory_read() -> None:
-    decided = {
-        "tenant": v.Check("tenant", "pass", ""),
-        "application": v.Check("application", "pass", ""),
-        "certificate": v.Check("certificate", "pass", ""),
-        "directory_read": v.Check("directory_read", "fail", ""),
-    }
-    report = {c.id: c for c in v.complete(decided)}
+    report = report_of(
+        token=TokenAnswer(access_token="t", claims={"roles": ["AccessReview.Read.All"]}),
+        graph=v.GraphAnswers(organization=GraphAnswer(status=403)),
+    )
+    assert report["directory_read"].status == "fail"
+    assert report["organization_match"].status == "skipped"
     assert "directory_read" in report["organization_match"].detail
 
 
