@@ -90,6 +90,7 @@ from shared.accountstore.codec import (
 )
 from shared.azure_pipeline import client_options
 from shared.errors import DependencyUnavailable
+from shared.outbound import deadline_at
 from shared.records import Account, Event, KeyRecord
 from shared.settings import TableSettings
 from shared.timefmt import to_rfc3339
@@ -106,7 +107,8 @@ _SWEEP = ("%housekeeping", "events")
 _SWEEP_PAGES = 5  # service pages a sweep reads at most per call
 MAX_PAGE = 1000  # the service's most entities per query page
 # Writers of one owner take turns on its `meta` row; the loser of a race tries again, with
-# jittered exponential back-off, for this long before it answers 503.
+# jittered exponential back-off, for this long (or until the unit of work's deadline, if sooner)
+# before it answers 503.
 _CONTENDED_SECONDS = 15.0
 # The health probe's point read: no row has this RowKey, so it answers 404 (reachable) at once.
 _PROBE = ("health", "probe")
@@ -260,16 +262,23 @@ class TableAccountStore(AccountStore):
         ETag check, not the lock, is what keeps events in order)."""
         turn = self._turns[zlib.crc32(pk.encode()) % len(self._turns)]
         give_up = time.monotonic() + _CONTENDED_SECONDS
+        at = deadline_at()  # the unit of work's deadline, when it has one, bounds the wait too
+        if at is not None:
+            give_up = min(give_up, at)
         n = 0
         while True:
+            if not turn.acquire(timeout=max(give_up - time.monotonic(), 0.001)):
+                raise VersionConflict(name)
             try:
-                with turn:
-                    return attempt()
+                return attempt()
             except _Stale as exc:
                 if time.monotonic() >= give_up:
                     raise VersionConflict(name) from exc
+            finally:
+                turn.release()
             n += 1
-            time.sleep(random.uniform(0, min(0.2, 0.004 * 2 ** min(n, 6))))  # noqa: S311
+            pause = random.uniform(0, min(0.2, 0.004 * 2 ** min(n, 6)))  # noqa: S311
+            time.sleep(max(min(pause, give_up - time.monotonic()), 0.0))
 
     def _retrying(self, attempt: Callable[[], T], name: str, tries: int = 5) -> T:
         """Re-run a read-check-write whose ETag went stale under a concurrent writer."""
