@@ -20,7 +20,7 @@ from typing import Any
 import requests
 from urllib3.exceptions import InvalidHeader
 
-from shared.outbound import DeadlineRetry, time_left
+from shared.outbound import DeadlineRetry, json_object, time_left
 
 MAX_REQUESTS = 20  # Graph's limit per batch
 SUB_RETRIES = 3  # as many as the session's own retries
@@ -57,14 +57,6 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
-def _json_object(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 def _post(
     session: requests.Session, graph: str, token: str, batch: Mapping[str, str]
 ) -> dict[str, SubResponse]:
@@ -76,7 +68,7 @@ def _post(
     except requests.RequestException as exc:
         failed = SubResponse(None, note=type(exc).__name__, in_batch=False)
         return dict.fromkeys(batch, failed)
-    answer = _json_object(response)
+    answer = json_object(response)
     items = answer.get("responses")
     if response.status_code != 200 or not isinstance(items, list):
         status = response.status_code if response.status_code != 200 else None

@@ -154,6 +154,16 @@ class DeadlineRetry(Retry):
             time.sleep(seconds)
 
 
+def json_object(response: requests.Response) -> dict[str, Any]:
+    """A response's JSON body when it is an object, else `{}`: what a server answers is never
+    trusted to be what its documentation says."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 def _timeout_pair(value: Any, default: tuple[float, float]) -> tuple[float, float]:
     if value is None:
         return default

@@ -28,12 +28,12 @@ import jwt
 import msal
 import requests
 
+from shared import graph_batch
 from shared.client_assertion import KeyUnavailable
 from shared.keystore.base import UnusableKey
+from shared.outbound import json_object
 
 __all__ = ["KeyUnavailable", "TenantClient", "UnusableKey"]
-
-from shared import graph_batch
 
 METADATA_TTL_SECONDS = 3600
 METADATA_CACHE_ENTRIES = 4096  # tenants; ~2 KB each
@@ -210,7 +210,7 @@ class TenantClient:
             return MetadataAnswer(document=document, status=200)
         if response.status_code == 429 or response.status_code >= 500:
             return MetadataAnswer(status=response.status_code, transient=True)
-        body = _json(response)
+        body = json_object(response)
         codes = body.get("error_codes") or []
         return MetadataAnswer(
             status=response.status_code,
@@ -321,7 +321,7 @@ class TenantClient:
             )
         except requests.RequestException as exc:
             return GraphAnswer(status=None, transient=True, message=type(exc).__name__)
-        return graph_answer(response.status_code, _json(response))
+        return graph_answer(response.status_code, json_object(response))
 
     def graph_batch(
         self, graph: str, token: str, urls: Mapping[str, str]
@@ -329,12 +329,6 @@ class TenantClient:
         """GET every `urls` value (relative to `{graph}/v1.0`) in one `$batch`; the answers by
         key. A sub-request answered 429/5xx is retried alone (see `shared.graph_batch`)."""
         return graph_answers(graph_batch.send(self._session, graph, token, urls))
-
-    def graph_get_all(
-        self, url: str, token: str, *, max_pages: int = GRAPH_MAX_PAGES
-    ) -> GraphAnswer:
-        """A Graph collection, every page (see `graph_rest_of`)."""
-        return self.graph_rest_of(self.graph_get(url, token), url, token, max_pages=max_pages)
 
     def graph_rest_of(
         self, first: GraphAnswer, url: str, token: str, *, max_pages: int = GRAPH_MAX_PAGES
@@ -406,11 +400,3 @@ def _origin(url: str) -> tuple[str, str, int]:
     except ValueError:
         port = -1
     return scheme, (parts.hostname or "").lower(), port
-
-
-def _json(response: requests.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}

@@ -42,7 +42,7 @@ from shared.tenant_client import (
     TenantClient,
     UnusableKey,
 )
-from shared.timefmt import from_rfc3339, to_rfc3339, utc_now
+from shared.timefmt import from_rfc3339, to_rfc3339, to_rfc3339_ms, utc_now
 
 log = logging.getLogger("m365link.verify")
 
@@ -53,13 +53,6 @@ MEMBER_OF = "/servicePrincipals(appId='{application_id}')/memberOf/microsoft.gra
 
 def _https(host: str) -> str:
     return f"https://{host}"
-
-
-def to_rfc3339_ms(value: datetime) -> str:
-    """RFC 3339 with milliseconds (`2026-11-26T17:00:00.123Z`): reports started in one second
-    still have an order."""
-    utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def started_at(report: dict[str, Any]) -> datetime:
@@ -107,13 +100,11 @@ def _read_graph(
 ) -> v.GraphAnswers:
     """Every Graph read in one batch; `memberOf` only without `wids`, its further pages read
     with plain GETs."""
-    with_member_of = v.role_ids_from_claims(claims) is None
-    answers = tenant.graph_batch(
-        graph, access_token, graph_reads(application_id, with_member_of=with_member_of)
-    )
+    reads = graph_reads(application_id, with_member_of=v.role_ids_from_claims(claims) is None)
+    answers = tenant.graph_batch(graph, access_token, reads)
     member_of = answers.get("member_of")
-    if member_of is not None:
-        url = f"{graph}/v1.0" + MEMBER_OF.format(application_id=application_id)
+    if member_of is not None:  # its further pages, if any, with plain GETs
+        url = f"{graph}/v1.0" + reads["member_of"]
         member_of = tenant.graph_rest_of(member_of, url, access_token)
     return v.GraphAnswers(
         organization=answers["organization"],

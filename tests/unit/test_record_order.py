@@ -20,7 +20,8 @@ from shared.accountstore import VersionConflict
 from shared.app_context import AppContext, build_context
 from shared.records import Account
 from shared.settings import load_settings
-from shared.verify import record, to_rfc3339_ms
+from shared.timefmt import to_rfc3339_ms
+from shared.verify import record
 
 OWNER = "local-dev"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
