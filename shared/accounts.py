@@ -95,11 +95,8 @@ def list_accounts(ctx: AppContext, owner: str, params: dict[str, str]) -> dict[s
         raise invalid("status", "must be one of " + ", ".join(ACCOUNT_STATUSES))
     after = paging.decode(params.get("after"))
     page = paging.at_position(lambda: ctx.accounts.page_accounts(owner, top, after, status))
-    body: dict[str, Any] = {"value": [a.to_resource() for a in page.items]}
-    link = paging.next_link("/api/accounts", page.next, top=top, status=status)
-    if link:
-        body["nextLink"] = link
-    return body
+    resources = [a.to_resource() for a in page.items]
+    return paging.page_body(resources, "/api/accounts", page.next, top=top, status=status)
 
 
 def unlink_account(ctx: AppContext, owner: str, account_id: str) -> None:

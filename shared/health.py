@@ -15,9 +15,13 @@ from typing import Any
 
 from shared.app_context import AppContext
 from shared.errors import AppError, DependencyUnavailable
+from shared.outbound import deadline
 
 OK_TTL = 5.0
 FAILED_TTL = 2.0
+# One probe's longest wait, retries included: callers queue behind the probe in flight, so it is
+# bounded like any other unit of work (the stores' own timeouts and retries would allow ~40 s).
+PROBE_SECONDS = 5.0
 log = logging.getLogger("m365link.health")
 
 
@@ -67,7 +71,8 @@ def _cached_checks(ctx: AppContext) -> dict[str, Any]:
     with _cache.lock:  # concurrent callers wait for the one probe in flight
         checks = _cache.fresh(ctx, time.monotonic())
         if checks is None:
-            checks = {name: _probe_one(store) for name, store in _stores(ctx)}
+            with deadline(PROBE_SECONDS):
+                checks = {name: _probe_one(store) for name, store in _stores(ctx)}
             healthy = all(check["status"] == "ok" for check in checks.values())
             _cache.context = weakref.ref(ctx)
             _cache.checks = checks

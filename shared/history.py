@@ -78,11 +78,8 @@ def account_history(
     page = paging.at_position(lambda: ctx.accounts.account_history(owner, canonical, top, after))
     if not page.items and after is None and ctx.accounts.get_account(owner, canonical) is None:
         raise NotFound(f"no account {account_id!r}")
-    body: dict[str, Any] = {"value": [e.to_resource() for e in page.items]}
-    link = paging.next_link(f"/api/accounts/{canonical}/history", page.next, top=top)
-    if link:
-        body["nextLink"] = link
-    return body
+    resources = [e.to_resource() for e in page.items]
+    return paging.page_body(resources, f"/api/accounts/{canonical}/history", page.next, top=top)
 
 
 def change_feed(ctx: AppContext, owner: str, params: dict[str, str]) -> dict[str, Any]:

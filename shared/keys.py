@@ -1,9 +1,10 @@
 """Generating keys and reading their public records (the `generate_key` function's work).
 
-Write order: the private key goes to the key store first, then the record that points at it. A
-failure between the two leaves at most a secret without a record, which nothing can trip over;
-housekeeping removes it. Never a record pointing at a missing key: when the record's write fails
-ambiguously (a timeout after the service wrote it), the private key stays.
+Write order: the key is made in the key store of the current custody first (it signs its own
+certificate there), then the record that points at it. A failure between the two leaves at most
+a key without a record, which nothing can trip over; housekeeping removes it. Never a record
+pointing at a missing key: when the record's write fails ambiguously (a timeout after the
+service wrote it), the key stays.
 """
 
 from __future__ import annotations

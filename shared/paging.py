@@ -13,7 +13,7 @@ import binascii
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from shared.accountstore.base import BadPosition
@@ -66,8 +66,19 @@ def at_position(read: Callable[[], T]) -> T:
         raise invalid("after", NOT_A_CONTINUATION) from None
 
 
-def next_link(path: str, position: str | None, **params: str | int | None) -> str | None:
+def _next_link(path: str, position: str | None, **params: str | int | None) -> str | None:
     if position is None:
         return None
     query = {k: v for k, v in params.items() if v is not None}
     return f"{path}?{urlencode({**query, 'after': encode(position)})}"
+
+
+def page_body(
+    resources: list[dict[str, Any]], path: str, position: str | None, **params: str | int | None
+) -> dict[str, Any]:
+    """A page as the API answers it: `value`, and `nextLink` unless it is the last page."""
+    body: dict[str, Any] = {"value": resources}
+    link = _next_link(path, position, **params)
+    if link:
+        body["nextLink"] = link
+    return body
