@@ -21,7 +21,6 @@ they do any unreachable backend.
 
 from __future__ import annotations
 
-import email.utils
 import threading
 import time
 from collections.abc import MutableMapping
@@ -30,7 +29,7 @@ from typing import Any
 from azure.core.exceptions import ServiceRequestTimeoutError
 from azure.core.pipeline.transport import RequestsTransport
 
-from shared.outbound import RETRY_AFTER_CAP, deadline_at
+from shared.outbound import RETRY_AFTER_CAP, deadline_at, parse_retry_after
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 15.0
@@ -47,14 +46,8 @@ def requested_wait(headers: MutableMapping[str, str]) -> float | None:
     millisecond headers); None when it asks for none; -1 when the header is unreadable."""
     value = headers.get("retry-after")
     if value:
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            try:
-                when = email.utils.parsedate_to_datetime(value)
-            except (TypeError, ValueError):
-                return -1
-            return max(when.timestamp() - time.time(), 0.0)
+        wait = parse_retry_after(value)
+        return -1 if wait is None else max(wait, 0.0)
     for name in _MS_HEADERS:
         value = headers.get(name)
         if value:

@@ -18,14 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from urllib3.exceptions import InvalidHeader
 
-from shared.outbound import DeadlineRetry, json_object, time_left
+from shared.outbound import RETRY_AFTER_CAP, json_object, parse_retry_after, time_left
 
 MAX_REQUESTS = 20  # Graph's limit per batch
 SUB_RETRIES = 3  # as many as the session's own retries
 BACKOFF_SECONDS = 0.5  # doubled at each retry, when no Retry-After is given
-_RETRY_AFTER = DeadlineRetry(total=0)  # parses Retry-After (seconds or a date), capped
 
 
 @dataclass(frozen=True)
@@ -51,10 +49,8 @@ def _retry_after(headers: Any) -> float | None:
     value = next((v for k, v in headers.items() if str(k).lower() == "retry-after"), None)
     if value is None:
         return None
-    try:
-        return _RETRY_AFTER.parse_retry_after(str(value))
-    except InvalidHeader:
-        return None
+    wait = parse_retry_after(str(value))
+    return None if wait is None else min(wait, RETRY_AFTER_CAP)
 
 
 def _post(

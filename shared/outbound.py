@@ -11,6 +11,7 @@ data at once. Without a deadline a Retry-After is still capped (`RETRY_AFTER_CAP
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -85,6 +86,9 @@ class DeadlineTimeout(Timeout):
         return self._bounded(self._read)  # type: ignore[no-any-return]
 
 
+_READER = Retry(total=0)
+
+
 class DeadlineRetry(Retry):
     """urllib3's Retry, with every wait between attempts bounded.
 
@@ -152,6 +156,22 @@ class DeadlineRetry(Retry):
             seconds = min(seconds, left)
         if seconds > 0:
             time.sleep(seconds)
+
+
+def parse_retry_after(value: str) -> float | None:
+    """The seconds a Retry-After asks for (a number of seconds, or an HTTP date as urllib3 reads
+    it), uncapped; None when it is neither. One reader for the session, Graph's batch and the
+    Azure SDK transport."""
+    try:
+        seconds = float(value)  # azure-core reads fractions and negatives too
+    except ValueError:
+        pass
+    else:
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
+    try:
+        return Retry.parse_retry_after(_READER, value)  # an HTTP date
+    except InvalidHeader:
+        return None
 
 
 def json_object(response: requests.Response) -> dict[str, Any]:
