@@ -152,7 +152,7 @@ class Admin:
         state: SandboxState,
         keyvault: KeyVault,
         portal: PortalIssuer,
-        traffic: Traffic | None = None,
+        traffic: Traffic,
     ) -> None:
         self._state = state
         self._traffic = traffic  # for the requests in flight
@@ -184,8 +184,7 @@ class Admin:
     def _reset(self, request: Request) -> Response:
         self._state.reset()
         self._keyvault.reset()
-        if self._traffic is not None:
-            self._traffic.reset_in_flight()
+        self._traffic.reset_in_flight()
         return Response(status=204)
 
     def _list_tenants(self, request: Request) -> Response:
@@ -389,9 +388,7 @@ class Admin:
         hint = secrets.token_urlsafe(3)[:3]
         credential = PasswordCredential(display_name=name, start=start, end=end, hint=hint)
         app.password_credentials.append(credential)
-        return json_response(
-            {k: v for k, v in credential.graph_json().items() if k != "secretText"}, 201
-        )
+        return json_response(credential.to_json(), 201)
 
     def _delete_password(self, request: Request, tid: str, app_id: str, key_id: str) -> Response:
         app = self._application(tid, app_id)[1]
@@ -494,15 +491,13 @@ class Admin:
 
     def _get_requests(self, request: Request) -> Response:
         summary = self._state.request_summary()
-        if self._traffic is not None:
-            summary["inFlight"] = self._traffic.in_flight()
+        summary["inFlight"] = self._traffic.in_flight()
         return json_response(summary)
 
     def _reset_requests(self, request: Request) -> Response:
         self._state.records.clear()
         self._keyvault.clear_requests()
-        if self._traffic is not None:
-            self._traffic.reset_in_flight()
+        self._traffic.reset_in_flight()
         return Response(status=204)
 
     # --- portal issuer, Key Vault ---------------------------------------------------------------

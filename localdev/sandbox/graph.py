@@ -31,7 +31,7 @@ from localdev.sandbox.graph_batch import GraphBatch
 from localdev.sandbox.self_rotation import SelfRotation
 from localdev.sandbox.signing import SigningKey
 from localdev.sandbox.state import SandboxState, Tenant
-from localdev.sandbox.wire import graph_error, graph_response
+from localdev.sandbox.wire import graph_error, graph_method_not_allowed, graph_response
 
 ORGANIZATION_READ = frozenset(
     {
@@ -115,7 +115,7 @@ class Graph:
             if application:
                 return self._application(request, caller, application)
             if request.method != "GET":
-                return _method_not_allowed(request)
+                return graph_method_not_allowed(request)
             if path.lower() == "organization":
                 return self._organization(request, caller)
             if path.lower() == "identitygovernance/accessreviews/definitions":
@@ -255,7 +255,7 @@ class Graph:
         action = (match.group("action") or "").lower()
         if action in ("addkey", "removekey"):
             if request.method != "POST":
-                return _method_not_allowed(request)
+                return graph_method_not_allowed(request)
             app = find_application(tenant, match)
             if app is None:
                 return not_found(request, match)
@@ -269,7 +269,7 @@ class Graph:
                 request, 400, "BadRequest", f"Resource not found for the segment '{action}'."
             )
         if request.method != "GET":
-            return _method_not_allowed(request)
+            return graph_method_not_allowed(request)
         if not tenant.application_readable or not caller.may(
             APPLICATION_READ, DIRECTORY_READING_ROLES
         ):
@@ -326,12 +326,3 @@ class Graph:
                 f"{self._base_url}/v1.0/{path}?$top={top}&$skiptoken={skip + top:x}"
             )
         return graph_response(request, body)
-
-
-def _method_not_allowed(request: Request) -> Response:
-    return graph_error(
-        request,
-        405,
-        "Request_BadRequest",
-        "Specified HTTP method is not allowed for the request target.",
-    )

@@ -21,8 +21,13 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request, Response
 
 from localdev.sandbox.state import Fault, SandboxState
-from localdev.sandbox.traffic import GRAPH_FAULTS
-from localdev.sandbox.wire import error_code_of, graph_error, graph_response
+from localdev.sandbox.traffic import graph_fault_response
+from localdev.sandbox.wire import (
+    error_code_of,
+    graph_error,
+    graph_method_not_allowed,
+    graph_response,
+)
 
 MAX_REQUESTS = 20
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
@@ -62,11 +67,6 @@ def _parse(request: Request) -> list[_SubRequest]:
     parsed: list[_SubRequest] = []
     for item in items:
         parsed.append(_sub_request(item, {p.id for p in parsed}))
-    ids = {p.id for p in parsed}
-    for sub in parsed:
-        unknown = [d for d in sub.depends_on if d not in ids or d == sub.id]
-        if unknown:
-            raise BatchError(f"Request '{sub.id}' depends on unknown request ids {unknown}.")
     return parsed
 
 
@@ -93,6 +93,12 @@ def _sub_request(item: Any, seen: set[str]) -> _SubRequest:
     depends_on = item.get("dependsOn") or []
     if not isinstance(depends_on, list) or not all(isinstance(d, str) for d in depends_on):
         raise BatchError(f"The 'dependsOn' of request '{request_id}' must be a list of ids.")
+    # Sub-requests run in the order given, so a dependency must come before its dependent.
+    unknown = [d for d in depends_on if d not in seen]
+    if unknown:
+        raise BatchError(
+            f"Request '{request_id}' depends on request ids {unknown} not given before it."
+        )
     split = urlsplit(url if url.startswith("/") else f"/{url}")
     return _SubRequest(
         id=request_id,
@@ -134,14 +140,8 @@ class GraphBatch:
         self._sleep = sleep
 
     def handle(self, request: Request) -> Response:
-        self._state.note_batch(None)
         if request.method != "POST":
-            return graph_error(
-                request,
-                405,
-                "Request_BadRequest",
-                "Specified HTTP method is not allowed for the request target.",
-            )
+            return graph_method_not_allowed(request)
         refused = self._authenticate(request)
         if refused is not None:
             return refused
@@ -182,7 +182,7 @@ class GraphBatch:
         if fault is not None and fault.latency_ms > 0:
             self._sleep(fault.latency_ms / 1000)
         if fault is not None and fault.status is not None:
-            return self._fault_response(outer, fault), fault
+            return graph_fault_response(outer, fault), fault
         if sub.path.lower() == "$batch":
             return graph_error(outer, 400, "BadRequest", "A batch cannot hold a batch."), fault
         headers = dict(sub.headers)
@@ -199,15 +199,6 @@ class GraphBatch:
             return self._dispatch(builder.get_request(), sub.path), fault
         finally:
             builder.close()
-
-    @staticmethod
-    def _fault_response(outer: Request, fault: Fault) -> Response:
-        status = fault.status or 500
-        code, message = GRAPH_FAULTS.get(
-            status, ("UnknownError" if status >= 500 else "BadRequest", "Injected fault.")
-        )
-        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
-        return graph_error(outer, status, code, message, headers=headers)
 
     def _ordered(self, answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
         with self._state.lock:

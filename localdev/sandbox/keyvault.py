@@ -15,18 +15,19 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request, Response
 
 from localdev.sandbox.keyvault_common import (
-    RECOVERY_LEVEL,
-    RETENTION_DAYS,
     BadParameter,
+    VaultObject,
+    attributes_json,
     attributes_of,
     check_name,
+    deleted_json,
     json_body,
     page,
     tags_of,
@@ -58,20 +59,8 @@ class SecretVersion:
     updated: int
 
 
-@dataclass
-class Secret:
-    name: str
-    versions: list[SecretVersion] = field(default_factory=list)  # oldest first
-    deleted_date: int | None = None
-
-    @property
-    def latest(self) -> SecretVersion:
-        return self.versions[-1]
-
-    def version(self, version: str) -> SecretVersion | None:
-        if not version:
-            return self.latest
-        return next((v for v in self.versions if v.version == version.lower()), None)
+class Secret(VaultObject[SecretVersion]):
+    """A secret: its versions, and its deletion date once deleted."""
 
 
 def _redacted_body(request: Request) -> Any:
@@ -367,26 +356,11 @@ class KeyVault:
             raise BadParameter(f"contentType must be a string of at most {MAX_CONTENT_TYPE} chars.")
         return content_type
 
-    @staticmethod
-    def _attributes(version: SecretVersion) -> dict[str, Any]:
-        attributes: dict[str, Any] = {
-            "enabled": version.enabled,
-            "created": version.created,
-            "updated": version.updated,
-            "recoveryLevel": RECOVERY_LEVEL,
-            "recoverableDays": RETENTION_DAYS,
-        }
-        if version.not_before is not None:
-            attributes["nbf"] = version.not_before
-        if version.expires is not None:
-            attributes["exp"] = version.expires
-        return attributes
-
     def _item(self, secret: Secret, version: SecretVersion, *, versioned: bool) -> dict[str, Any]:
         item: dict[str, Any] = {
             "id": f"{self.url}/secrets/{secret.name}"
             + (f"/{version.version}" if versioned else ""),
-            "attributes": self._attributes(version),
+            "attributes": attributes_json(version),
         }
         if version.content_type is not None:
             item["contentType"] = version.content_type
@@ -403,15 +377,8 @@ class KeyVault:
         return bundle
 
     def _deleted_bundle(self, secret: Secret, *, item: bool = False) -> dict[str, Any]:
-        deleted_date = secret.deleted_date or 0
         bundle = self._item(secret, secret.latest, versioned=not item)
-        bundle.update(
-            {
-                "recoveryId": f"{self.url}/deletedsecrets/{secret.name}",
-                "deletedDate": deleted_date,
-                "scheduledPurgeDate": deleted_date + RETENTION_DAYS * 86400,
-            }
-        )
+        bundle.update(deleted_json(self.url, "deletedsecrets", secret))
         return bundle
 
     def _summary(self, secret: Secret) -> dict[str, Any]:
@@ -422,7 +389,7 @@ class KeyVault:
             "versions": len(secret.versions),
             "contentType": latest.content_type,
             "tags": dict(latest.tags) if latest.tags is not None else None,
-            "attributes": self._attributes(latest),
+            "attributes": attributes_json(latest),
         }
         if secret.deleted_date is not None:
             summary["deletedDate"] = secret.deleted_date

@@ -1,4 +1,5 @@
-"""What the Key Vault stand-in's secrets and keys APIs share: names, bodies, tags, paging.
+"""What the Key Vault stand-in's secrets and keys APIs share: names, bodies, tags, paging, and
+the versioned, soft-deletable object with its attributes.
 
 Why: Key Vault checks object names, tags and attributes the same way for secrets and keys, and
 pages every list the same way; one copy keeps the two APIs of the stand-in from drifting apart.
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
 
 from werkzeug.wrappers import Request, Response
 
@@ -20,6 +22,65 @@ MAX_TAG_LENGTH = 256
 RETENTION_DAYS = 90
 PAGE_SIZE = 25
 RECOVERY_LEVEL = "Recoverable+Purgeable"
+
+
+class ObjectVersion(Protocol):
+    """What a secret's or a key's version has in common."""
+
+    version: str
+    enabled: bool
+    not_before: int | None
+    expires: int | None
+    created: int
+    updated: int
+
+
+V = TypeVar("V", bound=ObjectVersion)
+
+
+@dataclass
+class VaultObject(Generic[V]):
+    """A secret or a key: its versions and, once deleted (soft delete), when."""
+
+    name: str
+    versions: list[V] = field(default_factory=list)  # oldest first
+    deleted_date: int | None = None
+
+    @property
+    def latest(self) -> V:
+        return self.versions[-1]
+
+    def version(self, version: str) -> V | None:
+        """The version with this id; the latest one for an empty id."""
+        if not version:
+            return self.latest
+        return next((v for v in self.versions if v.version == version.lower()), None)
+
+
+def attributes_json(version: ObjectVersion) -> dict[str, Any]:
+    """A version's `attributes` as Key Vault answers them (`nbf`, `exp` only when set)."""
+    attributes: dict[str, Any] = {
+        "enabled": version.enabled,
+        "created": version.created,
+        "updated": version.updated,
+        "recoveryLevel": RECOVERY_LEVEL,
+        "recoverableDays": RETENTION_DAYS,
+    }
+    if version.not_before is not None:
+        attributes["nbf"] = version.not_before
+    if version.expires is not None:
+        attributes["exp"] = version.expires
+    return attributes
+
+
+def deleted_json(url: str, collection: str, item: VaultObject[Any]) -> dict[str, Any]:
+    """The fields a deleted object's bundle adds: `recoveryId`, `deletedDate`, purge date."""
+    deleted_date = item.deleted_date or 0
+    return {
+        "recoveryId": f"{url}/{collection}/{item.name}",
+        "deletedDate": deleted_date,
+        "scheduledPurgeDate": deleted_date + RETENTION_DAYS * 86400,
+    }
 
 
 class BadParameter(Exception):

@@ -17,7 +17,7 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -26,11 +26,12 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
 from werkzeug.wrappers import Request, Response
 
 from localdev.sandbox.keyvault_common import (
-    RECOVERY_LEVEL,
-    RETENTION_DAYS,
     BadParameter,
+    VaultObject,
+    attributes_json,
     attributes_of,
     check_name,
+    deleted_json,
     json_body,
     page,
     tags_of,
@@ -80,20 +81,8 @@ class KeyVersion:
         return self.private_key.key_size
 
 
-@dataclass
-class Key:
-    name: str
-    versions: list[KeyVersion] = field(default_factory=list)  # oldest first
-    deleted_date: int | None = None
-
-    @property
-    def latest(self) -> KeyVersion:
-        return self.versions[-1]
-
-    def version(self, version: str) -> KeyVersion | None:
-        if not version:
-            return self.latest
-        return next((v for v in self.versions if v.version == version.lower()), None)
+class Key(VaultObject[KeyVersion]):
+    """A key: its versions, and its deletion date once deleted."""
 
 
 def _b64url(data: bytes) -> str:
@@ -421,19 +410,7 @@ class KeyVaultKeys:
 
     @staticmethod
     def _attributes(version: KeyVersion) -> dict[str, Any]:
-        attributes: dict[str, Any] = {
-            "enabled": version.enabled,
-            "created": version.created,
-            "updated": version.updated,
-            "recoveryLevel": RECOVERY_LEVEL,
-            "recoverableDays": RETENTION_DAYS,
-            "exportable": False,
-        }
-        if version.not_before is not None:
-            attributes["nbf"] = version.not_before
-        if version.expires is not None:
-            attributes["exp"] = version.expires
-        return attributes
+        return {**attributes_json(version), "exportable": False}
 
     def _jwk(self, key: Key, version: KeyVersion) -> dict[str, Any]:
         """The public JWK: exactly `kid`, `kty`, `key_ops`, `n`, `e`."""
@@ -465,18 +442,11 @@ class KeyVaultKeys:
         return item
 
     def _deleted_bundle(self, key: Key, *, item: bool = False) -> dict[str, Any]:
-        deleted_date = key.deleted_date or 0
         if item:
             bundle = self._item(key, key.latest, versioned=False)
         else:
             bundle = self._bundle(key, key.latest)
-        bundle.update(
-            {
-                "recoveryId": f"{self.url}/deletedkeys/{key.name}",
-                "deletedDate": deleted_date,
-                "scheduledPurgeDate": deleted_date + RETENTION_DAYS * 86400,
-            }
-        )
+        bundle.update(deleted_json(self.url, "deletedkeys", key))
         return bundle
 
     def _summary(self, key: Key) -> dict[str, Any]:

@@ -56,12 +56,8 @@ class KeyCredential(UploadedCertificate):
     added_at: float = field(default_factory=time.time)
 
     @classmethod
-    def of(cls, certificate: UploadedCertificate, added_at: float | None = None) -> KeyCredential:
-        return cls(
-            key_id=certificate.key_id,
-            certificate=certificate.certificate,
-            added_at=time.time() if added_at is None else added_at,
-        )
+    def of(cls, certificate: UploadedCertificate) -> KeyCredential:
+        return cls(key_id=certificate.key_id, certificate=certificate.certificate)
 
     def is_valid_at(self, now: float) -> bool:
         return self.not_before.timestamp() <= now <= self.not_after.timestamp()
@@ -109,6 +105,10 @@ class PasswordCredential:
             "startDateTime": _iso(self.start),
         }
 
+    def to_json(self) -> dict[str, Any]:
+        """As the admin API shows it: Graph's shape without `secretText`."""
+        return {k: v for k, v in self.graph_json().items() if k != "secretText"}
+
 
 @dataclass
 class Application:
@@ -119,7 +119,7 @@ class Application:
     object_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     enabled: bool = True
     service_principal_id: str | None = None
-    certificates: dict[str, UploadedCertificate] = field(default_factory=dict)
+    certificates: dict[str, KeyCredential] = field(default_factory=dict)  # by SHA-1 thumbprint
     permissions: list[str] = field(default_factory=list)
     directory_roles: list[str] = field(default_factory=list)
     sign_in_audience: str = "AzureADMyOrg"
@@ -133,11 +133,7 @@ class Application:
         return stored
 
     def key_credentials(self) -> list[KeyCredential]:
-        """The certificates, each as a KeyCredential (a bare upload counts as added long ago)."""
-        return [
-            c if isinstance(c, KeyCredential) else KeyCredential.of(c, added_at=0.0)
-            for c in self.certificates.values()
-        ]
+        return list(self.certificates.values())
 
     def accepted_at(self, now: float, propagation_seconds: int) -> Application:
         """This application as the token endpoint sees it at `now`: only the certificates added at
@@ -147,7 +143,7 @@ class Application:
         accepted = {
             thumbprint: certificate
             for thumbprint, certificate in self.certificates.items()
-            if getattr(certificate, "added_at", 0.0) + propagation_seconds <= now
+            if certificate.added_at + propagation_seconds <= now
         }
         return replace(self, certificates=accepted)
 
@@ -177,10 +173,7 @@ class Application:
                 for template in self.directory_roles
             ],
             "signInAudience": self.sign_in_audience,
-            "passwordCredentials": [
-                {k: v for k, v in p.graph_json().items() if k not in ("secretText",)}
-                for p in self.password_credentials
-            ],
+            "passwordCredentials": [p.to_json() for p in self.password_credentials],
         }
 
 
@@ -367,11 +360,11 @@ class SandboxState:
             return None
 
     def record(self, record: RequestRecord) -> None:
+        # Taken by whichever record this thread writes next: the one of the `$batch` that noted it.
         items = getattr(self._pending_batch, "items", None)
-        if record.path.endswith("/$batch"):
-            self._pending_batch.items = None
-            if items is not None:
-                record = replace(record, batch=items)
+        self._pending_batch.items = None
+        if items is not None:
+            record = replace(record, batch=items)
         with self.lock:
             self.records.append(record)
 

@@ -32,7 +32,7 @@ log = logging.getLogger("localdev.sandbox")
 
 Handler = Callable[[Request], Response]
 
-GRAPH_FAULTS = {
+_GRAPH_FAULTS = {
     429: ("TooManyRequests", "Too many requests."),
     500: ("generalException", "General exception while processing."),
     502: ("badGateway", "Bad gateway."),
@@ -155,10 +155,7 @@ class Traffic:
                 request, self._base_url, status, error, code, message, headers=headers
             )
         if target == "graph":
-            code_text, message = GRAPH_FAULTS.get(
-                status, ("UnknownError" if status >= 500 else "BadRequest", "Injected fault.")
-            )
-            return graph_error(request, status, code_text, message, headers=headers)
+            return graph_fault_response(request, fault)
         if target == "keyvault":
             code_text, message = _KEYVAULT_FAULTS.get(
                 status,
@@ -166,3 +163,13 @@ class Traffic:
             )
             return keyvault_error(status, code_text, message, headers=headers)
         return json_response({"error": "injected fault"}, status, headers=headers)
+
+
+def graph_fault_response(request: Request, fault: Fault) -> Response:
+    """Graph's error answer for an injected fault (also each faulted `$batch` sub-request)."""
+    status = fault.status or 500
+    headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+    code, message = _GRAPH_FAULTS.get(
+        status, ("UnknownError" if status >= 500 else "BadRequest", "Injected fault.")
+    )
+    return graph_error(request, status, code, message, headers=headers)

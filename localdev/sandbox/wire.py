@@ -123,6 +123,15 @@ def graph_error(
     return json_response(body, status, headers=ids, content_type=GRAPH_CONTENT_TYPE)
 
 
+def graph_method_not_allowed(request: Request) -> Response:
+    return graph_error(
+        request,
+        405,
+        "Request_BadRequest",
+        "Specified HTTP method is not allowed for the request target.",
+    )
+
+
 def keyvault_error(
     status: int,
     code: str,

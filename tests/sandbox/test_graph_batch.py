@@ -106,8 +106,24 @@ def test_a_duplicate_id_fails_the_whole_batch(
         {"requests": [{"id": "1", "method": "GET", "url": "https://graph.microsoft.com/v1.0/me"}]},
         {"requests": [{"id": "1", "method": "POST", "url": "/organization", "body": {}}]},
         {"requests": [{"id": "1", "method": "GET", "url": "/organization", "dependsOn": ["9"]}]},
+        {"requests": [{"id": "1", "method": "GET", "url": "/organization", "dependsOn": ["1"]}]},
+        {
+            "requests": [
+                {"id": "1", "method": "GET", "url": "/organization", "dependsOn": ["2"]},
+                {"id": "2", "method": "GET", "url": "/organization"},
+            ]
+        },
     ],
-    ids=["empty", "no-requests", "not-an-object", "absolute-url", "body-no-type", "bad-depends"],
+    ids=[
+        "empty",
+        "no-requests",
+        "not-an-object",
+        "absolute-url",
+        "body-no-type",
+        "bad-depends",
+        "self-depends",
+        "later-depends",
+    ],
 )
 def test_a_malformed_batch_is_refused(
     sb: Sandbox, http: requests.Session, linked: Linked, graph_token: str, body: Any
