@@ -8,8 +8,9 @@ if command -v chromium >/dev/null 2>&1 || [[ -x /usr/bin/chromium ]]; then exit 
 if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
   echo "Chromium is missing: installing Debian's chromium package for the browser tests" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq chromium >/dev/null
+  # Bounded: a registry that stops answering fails `make test` within minutes, not never.
+  timeout 300 apt-get update -qq
+  timeout 900 apt-get install -y -qq chromium >/dev/null
   exit 0
 fi
 echo "The browser tests need Chromium. Install it once with:" >&2

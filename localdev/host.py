@@ -66,6 +66,7 @@ class LocalHost:
         self.functions = {spec.name: spec for spec in discover(root)}
         self.sandbox_url = sandbox_url
         self.sandbox_ca = sandbox_ca
+        self.body_limit = body_size_limit()  # read once, as the Functions host reads it
         self._handlers: dict[str, Callable[..., Any]] = {}
         rules = [
             Rule("/", endpoint=("portal", "index.html")),
@@ -156,7 +157,7 @@ class LocalHost:
 
     def _read_body(self, request: Request) -> bytes | None:
         """At most the host's limit; None when the body is longer (chunked bodies included)."""
-        limit = body_size_limit()
+        limit = self.body_limit
         declared = request.content_length
         if declared is not None and declared > limit:
             return None
