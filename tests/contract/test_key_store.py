@@ -148,6 +148,19 @@ def _authorized(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in requests if r["authorized"]]
 
 
+def expected_tags(key_id: str, **more: str) -> dict[str, str]:
+    """The tags a key's secret or vault key carries: whose key it is, for an operator."""
+    return {
+        "app": "m365-link",
+        "keyId": key_id,
+        "owner": "owner-a",
+        "tenantId": LABELS.tenant_id,
+        "applicationId": LABELS.application_id,
+        "store": LABELS.store,
+        **more,
+    }
+
+
 def test_vault_secret_requests_as_the_sdk_sends_them(vault: Any, tmp_path: Path) -> None:
     credential = StaticCredential()
     store = KeyVaultSecretKeyStore(vault.keyvault_url, credential)  # type: ignore[arg-type]
@@ -168,15 +181,8 @@ def test_vault_secret_requests_as_the_sdk_sends_them(vault: Any, tmp_path: Path)
     body = put["body"]
     assert body["value"] == "<redacted>"
     assert body["contentType"] == "application/x-pem-file"
-    assert body["tags"] == {
-        "app": "m365-link",
-        "keyId": key_id,
-        "owner": "owner-a",
-        "tenantId": LABELS.tenant_id,
-        "applicationId": LABELS.application_id,
-        "thumbprint": cert.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303
-        "store": LABELS.store,
-    }
+    thumbprint = cert.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
+    assert body["tags"] == expected_tags(key_id, thumbprint=thumbprint)
     assert body["attributes"]["exp"] == int(NOT_AFTER.timestamp())
     assert body["attributes"]["enabled"] is True
     state = vault.admin.keyvault_state()
@@ -201,14 +207,7 @@ def test_vault_key_requests_as_the_sdk_sends_them(vault: Any, hsm: bool) -> None
     assert sorted(body["key_ops"]) == ["sign", "verify"]
     assert "exportable" not in body.get("attributes", {}) and "release_policy" not in body
     assert body["attributes"]["exp"] == int(NOT_AFTER.timestamp())
-    assert body["tags"] == {
-        "app": "m365-link",
-        "keyId": key_id,
-        "owner": "owner-a",
-        "tenantId": LABELS.tenant_id,
-        "applicationId": LABELS.application_id,
-        "store": LABELS.store,
-    }
+    assert body["tags"] == expected_tags(key_id)
     # The certificate was signed by Key Vault: one `sign`, RS256 over a SHA-256 digest.
     assert sign["method"] == "POST" and sign["path"].endswith("/sign")
     assert sign["body"]["alg"] == "RS256"

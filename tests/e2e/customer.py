@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +12,16 @@ from tests.conftest import RunningApp
 
 GLOBAL_READER = "Global Reader"
 PERMISSION = "AccessReview.Read.All"
+# API.md, "Verification": the checks that need the token, skipped when no token was had.
+TOKEN_CHECKS = (
+    "admin_consent",
+    "directory_role",
+    "least_privilege",
+    "directory_read",
+    "access_reviews_read",
+    "app_audience",
+    "app_credentials",
+)
 
 
 @dataclass
@@ -123,3 +135,14 @@ def graph_requests(record: dict[str, Any]) -> list[dict[str, Any]]:
         if entry["target"] == "graph":
             found.extend(entry.get("batch") or [entry])
     return found
+
+
+@contextmanager
+def faulted(sandbox: Any, target: str, status: int | None, **fault: Any) -> Iterator[None]:
+    """The sandbox answers `target`'s requests with the fault inside the block, and no longer after
+    it, whatever the block raises."""
+    sandbox.admin.add_fault(target, status, **fault)
+    try:
+        yield
+    finally:
+        sandbox.admin.clear_faults()

@@ -11,22 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Azurite, RunningApp, start_azurite
+from tests.conftest import RunningApp, start_azurite
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
-
-
-@pytest.fixture(params=["sqlite", "table"])
-def app(request: pytest.FixtureRequest, start_app: Callable[..., RunningApp]) -> RunningApp:
-    if request.param == "sqlite":
-        return start_app()
-    azurite: Azurite = request.getfixturevalue("azurite")
-    return start_app(
-        {
-            "ACCOUNTS_STORAGE": azurite.connection_string,
-            "ACCOUNTS_TABLE_NAME": "t" + uuid.uuid4().hex[:16],
-        }
-    )
 
 
 def new_key(app: RunningApp, application_id: str | None = None, tenant: str = TENANT) -> Any:
@@ -79,6 +66,15 @@ def test_organization_name_is_optional(app: RunningApp) -> None:
     body = {k: key[k] for k in ("tenantId", "applicationId", "keyId")} | {"displayName": "x"}
     response = app.http.post(app.api("/accounts"), json=body)
     assert response.status_code == 201 and response.json()["organizationName"] is None
+
+
+def test_unknown_fields_in_a_connect_are_ignored(app: RunningApp) -> None:
+    key = new_key(app)
+    response = connect(app, key, somethingNew={"nested": [1]}, status="connected", owner="x")
+    assert response.status_code == 201, response.text
+    account = response.json()
+    assert "somethingNew" not in account and "owner" not in account
+    assert account["status"] == "pending"  # a read-only field is not taken from the body
 
 
 def test_the_same_tenant_and_application_twice_is_a_409_naming_the_account(

@@ -8,33 +8,19 @@ refused request wrote nothing.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from tests.conftest import Azurite, RunningApp
+from tests.conftest import RunningApp
 from tests.e2e.customer import Customer
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 APP = "0b5c6a1e-3f1d-4b7e-9a55-1c2d3e4f5a6b"
 VALID = {"tenantId": TENANT, "applicationId": APP, "displayName": "Contoso production"}
 LIMIT = 64 * 1024
-
-
-@pytest.fixture(params=["sqlite", "table"])
-def app(request: pytest.FixtureRequest, start_app: Callable[..., RunningApp]) -> RunningApp:
-    if request.param == "sqlite":
-        return start_app()
-    azurite: Azurite = request.getfixturevalue("azurite")
-    return start_app(
-        {
-            "ACCOUNTS_STORAGE": azurite.connection_string,
-            "ACCOUNTS_TABLE_NAME": "t" + uuid.uuid4().hex[:16],
-        }
-    )
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Key custody end to end (API.md "Key custody"): under `vault-key` no private key exists outside
 Key Vault, not even in the app; keys of every custody keep working side by side after the
-setting changes; the vault down during a Connect's key, a verification or an unlink."""
+setting changes; a warm timer run makes no Key Vault call. The vault down during a verification is
+in test_verify_hardening.py, during a Connect's key or an unlink in test_keys_in_key_vault.py."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from shared.app_context import build_context, set_context
 from shared.settings import load_settings
 from tests.conftest import SEEN, RunningApp
 from tests.contract.test_key_store import StaticCredential
-from tests.e2e.customer import Customer, check, statuses
+from tests.e2e.customer import Customer, statuses
 
 PRIVATE_JWK_MEMBERS = {"d", "p", "q", "dp", "dq", "qi"}
 
@@ -150,23 +151,6 @@ def test_keys_of_every_custody_keep_working_after_the_setting_changes(
     assert sandbox.admin.keyvault_state()["secrets"] == []
     local = app.context.settings.local_state_dir / "keys"
     assert not [p for p in files_under(local) if p.suffix == ".pem"]
-
-
-def test_vault_down_during_a_verification_is_an_error_report_and_keeps_the_status(
-    vault_app: RunningApp, sandbox: Any
-) -> None:
-    customer = Customer(vault_app, sandbox).link_all_the_way()
-    assert customer.verify()["status"] == "connected"
-    vault_app.context.forget_account(customer.account["id"])  # a fresh token must be signed
-    sandbox.admin.add_fault("keyvault", 503)
-    try:
-        report = customer.verify()
-    finally:
-        sandbox.admin.clear_faults()
-    assert report["status"] == "error"
-    assert check(report, "certificate")["status"] == "error"
-    assert check(report, "certificate")["retryable"] is True
-    assert customer.current()["status"] == "connected"
 
 
 def test_a_warm_timer_run_makes_no_key_vault_call(vault_app: RunningApp, sandbox: Any) -> None:

@@ -15,25 +15,12 @@ from shared import health_check, housekeeping
 from shared.records import Account
 from shared.settings import SettingsInvalid, load_settings
 from shared.timefmt import utc_now
-from tests.conftest import SEEN, Azurite, RunningApp
+from tests.conftest import SEEN, RunningApp
 from tests.contract.test_account_store import T0, account_for, key
 from tests.e2e.customer import Customer
 from tests.e2e.test_accounts_api import connect, new_key
 
 LOCAL = "local-dev"
-
-
-@pytest.fixture(params=["sqlite", "table"])
-def app(request: pytest.FixtureRequest, start_app: Callable[..., RunningApp]) -> RunningApp:
-    if request.param == "sqlite":
-        return start_app()
-    azurite: Azurite = request.getfixturevalue("azurite")
-    return start_app(
-        {
-            "ACCOUNTS_STORAGE": azurite.connection_string,
-            "ACCOUNTS_TABLE_NAME": "t" + uuid.uuid4().hex[:16],
-        }
-    )
 
 
 def seed(app: RunningApp, owner: str = LOCAL, **kw: Any) -> Account:

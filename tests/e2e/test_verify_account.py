@@ -13,9 +13,8 @@ from shared import keys
 from shared.timefmt import utc_now
 from shared.verification import CHECK_ORDER
 from tests.conftest import RunningApp
-from tests.e2e.customer import Customer, check, graph_requests, statuses
+from tests.e2e.customer import TOKEN_CHECKS, Customer, check, graph_requests, statuses
 
-TOKEN_CHECKS = ["admin_consent", "directory_role", "directory_read", "access_reviews_read"]
 DEFAULT_MEMBERSHIP = "0997a1d0-0d1d-4acb-b408-d5ca73121e90"
 
 

@@ -13,9 +13,8 @@ import pytest
 from shared import health_check
 from tests.conftest import RunningApp
 from tests.contract.test_key_store import StaticCredential
-from tests.e2e.customer import Customer, check
+from tests.e2e.customer import TOKEN_CHECKS, Customer, check, faulted
 
-TOKEN_CHECKS = ["admin_consent", "directory_role", "least_privilege", "directory_read"]
 TIMEOUT = 5  # VERIFY_TIMEOUT_SECONDS' lowest value
 SLACK = 3.0  # one attempt's end, the host and the test's own requests
 
@@ -48,11 +47,8 @@ def test_key_vault_down_during_a_verification_is_a_200_error_report(
 ) -> None:
     app = vault_app()
     customer = Customer(app, sandbox).link_all_the_way()
-    sandbox.admin.add_fault("keyvault", 503)
-    try:
+    with faulted(sandbox, "keyvault", 503):
         response = app.http.post(app.api(f"/accounts/{customer.account['id']}/verify"))
-    finally:
-        sandbox.admin.clear_faults()
     assert response.status_code == 200, response.text
     report = response.json()
     assert_key_store_error(report)
@@ -70,11 +66,8 @@ def test_key_vault_down_keeps_a_connected_account_connected(
     assert customer.verify()["status"] == "connected"
     # A second instance of the app (a cold start: no key in memory) while the vault is down.
     second = vault_app()
-    sandbox.admin.add_fault("keyvault", 503)
-    try:
+    with faulted(sandbox, "keyvault", 503):
         response = second.http.post(second.api(f"/accounts/{customer.account['id']}/verify"))
-    finally:
-        sandbox.admin.clear_faults()
     assert response.status_code == 200, response.text
     assert_key_store_error(response.json())
     account = second.http.get(second.api(f"/accounts/{customer.account['id']}")).json()
@@ -86,11 +79,8 @@ def test_the_timer_records_an_error_when_the_vault_is_down(
 ) -> None:
     app = vault_app()
     customer = Customer(app, sandbox).link_all_the_way()
-    sandbox.admin.add_fault("keyvault", 503)
-    try:
+    with faulted(sandbox, "keyvault", 503):
         health_check.run(app.context)
-    finally:
-        sandbox.admin.clear_faults()
     account = customer.current()
     assert account["status"] == "pending"
     assert account["lastVerification"] is not None  # recorded, not lost
@@ -118,13 +108,10 @@ def test_a_long_retry_after_never_holds_a_verification_past_its_timeout(
     app = sandboxed_app({"VERIFY_TIMEOUT_SECONDS": str(TIMEOUT)})
     customer = Customer(app, sandbox).link_all_the_way()
     assert customer.verify()["status"] == "connected"
-    sandbox.admin.add_fault(target, 429, retry_after=30)
-    started = time.monotonic()
-    try:
+    with faulted(sandbox, target, 429, retry_after=30):
+        started = time.monotonic()
         response = app.http.post(app.api(f"/accounts/{customer.account['id']}/verify"))
-    finally:
-        sandbox.admin.clear_faults()
-    elapsed = time.monotonic() - started
+        elapsed = time.monotonic() - started
     assert response.status_code == 200, response.text
     report = response.json()
     assert elapsed < TIMEOUT + SLACK, elapsed

@@ -22,6 +22,7 @@ from shared.records import Account
 from shared.settings import load_settings
 from shared.timefmt import to_rfc3339_ms
 from shared.verify import record
+from tests.contract.test_account_store import account_for
 
 OWNER = "local-dev"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -38,21 +39,7 @@ def ctx(tmp_path: Path) -> AppContext:
 @pytest.fixture
 def account(ctx: AppContext) -> Account:
     key = keys.store_key(ctx, OWNER, TENANT, APP, "Order", now=LONG_AGO)
-    linked = Account(
-        id=str(uuid.uuid4()),
-        owner=OWNER,
-        display_name="Order",
-        tenant_id=TENANT,
-        application_id=APP,
-        organization_name=None,
-        cloud="auto",
-        key_id=key.key_id,
-        thumbprint=key.thumbprint,
-        certificate_not_after=key.not_after,
-        status="pending",
-        created_at=LONG_AGO,
-        updated_at=LONG_AGO,
-    )
+    linked = account_for(key, created=LONG_AGO)
     ctx.accounts.link(linked)
     return linked
 
