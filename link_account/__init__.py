@@ -27,14 +27,14 @@ def main(req: func.HttpRequest) -> func.HttpResponse:
 
 def serve(req: func.HttpRequest, ctx: AppContext, owner: str) -> func.HttpResponse:
     account_id = req.route_params.get("id")
-    if req.method.upper() == "POST":
-        account = accounts.link_account(ctx, owner, read_json_object(req))
-        return json_response(
-            account.to_resource(), 201, {"Location": f"/api/accounts/{account.id}"}
-        )
-    if req.method.upper() == "DELETE" and account_id:
+    if not account_id:  # the collection: GET or POST (`methods` refuses the rest)
+        if req.method == "POST":
+            account = accounts.link_account(ctx, owner, read_json_object(req))
+            return json_response(
+                account.to_resource(), 201, {"Location": f"/api/accounts/{account.id}"}
+            )
+        return json_response(accounts.list_accounts(ctx, owner, dict(req.params)))
+    if req.method == "DELETE":
         accounts.unlink_account(ctx, owner, account_id)
         return func.HttpResponse(status_code=204, headers={"Cache-Control": "no-store"})
-    if account_id:
-        return json_response(accounts.get_account(ctx, owner, account_id).to_resource())
-    return json_response(accounts.list_accounts(ctx, owner, dict(req.params)))
+    return json_response(accounts.get_account(ctx, owner, account_id).to_resource())

@@ -1095,11 +1095,6 @@ ALL_CHECKS: list[Callable[[Project], None]] = [
 # =====================================================================================
 
 
-@pytest.fixture(scope="module")
-def project() -> Project:
-    return Project.load()
-
-
 def test_every_bicep_file_is_read(project: Project) -> None:
     expected = {
         "main.bicep",
@@ -1109,6 +1104,7 @@ def test_every_bicep_file_is_read(project: Project) -> None:
         "app/monitoring.bicep",
         "app/identity.bicep",
         "app/rbac.bicep",
+        "app/network.bicep",
     }
     assert expected <= set(project.sources), (
         f"missing Bicep files: {expected - set(project.sources)}"
@@ -1362,6 +1358,14 @@ def _mutation(m: tuple[Any, ...]) -> tuple[str, list[tuple[str, str]], Callable[
 def test_check_catches_mutation(
     project: Project, file: str, edits: list[tuple[str, str]], check: Callable[[Project], None]
 ) -> None:
+    assert_mutation_caught(project, file, edits, check)
+
+
+def assert_mutation_caught(
+    project: Project, file: str, edits: list[tuple[str, str]], check: Callable[[Project], None]
+) -> None:
+    """`check` fails on a copy of `project` with `edits` made in `file` (a stale edit, one whose
+    old text no longer occurs exactly once, errors instead of passing)."""
     broken = project
     for old, new in edits:
         broken = broken.mutated(file, old, new)

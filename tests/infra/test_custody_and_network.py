@@ -38,6 +38,7 @@ from tests.infra.test_bicep_security import (
     _role_id,
     _scan_code_to_brace,
     _scope,
+    assert_mutation_caught,
     only,
     path_get,
 )
@@ -610,6 +611,7 @@ def check_private_endpoints(p: Project) -> None:
 LIMIT_SETTINGS = [
     ("VERIFY_TIMEOUT_SECONDS", "verifyTimeoutSeconds", "verify_timeout_seconds"),
     ("UNLINKED_KEY_RETENTION_DAYS", "unlinkedKeyRetentionDays", "unlinked_key_retention_days"),
+    ("HISTORY_RETENTION_DAYS", "historyRetentionDays", "history_retention_days"),
     (
         "HEALTH_CHECK_TIME_BUDGET_SECONDS",
         "healthCheckTimeBudgetSeconds",
@@ -666,11 +668,6 @@ ALL_CHECKS: list[Callable[[Project], None]] = [
 # =====================================================================================
 # Tests.
 # =====================================================================================
-
-
-@pytest.fixture(scope="module")
-def project() -> Project:
-    return Project.load()
 
 
 @pytest.mark.parametrize("check", ALL_CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
@@ -923,6 +920,17 @@ MUTATIONS: list[tuple[str, str, list[tuple[str, str]], Callable[[Project], None]
         check_limit_settings_match_the_app,
     ),
     (
+        "history retention wider than the app",
+        "main.bicep",
+        [
+            (
+                "@maxValue(3650)\nparam historyRetentionDays",
+                "@maxValue(36500)\nparam historyRetentionDays",
+            )
+        ],
+        check_limit_settings_match_the_app,
+    ),
+    (
         "budget setting from the wrong param",
         "app/function-app.bicep",
         [
@@ -942,8 +950,4 @@ MUTATIONS: list[tuple[str, str, list[tuple[str, str]], Callable[[Project], None]
 def test_check_catches_mutation(
     project: Project, file: str, edits: list[tuple[str, str]], check: Callable[[Project], None]
 ) -> None:
-    broken = project
-    for old, new in edits:
-        broken = broken.mutated(file, old, new)
-    with pytest.raises(AssertionError):
-        check(broken)
+    assert_mutation_caught(project, file, edits, check)
