@@ -3,12 +3,8 @@
 import azure.functions as func
 
 from shared import keys
-from shared.app_context import check_settings_at_import, get_context
+from shared.app_context import get_context
 from shared.http_edge import endpoint, json_response, read_json_object
-
-# Settings are checked when the host loads the function, not at the first request
-# (AUTH_MODE=local in Azure is refused at start-up).
-check_settings_at_import()
 
 
 def methods(req: func.HttpRequest) -> tuple[str, ...]:

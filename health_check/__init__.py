@@ -7,8 +7,7 @@ import azure.functions as func
 from shared import health_check
 from shared.app_context import check_settings_at_import, get_context
 
-# Settings are checked when the host loads the function, not at the first request
-# (AUTH_MODE=local in Azure is refused at start-up).
+# A timer has no HTTP endpoint to check them: settings are checked when the host loads it.
 check_settings_at_import()
 
 

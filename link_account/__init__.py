@@ -3,13 +3,9 @@
 import azure.functions as func
 
 from shared import accounts
-from shared.app_context import AppContext, check_settings_at_import, get_context
+from shared.app_context import AppContext, get_context
 from shared.history import acting_as
 from shared.http_edge import endpoint, json_response, read_json_object
-
-# Settings are checked when the host loads the function, not at the first request
-# (AUTH_MODE=local in Azure is refused at start-up).
-check_settings_at_import()
 
 
 def methods(req: func.HttpRequest) -> tuple[str, ...]:

@@ -4,7 +4,7 @@
 # the one command to run. CHROMIUM_PATH pointing at a browser skips all of this.
 set -euo pipefail
 if [[ -n "${CHROMIUM_PATH:-}" && -x "${CHROMIUM_PATH}" ]]; then exit 0; fi
-if command -v chromium >/dev/null 2>&1 || [[ -x /usr/bin/chromium ]]; then exit 0; fi
+if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || [[ -x /usr/bin/chromium ]]; then exit 0; fi
 if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
   echo "Chromium is missing: installing Debian's chromium package for the browser tests" >&2
   export DEBIAN_FRONTEND=noninteractive

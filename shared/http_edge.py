@@ -126,13 +126,21 @@ def _method_not_allowed(req: func.HttpRequest, allowed: tuple[str, ...]) -> func
     )
 
 
-def endpoint(name: str, methods: Methods) -> Callable[[Handler], Handler]:
+def endpoint(name: str, methods: Methods | tuple[str, ...]) -> Callable[[Handler], Handler]:
     """Wrap a function's handler: answer methods the route does not serve with 405 + Allow, map
     errors to problem details, log one line per request.
 
     Each function.json lists every method (the Functions host answers a bare 404 for one it does
-    not list), so the handler only ever sees the methods `methods(req)` names.
+    not list), so the handler only ever sees the methods `methods` names: a tuple, or a function
+    of the request where one function serves routes with different methods.
+
+    Applied when the host imports the function, it checks the settings then too: an app that
+    refuses its settings says so in its start-up log, not at the first request.
     """
+    from shared.app_context import check_settings_at_import
+
+    check_settings_at_import()
+    allowed_of: Methods = methods if callable(methods) else (lambda req: methods)
 
     def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
@@ -140,7 +148,7 @@ def endpoint(name: str, methods: Methods) -> Callable[[Handler], Handler]:
             started = time.perf_counter()
             path = _path(req.url)
             try:
-                allowed = methods(req)
+                allowed = allowed_of(req)
                 if req.method.upper() in allowed:
                     response = handler(req)
                 else:

@@ -2,21 +2,13 @@
 
 import azure.functions as func
 
-from shared.app_context import check_settings_at_import, get_context
+from shared.app_context import get_context
 from shared.history import acting_as
 from shared.http_edge import endpoint, json_response
 from shared.verify import verify_account
 
-# Settings are checked when the host loads the function, not at the first request
-# (AUTH_MODE=local in Azure is refused at start-up).
-check_settings_at_import()
 
-
-def methods(req: func.HttpRequest) -> tuple[str, ...]:
-    return ("POST",)
-
-
-@endpoint("verify_account", methods)
+@endpoint("verify_account", ("POST",))
 def main(req: func.HttpRequest) -> func.HttpResponse:
     ctx = get_context()
     caller = ctx.authenticator.caller(req.headers.get("Authorization"))
