@@ -133,10 +133,6 @@ class AccountStore(ABC):
     def get_account(self, owner: str, account_id: str) -> Account | None: ...
 
     @abstractmethod
-    def list_accounts(self, owner: str) -> list[Account]:
-        """The owner's accounts, newest first, ties broken by id (all of them: tests, tools)."""
-
-    @abstractmethod
     def page_accounts(
         self, owner: str, top: int, after: str | None = None, status: str | None = None
     ) -> Page[Account]:
@@ -188,9 +184,3 @@ class AccountStore(ABC):
     @abstractmethod
     def ping(self) -> None:
         """Raise DependencyUnavailable when the store cannot be reached."""
-
-
-def newest_first(accounts: list[Account]) -> list[Account]:
-    """API order: createdAt descending, ties by id ascending."""
-    by_id = sorted(accounts, key=lambda a: a.id)
-    return sorted(by_id, key=lambda a: a.created_at, reverse=True)

@@ -33,7 +33,6 @@ from shared.accountstore.base import (
     PairTaken,
     VersionConflict,
     account_position,
-    newest_first,
     seq_position,
     store_identity,
 )
@@ -221,11 +220,6 @@ class SqliteAccountStore(AccountStore):
                 "SELECT data FROM accounts WHERE id = ? AND owner = ?", (account_id, owner)
             ).fetchone()
         return account_from_row(json.loads(row[0])) if row else None
-
-    def list_accounts(self, owner: str) -> list[Account]:
-        with self._connect() as db:
-            rows = db.execute("SELECT data FROM accounts WHERE owner = ?", (owner,)).fetchall()
-        return newest_first([account_from_row(json.loads(r[0])) for r in rows])
 
     def page_accounts(
         self, owner: str, top: int, after: str | None = None, status: str | None = None

@@ -73,7 +73,6 @@ from shared.accountstore.base import (
     PairTaken,
     VersionConflict,
     account_position,
-    newest_first,
     seq_position,
     store_identity,
 )
@@ -453,12 +452,6 @@ class TableAccountStore(AccountStore):
     def get_account(self, owner: str, account_id: str) -> Account | None:
         entity = self._get(partition_of(owner), _ACCOUNT + account_id)
         return account_from_row(join_report(_row(entity))) if entity else None
-
-    def list_accounts(self, owner: str) -> list[Account]:
-        entities = self._query(
-            f"PartitionKey eq @pk and {_prefix_filter(_ACCOUNT)}", pk=partition_of(owner)
-        )
-        return newest_first([account_from_row(join_report(_row(e))) for e in entities])
 
     def page_accounts(
         self, owner: str, top: int, after: str | None = None, status: str | None = None
