@@ -136,6 +136,11 @@ param unlinkedKeyRetentionDays int = 7
 @maxValue(3650)
 param historyRetentionDays int = 90
 
+@description('KEY_RETIREMENT_DAYS: after a certificate renewal the replaced key stays usable this many days, then it is deleted (0: at the next timer run).')
+@minValue(0)
+@maxValue(90)
+param keyRetirementDays int = 7
+
 @description('HEALTH_CHECK_TIME_BUDGET_SECONDS: the health_check timer stops taking accounts after this; keep it below host.json functionTimeout (10 min).')
 @minValue(1)
 @maxValue(3600)
@@ -317,6 +322,7 @@ module functionApp './app/function-app.bicep' = {
     verifyTimeoutSeconds: verifyTimeoutSeconds
     unlinkedKeyRetentionDays: unlinkedKeyRetentionDays
     historyRetentionDays: historyRetentionDays
+    keyRetirementDays: keyRetirementDays
     healthCheckTimeBudgetSeconds: healthCheckTimeBudgetSeconds
     vnetEnabled: vnetEnabled
     appSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''

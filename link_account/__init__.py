@@ -1,4 +1,4 @@
-"""POST /api/accounts (Connect), GET /api/accounts, GET and DELETE /api/accounts/{id}."""
+"""POST /api/accounts (Connect), GET /api/accounts, GET, PATCH and DELETE /api/accounts/{id}."""
 
 import azure.functions as func
 
@@ -7,10 +7,13 @@ from shared.app_context import AppContext, get_context
 from shared.history import acting_as
 from shared.http_edge import endpoint, json_response, read_json_object
 
+# A JSON merge patch (RFC 7396); plain JSON is read the same way.
+PATCH_MEDIA_TYPES = ("application/merge-patch+json", "application/json")
+
 
 def methods(req: func.HttpRequest) -> tuple[str, ...]:
     """`/api/accounts` is the collection (GET, POST), `/api/accounts/{id}` one account."""
-    return ("GET", "DELETE") if req.route_params.get("id") else ("GET", "POST")
+    return ("GET", "PATCH", "DELETE") if req.route_params.get("id") else ("GET", "POST")
 
 
 @endpoint("link_account", methods)
@@ -30,7 +33,13 @@ def serve(req: func.HttpRequest, ctx: AppContext, owner: str) -> func.HttpRespon
                 account.to_resource(), 201, {"Location": f"/api/accounts/{account.id}"}
             )
         return json_response(accounts.list_accounts(ctx, owner, dict(req.params)))
+    if_match = req.headers.get("If-Match")
     if req.method == "DELETE":
-        accounts.unlink_account(ctx, owner, account_id)
+        accounts.unlink_account(ctx, owner, account_id, if_match)
         return func.HttpResponse(status_code=204, headers={"Cache-Control": "no-store"})
-    return json_response(accounts.get_account(ctx, owner, account_id).to_resource())
+    if req.method == "PATCH":
+        body = read_json_object(req, PATCH_MEDIA_TYPES)
+        account = accounts.patch_account(ctx, owner, account_id, body, if_match)
+    else:
+        account = accounts.get_account(ctx, owner, account_id)
+    return json_response(account.to_resource(), headers={"ETag": account.etag})

@@ -12,11 +12,11 @@ import uuid
 from typing import Any
 
 from shared import history, paging
-from shared.accountstore import KeyTaken, PairTaken
+from shared.accountstore import KeyTaken, PairTaken, VersionConflict, VersionMismatch
 from shared.app_context import AppContext
-from shared.errors import AppError, Conflict, NotFound, invalid
+from shared.errors import AppError, Conflict, NotFound, PreconditionFailed, invalid
 from shared.guid import parse_guid
-from shared.records import ACCOUNT_STATUSES, CLOUDS, Account, KeyRecord
+from shared.records import ACCOUNT_STATUSES, CLOUDS, RENEWALS, Account, KeyRecord
 from shared.timefmt import utc_now
 from shared.validation import Fields
 
@@ -34,6 +34,7 @@ def link_account(ctx: AppContext, owner: str, body: dict[str, Any]) -> Account:
     organization_name = fields.text("organizationName", max_len=256, required=False)
     key_id = fields.guid("keyId")
     cloud = fields.one_of("cloud", CLOUDS, default="auto")
+    renewal = fields.one_of("certificateRenewal", RENEWALS, default="manual")
     fields.done()
     assert display_name is not None
 
@@ -59,10 +60,11 @@ def link_account(ctx: AppContext, owner: str, body: dict[str, Any]) -> Account:
         status="pending",
         created_at=now,
         updated_at=now,
+        certificate_renewal=renewal,
     )
     try:
         ctx.accounts.link(
-            account, history.event(owner, account.id, "linked", status=account.status)
+            account, [history.event(owner, account.id, "linked", status=account.status)]
         )
     except PairTaken as taken:
         raise Conflict(
@@ -99,24 +101,118 @@ def list_accounts(ctx: AppContext, owner: str, params: dict[str, str]) -> dict[s
     return paging.page_body(resources, "/api/accounts", page.next, top=top, status=status)
 
 
-def unlink_account(ctx: AppContext, owner: str, account_id: str) -> None:
+def unlink_account(
+    ctx: AppContext, owner: str, account_id: str, if_match: str | None = None
+) -> None:
+    """Remove the account and delete every key bound to it (during a rotation, the new key
+    too; after one, the key it replaced if not yet retired)."""
     canonical = parse_guid(account_id)
-    account = (
-        ctx.accounts.unlink(owner, canonical, history.event(owner, canonical, "unlinked"))
-        if canonical
-        else None
+    if canonical is None:
+        raise NotFound(f"no account {account_id!r}")
+    version = (
+        None if if_match is None else matched_version(get_account(ctx, owner, canonical), if_match)
     )
+    try:
+        account = ctx.accounts.unlink(
+            owner, canonical, [history.event(owner, canonical, "unlinked")], version=version
+        )
+    except VersionMismatch:
+        raise _changed() from None
     if account is None:
         raise NotFound(f"no account {account_id!r}")
     log.info("account unlinked accountId=%s keyId=%s", account.id, account.key_id)
     ctx.forget_account(account.id)
-    try:
-        record = ctx.accounts.get_key(owner, account.key_id)
-    except AppError:
-        log.warning("key deletion left for the health check keyId=%s", account.key_id)
-        return
-    if record is not None:
-        finish_key_deletion(ctx, record)
+    delete_keys(ctx, owner, account.key_ids())
+
+
+def delete_keys(ctx: AppContext, owner: str, key_ids: tuple[str, ...]) -> None:
+    """Finish deleting keys already marked `deleting`; what fails is left for the timer."""
+    for key_id in key_ids:
+        try:
+            record = ctx.accounts.get_key(owner, key_id)
+        except AppError:
+            log.warning("key deletion left for the health check keyId=%s", key_id)
+            continue
+        if record is not None and record.deleting:
+            finish_key_deletion(ctx, record)
+
+
+# --- PATCH and If-Match ----------------------------------------------------------------------
+PATCHABLE = ("displayName", "organizationName", "certificateRenewal")
+PATCH_ATTEMPTS = 5
+
+
+def _changed() -> PreconditionFailed:
+    return PreconditionFailed(
+        "the account changed since you read it (If-Match); read it again and retry"
+    )
+
+
+def matched_version(account: Account, if_match: str) -> int:
+    """The version `If-Match` names if it matches the account (RFC 9110 strong comparison:
+    a list of entity tags, or `*`); else 412."""
+    tags = [t.strip() for t in if_match.split(",")]
+    if "*" in tags or account.etag in tags:
+        return account.version
+    raise _changed()
+
+
+def patch_account(
+    ctx: AppContext,
+    owner: str,
+    account_id: str,
+    body: dict[str, Any],
+    if_match: str | None = None,
+) -> Account:
+    """A JSON merge patch (RFC 7396) of the fields a customer may change: `null` removes the
+    organisation name; the other two cannot be removed. Any other field is a 400 naming it.
+    A patch that changes nothing writes nothing."""
+    fields = Fields(body)
+    for name in sorted(set(body) - set(PATCHABLE)):
+        fields.problems.add(name, "cannot be changed; PATCH takes " + ", ".join(PATCHABLE))
+    display_name = fields.text("displayName", max_len=64, required=False)
+    if "displayName" in body and body["displayName"] is None:
+        fields.problems.add("displayName", "cannot be removed; give a name of 1 to 64 characters")
+    organization_name = fields.text("organizationName", max_len=256, required=False)
+    renewal = fields.one_of("certificateRenewal", RENEWALS, default=None)
+    if "certificateRenewal" in body and body["certificateRenewal"] is None:
+        fields.problems.add("certificateRenewal", "must be one of " + ", ".join(RENEWALS))
+    fields.done()
+    for attempt in range(PATCH_ATTEMPTS):
+        current = get_account(ctx, owner, account_id)
+        if if_match is not None:
+            matched_version(current, if_match)
+        changes: dict[str, Any] = {}
+        if display_name is not None:
+            changes["display_name"] = display_name
+        if "organizationName" in body:
+            changes["organization_name"] = organization_name
+        if renewal is not None:
+            changes["certificate_renewal"] = renewal
+        changed = current.updated(**changes)
+        if changed == current:
+            return current  # nothing to change: no write, no event
+        named = [n for n in PATCHABLE if n in body]
+        event = history.event(
+            owner,
+            current.id,
+            "updated",
+            status=current.status,
+            detail="changed " + ", ".join(named),
+        )
+        try:
+            saved = ctx.accounts.update_account(changed.updated(updated_at=utc_now()), [event])
+        except VersionConflict:
+            if if_match is not None:
+                raise _changed() from None  # the version named is gone
+            if attempt + 1 == PATCH_ATTEMPTS:
+                raise
+            continue
+        except LookupError:
+            raise NotFound(f"no account {account_id!r}") from None
+        log.info("account updated accountId=%s fields=%s", saved.id, ",".join(named))
+        return saved
+    raise VersionConflict(account_id)  # not reached: the loop returns or raises
 
 
 def finish_key_deletion(ctx: AppContext, record: KeyRecord) -> bool:

@@ -35,6 +35,12 @@ def x5t(thumbprint_hex: str) -> str:
     return base64.urlsafe_b64encode(bytes.fromhex(thumbprint_hex)).rstrip(b"=").decode("ascii")
 
 
+def sign_jwt(signer: rsa.RSAPrivateKey, claims: dict[str, Any], *, thumbprint: str) -> str:
+    """`claims` as an RS256 JWT naming the signing certificate by `x5t`. PyJWT calls only
+    `signer.sign()`, so a sign-only key (Key Vault signs under `vault-key`) works as well."""
+    return jwt.encode(claims, signer, algorithm="RS256", headers={"x5t": x5t(thumbprint)})
+
+
 def sign_assertion(
     signer: rsa.RSAPrivateKey,
     *,
@@ -54,7 +60,7 @@ def sign_assertion(
         "iat": issued,
         "exp": issued + LIFETIME_SECONDS,
     }
-    return jwt.encode(claims, signer, algorithm="RS256", headers={"x5t": x5t(thumbprint)})
+    return sign_jwt(signer, claims, thumbprint=thumbprint)
 
 
 def assertion_callable(

@@ -91,12 +91,24 @@ class Conflict(AppError):
     problem = "conflict"
     title = "Conflict"
 
-    def __init__(self, detail: str, *, account_id: str | None = None) -> None:
+    def __init__(
+        self, detail: str, *, account_id: str | None = None, key_id: str | None = None
+    ) -> None:
         super().__init__(detail)
         self.account_id = account_id
+        self.key_id = key_id  # a rotation in progress: its new key
 
     def extensions(self) -> dict[str, object]:
-        return {"accountId": self.account_id} if self.account_id else {}
+        named = {"accountId": self.account_id, "keyId": self.key_id}
+        return {name: value for name, value in named.items() if value}
+
+
+class PreconditionFailed(AppError):
+    """`If-Match` named a version of the account that is no longer current."""
+
+    status = 412
+    problem = "precondition-failed"
+    title = "The account changed"
 
 
 class PayloadTooLarge(AppError):

@@ -16,9 +16,10 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from shared import housekeeping
+from shared import housekeeping, renewal
 from shared.app_context import AppContext
 from shared.errors import AppError
 from shared.outbound import deadline
@@ -77,6 +78,7 @@ def run(
     budget_seconds: float | None = None,
     account_seconds: float | None = None,
     concurrency: int | None = None,
+    now: datetime | None = None,
 ) -> RunSummary:
     """Verify the accounts, stalest first, with `concurrency` workers, within `budget_seconds`
     (default `HEALTH_CHECK_TIME_BUDGET_SECONDS`).
@@ -85,7 +87,11 @@ def run(
     deadline is the smaller of `account_seconds` (default `VERIFY_TIMEOUT_SECONDS`) and the time
     left, and its report is recorded inside that deadline. Housekeeping gets what is left of the
     budget. Every outbound wait honours these deadlines, so a run ends within its budget plus
-    one request timeout at most."""
+    one request timeout at most.
+
+    Before an account is verified its renewal is looked after (`renewal.upkeep`): a rotation
+    started inside the expiry warning window, automatic renewal's Graph writes, a replaced key
+    retired. `now` is the clock those decisions and housekeeping use (injected by tests)."""
     started = time.monotonic()
     summary = RunSummary()
     settings = ctx.settings
@@ -119,10 +125,12 @@ def run(
                 with deadline(seconds):
                     # The checks leave a share of the account's time for recording their report.
                     with deadline(seconds * (1 - RECORD_SHARE)):
+                        account = _looked_after(ctx, account, now)
                         # A cached token is reused: no signature, no key store call. A new one
                         # costs one `sign` in the key's own store (Key Vault under vault-key).
-                        report = run_checks(ctx, account, fresh_token=False)
-                    saved = record(ctx, account, report)
+                        verification = run_checks(ctx, account, fresh_token=False)
+                    report = verification.report
+                    saved = record(ctx, account, report, switch_to=verification.switch_to)
                 with lock:
                     summary.checked += 1
                     summary.by_status[report["status"]] += 1
@@ -138,7 +146,7 @@ def run(
             pool.submit(worker)
     summary.not_reached = sum(1 for _ in queue)
     with deadline(max(stop_at - time.monotonic(), 0.0)):
-        housekeeping.run(ctx, summary, utc_now(), stop_at=stop_at)
+        housekeeping.run(ctx, summary, now or utc_now(), stop_at=stop_at)
     summary.duration_ms = round((time.monotonic() - started) * 1000)
     log.info(
         "health_check summary %s",
@@ -146,3 +154,13 @@ def run(
         extra={"healthCheck": summary.as_dict()},
     )
     return summary
+
+
+def _looked_after(ctx: AppContext, account: Account, now: datetime | None) -> Account:
+    """The account after its renewal upkeep; a renewal that cannot move on now (a store down)
+    never keeps the account from being verified."""
+    try:
+        return renewal.upkeep(ctx, account, now)
+    except AppError as error:
+        log.warning("renewal upkeep failed accountId=%s reason=%s", account.id, error.detail)
+        return account

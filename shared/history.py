@@ -42,9 +42,10 @@ def event(owner: str, account_id: str, type_: str, **fields: Any) -> Event:
     return Event(str(uuid.uuid4()), owner, account_id, type_, utc_now(), current_actor(), **fields)
 
 
-def verified(current: Account, changed: Account, report_status: str) -> Event | None:
-    """The `verified` event of a recorded report: when the status changed, or when the account
-    was not verified yet this UTC day (so a healthy account has about one a day)."""
+def verified(current: Account, changed: Account, report_status: str) -> list[Event]:
+    """The `verified` event of a recorded report (none or one): when the status changed, or
+    when the account was not verified yet this UTC day (so a healthy account has about one a
+    day)."""
     previous = current.last_verified_at
     new = changed.last_verified_at
     if (
@@ -53,16 +54,18 @@ def verified(current: Account, changed: Account, report_status: str) -> Event | 
         and new is not None
         and previous.date() == new.date()
     ):
-        return None
+        return []
     detail = "the verification could not finish" if report_status == "error" else None
-    return event(
-        changed.owner,
-        changed.id,
-        "verified",
-        status=changed.status,
-        previous_status=current.status,
-        detail=detail,
-    )
+    return [
+        event(
+            changed.owner,
+            changed.id,
+            "verified",
+            status=changed.status,
+            previous_status=current.status,
+            detail=detail,
+        )
+    ]
 
 
 def account_history(

@@ -10,10 +10,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.timefmt import to_rfc3339
+from shared.timefmt import from_rfc3339, to_rfc3339
 
 ACCOUNT_STATUSES = ("pending", "connected", "action_required")
 CLOUDS = ("auto", "global", "usgov", "usgovdod", "china")
+RENEWALS = ("manual", "automatic")
+ROTATION_STATUSES = ("awaiting_upload", "completed", "cancelled", "failed")
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,74 @@ class KeyRecord:
 
 
 @dataclass(frozen=True)
+class Rotation:
+    """A certificate renewal of one account: a new key bound to the account from the start,
+    switched to (one atomic write of the account) once Entra accepts its certificate; the key
+    it replaced stays usable until `retire_after`, then is deleted.
+
+    Automatic renewal adds the new certificate to the app registration itself (Graph addKey)
+    and removes the old one at retirement (removeKey): `add_key` / `remove_key` record how far
+    it got (pending: to do or to try again; done; refused: Graph said no, see `detail`)."""
+
+    key: dict[str, Any]  # the new key's resource, as it stood when the rotation started
+    previous_key_id: str
+    previous_thumbprint: str
+    status: str  # awaiting_upload | completed | cancelled | failed
+    renewal: str  # manual | automatic
+    started_at: datetime
+    completed_at: datetime | None = None
+    retire_after: datetime | None = None  # completed: when the previous key is deleted
+    previous_retired_at: datetime | None = None  # when it was (the rotation is then over)
+    detail: str | None = None
+    add_key: str | None = None  # automatic only: pending | done | refused
+    remove_key: str | None = None  # automatic only, at retirement: pending | done | refused
+
+    @property
+    def key_id(self) -> str:
+        return str(self.key["keyId"])
+
+    @property
+    def thumbprint(self) -> str:
+        return str(self.key["thumbprint"])
+
+    @property
+    def not_after(self) -> datetime:
+        return from_rfc3339(str(self.key["notAfter"]))
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status == "awaiting_upload"
+
+    @property
+    def retiring(self) -> bool:
+        """Completed, and the key it replaced not yet deleted."""
+        return self.status == "completed" and self.previous_retired_at is None
+
+    def updated(self, **changes: Any) -> Rotation:
+        return replace(self, **changes)
+
+    def to_resource(self, account_id: str) -> dict[str, Any]:
+        return {
+            "accountId": account_id,
+            "status": self.status,
+            "renewal": self.renewal,
+            "key": self.key,
+            "previousKeyId": self.previous_key_id,
+            "previousThumbprint": self.previous_thumbprint,
+            "startedAt": to_rfc3339(self.started_at),
+            "completedAt": to_rfc3339(self.completed_at) if self.completed_at else None,
+            "retiresAt": to_rfc3339(self.retire_after) if self.retire_after else None,
+            "previousRetiredAt": to_rfc3339(self.previous_retired_at)
+            if self.previous_retired_at
+            else None,
+            "detail": self.detail,
+            "appRegistration": None
+            if self.renewal == "manual"
+            else {"addKey": self.add_key, "removeKey": self.remove_key},
+        }
+
+
+@dataclass(frozen=True)
 class Account:
     id: str
     owner: str
@@ -86,9 +156,27 @@ class Account:
     last_verified_at: datetime | None = None
     last_verification: dict[str, Any] | None = None
     version: int = 1  # bumped by every update; an update names the version it read
+    certificate_renewal: str = "manual"  # manual | automatic (see Rotation)
+    rotation: Rotation | None = None  # the current or last one
 
     def updated(self, **changes: Any) -> Account:
         return replace(self, **changes)
+
+    def key_ids(self) -> tuple[str, ...]:
+        """Every key bound to this account: its own, a rotation's new one, and the one a
+        rotation replaced until it is retired. Unlink deletes them all."""
+        ids = [self.key_id]
+        rotation = self.rotation
+        if rotation is not None and rotation.in_progress:
+            ids.append(rotation.key_id)
+        if rotation is not None and rotation.retiring:
+            ids.append(rotation.previous_key_id)
+        return tuple(dict.fromkeys(ids))
+
+    @property
+    def etag(self) -> str:
+        """The account's version as an HTTP entity tag (`GET` answers it, `If-Match` takes it)."""
+        return f'"{self.version}"'
 
     def to_resource(self) -> dict[str, Any]:
         return {
@@ -107,6 +195,8 @@ class Account:
             "updatedAt": to_rfc3339(self.updated_at),
             "lastVerifiedAt": to_rfc3339(self.last_verified_at) if self.last_verified_at else None,
             "lastVerification": self.last_verification,
+            "certificateRenewal": self.certificate_renewal,
+            "rotation": self.rotation.to_resource(self.id) if self.rotation else None,
         }
 
 

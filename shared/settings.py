@@ -63,6 +63,7 @@ class Settings:
     verify_timeout_seconds: int = 60
     unlinked_key_retention_days: int = 7
     history_retention_days: int = 90
+    key_retirement_days: int = 7
     key_custody: str = "local"  # where new keys go: vault-key | vault-secret | local
     key_vault_hsm: bool = False
 
@@ -267,6 +268,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         verify_timeout_seconds=_int(env, "VERIFY_TIMEOUT_SECONDS", 60, 5, 600, problems),
         unlinked_key_retention_days=_int(env, "UNLINKED_KEY_RETENTION_DAYS", 7, 1, 90, problems),
         history_retention_days=_int(env, "HISTORY_RETENTION_DAYS", 90, 1, 3650, problems),
+        key_retirement_days=_int(env, "KEY_RETIREMENT_DAYS", 7, 0, 90, problems),
         key_custody=custody,
         key_vault_hsm=hsm,
     )

@@ -85,9 +85,10 @@ class TransientHttpError(Exception):
         self.status = status
 
 
-def first_line(text: str | None) -> str | None:
-    """Entra's descriptions carry trace and correlation ids on later lines; keep the message."""
-    if not text:
+def first_line(text: object) -> str | None:
+    """Entra's descriptions carry trace and correlation ids on later lines; keep the message.
+    Anything but text (a server's number or object) is no message."""
+    if not isinstance(text, str) or not text.strip():
         return None
     return text.strip().splitlines()[0].strip()[:500]
 
@@ -323,6 +324,20 @@ class TenantClient:
             return GraphAnswer(status=None, transient=True, message=type(exc).__name__)
         return graph_answer(response.status_code, json_object(response))
 
+    def graph_post(self, url: str, token: str, body: dict[str, Any]) -> GraphAnswer:
+        """A Graph write (the app's own addKey/removeKey), answered like `graph_get`: a 204's
+        empty body is `{}`. The session retries POSTs on 429/5xx, so callers judge a write that
+        may have landed on an earlier attempt."""
+        try:
+            response = self._session.post(
+                url,
+                json=body,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            )
+        except requests.RequestException as exc:
+            return GraphAnswer(status=None, transient=True, message=type(exc).__name__)
+        return graph_answer(response.status_code, json_object(response))
+
     def graph_batch(
         self, graph: str, token: str, urls: Mapping[str, str]
     ) -> dict[str, GraphAnswer]:
@@ -383,9 +398,10 @@ def graph_answer(status: int, body: dict[str, Any]) -> GraphAnswer:
         return GraphAnswer(status=status, body=body)
     raw_error = body.get("error")
     error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+    code = error.get("code")
     return GraphAnswer(
         status=status,
-        code=error.get("code"),
+        code=code if isinstance(code, str) else None,
         message=first_line(error.get("message")),
         transient=status == 429 or status >= 500,
     )

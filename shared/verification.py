@@ -40,6 +40,25 @@ class GraphAnswers:
 
 
 @dataclass(frozen=True)
+class Renewal:
+    """A rotation awaiting its upload, and what Entra said to a token request with its new key
+    in this verification (None: not asked, its certificate has expired)."""
+
+    key_id: str
+    thumbprint: str
+    not_after: datetime
+    automatic: bool = False
+    add_key: str | None = None  # automatic renewal's addKey: pending | done | refused
+    detail: str | None = None  # the rotation's own detail (Graph's words on a refusal)
+    answer: TokenAnswer | None = None
+    key_failure: str | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.answer is not None and self.answer.access_token is not None
+
+
+@dataclass(frozen=True)
 class Answers:
     """Everything one verification gathered, and the account facts the checks compare with."""
 
@@ -54,9 +73,12 @@ class Answers:
     token: TokenAnswer | None = None  # None: not asked (tenant unknown, or the key unreadable)
     key_failure: str | None = None  # unavailable | missing | unusable (see key_read_checks)
     graph: GraphAnswers = GraphAnswers()
-    # Certificates a rotation brings (next release): listed as `rotation` / `previous`.
+    # Certificates a rotation brings: listed as `rotation` / `previous` in appRegistration.
     rotation_thumbprints: frozenset[str] = frozenset()
     previous_thumbprints: frozenset[str] = frozenset()
+    renewal: Renewal | None = None  # a rotation awaiting its upload
+    switched_to: str | None = None  # Entra accepted the rotation's key: the checks are its
+    download_path: str = ""  # where the account's certificate downloads
 
     @property
     def claims(self) -> dict[str, Any]:
@@ -564,30 +586,75 @@ def organization_check(expected: str | None, organization: dict[str, Any] | None
 
 
 # --- certificate validity ----------------------------------------------------------------------
-def expiry_check(not_after: datetime, now: datetime, warn_days: int) -> Check:
+def _renewal_words(renewal: Renewal | None) -> tuple[str, str]:
+    """What the certificate_expiry check says about renewal: a sentence for the detail and
+    the remediation."""
+    start = (
+        "Start a renewal with Renew in the portal (POST /api/accounts/{id}/rotation; the health "
+        "check also starts one by itself inside the warning window), upload the new certificate "
+        "under App registrations > your app > Certificates & secrets, and leave the old one "
+        "until the account has switched."
+    )
+    if renewal is None:
+        return "", start
+    download = f"GET /api/keys/{renewal.key_id}?format=cer"
+    if renewal.answer is not None and renewal.answer.error_code is not None:
+        entra = f" Entra does not accept it yet (AADSTS{renewal.answer.error_code})."
+    elif renewal.answer is None and renewal.key_failure is None:
+        entra = " Its certificate has expired; start a new renewal."
+    else:
+        entra = ""
+    if renewal.automatic and renewal.add_key == "refused":
+        said = f" Automatic renewal could not add it: {renewal.detail}" if renewal.detail else ""
+        step = (
+            f"Upload the new certificate {renewal.thumbprint} ({download}) under App "
+            "registrations > your app > Certificates & secrets."
+        )
+        return (
+            f" A renewal is in progress with certificate {renewal.thumbprint}.{said}{entra}",
+            step,
+        )
+    if renewal.automatic:
+        return (
+            f" A renewal is in progress: the app adds certificate {renewal.thumbprint} to its "
+            f"app registration itself.{entra}",
+            "Nothing to do: the account switches to the new certificate once Entra accepts it "
+            "(usually within minutes).",
+        )
+    return (
+        f" A renewal is in progress: upload certificate {renewal.thumbprint} ({download}).{entra}",
+        f"Download the new certificate ({download}), upload it under App registrations > your "
+        "app > Certificates & secrets > Certificates > Upload certificate, and keep the old one "
+        "until the account has switched.",
+    )
+
+
+def expiry_check(
+    not_after: datetime, now: datetime, warn_days: int, renewal: Renewal | None = None
+) -> Check:
     """Pass only with MORE than `warn_days` left (exactly that many warns); `notAfter` itself is
-    still inside the validity period (RFC 5280), so expired means `now` is past it."""
+    still inside the validity period (RFC 5280), so expired means `now` is past it. A warning
+    names the renewal: the one in progress (its thumbprint and download) or how to start one."""
     remaining = not_after - now
     stamp = to_rfc3339(not_after)
-    renew = (
-        "Generate a new key in the portal, upload its certificate under App registrations > "
-        "your app > Certificates & secrets, and link the account again with the new key."
-    )
+    said, renew = _renewal_words(renewal)
     if remaining < timedelta(0):
-        return Check("certificate_expiry", "fail", f"The certificate expired on {stamp}.", renew)
+        return Check(
+            "certificate_expiry", "fail", f"The certificate expired on {stamp}.{said}", renew
+        )
     if remaining <= timedelta(days=warn_days):
         days = remaining.days
         left = f"in {days} day{'' if days == 1 else 's'}" if days else "in less than a day"
         return Check(
             "certificate_expiry",
             "warn",
-            f"The certificate expires on {stamp}, {left}.",
+            f"The certificate expires on {stamp}, {left}.{said}",
             renew,
         )
     return Check(
         "certificate_expiry",
         "pass",
-        f"The certificate is valid until {stamp} ({remaining.days} days).",
+        f"The certificate is valid until {stamp} ({remaining.days} days).{said}",
     )
 
 
@@ -846,7 +913,7 @@ STEPS: tuple[Step, ...] = (
         "certificate_expiry",
         "Certificate valid",
         (),
-        lambda a: expiry_check(a.certificate_not_after, a.now, a.warn_days),
+        lambda a: expiry_check(a.certificate_not_after, a.now, a.warn_days, a.renewal),
     ),
     Step(
         "app_audience",
@@ -902,7 +969,6 @@ def report_facts(answers: Answers) -> dict[str, Any]:
         )
         if application is not None and application.ok
         else None,
-        "rotation": None,  # the rotation resource, from the next release on
     }
 
 

@@ -17,17 +17,16 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from shared import history
+from shared import rotation as rotations
 from shared import verification as v
 from shared.accounts import get_account
 from shared.accountstore import VersionConflict
+from shared.accountstore.base import NO_KEY_CHANGES
 from shared.app_context import AppContext
 from shared.app_registration import SELECT as APPLICATION_SELECT
 from shared.client_assertion import assertion_callable
@@ -40,6 +39,7 @@ from shared.tenant_client import (
     KeyUnavailable,
     MetadataAnswer,
     TenantClient,
+    TokenAnswer,
     UnusableKey,
 )
 from shared.timefmt import from_rfc3339, to_rfc3339, to_rfc3339_ms, utc_now
@@ -114,16 +114,112 @@ def _read_graph(
     )
 
 
+def _token(
+    ctx: AppContext,
+    account: Account,
+    cloud: Cloud,
+    *,
+    key_id: str,
+    thumbprint: str,
+    fresh: bool,
+) -> TokenAnswer:
+    """An app-only token for the account signed with one of its keys (raises KeyUnavailable)."""
+    tenant = ctx.tenant_client()
+    authority_host = ctx.settings.entra_authority_host or _https(cloud.login_host)
+    return tenant.token(
+        cache_key=(account.id, key_id, authority_host),
+        client_id=account.application_id,
+        authority=f"{authority_host}/{account.tenant_id}",
+        scope=f"{cloud.graph_resource}/.default",
+        # MSAL calls this for each token request; the key's own store signs.
+        assertion=assertion_callable(
+            lambda: ctx.signer_of_key(account.owner, key_id),
+            client_id=account.application_id,
+            thumbprint=thumbprint,
+            token_endpoint=f"{authority_host}/{account.tenant_id}/oauth2/v2.0/token",
+        ),
+        fresh=fresh,
+    )
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """A token with the account's current key, for the app's own Graph writes (automatic
+    renewal); without one, why not and whether trying later may help."""
+
+    token: TokenAnswer | None
+    graph: str = ""
+    problem: str = ""
+    transient: bool = False
+
+
+def signed_in(ctx: AppContext, account: Account) -> SignIn:
+    metadata, cloud = _resolve(ctx, account, ctx.tenant_client())
+    if cloud is None:
+        return SignIn(None, problem="the tenant's OpenID metadata could not be read",
+                      transient=metadata.transient)  # fmt: skip
+    graph = ctx.settings.graph_endpoint or cloud.graph_resource
+    try:
+        answer = _token(
+            ctx, account, cloud, key_id=account.key_id, thumbprint=account.thumbprint, fresh=False
+        )
+    except KeyUnavailable as failure:
+        reason = _key_failure(failure.cause)
+        return SignIn(None, graph, f"the current key could not sign ({reason})",
+                      transient=reason == "unavailable")  # fmt: skip
+    if not answer.access_token:
+        code = f"AADSTS{answer.error_code}" if answer.error_code else (answer.error or "no answer")
+        return SignIn(None, graph, f"Entra gave no token for the current certificate ({code})",
+                      transient=answer.transient)  # fmt: skip
+    return SignIn(answer, graph)
+
+
+def _renewal(
+    ctx: AppContext, account: Account, cloud: Cloud, *, fresh: bool, now: datetime
+) -> v.Renewal | None:
+    """While a rotation awaits its upload, ask Entra for a token with the NEW key (one token
+    request). Its certificate already expired: not asked (the timer marks the rotation failed)."""
+    rotation = account.rotation
+    if rotation is None or not rotation.in_progress:
+        return None
+    renewal = v.Renewal(
+        key_id=rotation.key_id,
+        thumbprint=rotation.thumbprint,
+        not_after=rotation.not_after,
+        automatic=rotation.renewal == "automatic",
+        add_key=rotation.add_key,
+        detail=rotation.detail,
+    )
+    if rotation.not_after <= now:
+        return renewal
+    try:
+        answer = _token(
+            ctx, account, cloud, key_id=rotation.key_id, thumbprint=rotation.thumbprint, fresh=fresh
+        )
+    except KeyUnavailable as failure:
+        log.warning(
+            "new key not usable accountId=%s keyId=%s reason=%s",
+            account.id,
+            rotation.key_id,
+            type(failure.cause).__name__,
+        )
+        return replace(renewal, key_failure=_key_failure(failure.cause))
+    return replace(renewal, answer=answer)
+
+
 def gather(
     ctx: AppContext,
     account: Account,
     *,
     fresh_token: bool,
-    signer: Callable[[], rsa.RSAPrivateKey] | None,
     now: datetime,
 ) -> tuple[v.Answers, Cloud | None]:
     """What the tenant says, step by step: metadata, then a token, then one Graph batch. A step
-    is taken only when the one before it answered; the table in `shared.verification` decides."""
+    is taken only when the one before it answered; the table in `shared.verification` decides.
+
+    During a rotation the new key is tried first: once Entra accepts it, the checks are those
+    of the new key (and `record` switches the account to it), and the current key is not asked
+    at all, so the verification still costs one token request; until then, one more."""
     tenant = ctx.tenant_client()
     metadata, cloud = _resolve(ctx, account, tenant)
     answers = v.Answers(
@@ -135,36 +231,55 @@ def gather(
         now=now,
         warn_days=ctx.settings.cert_expiry_warning_days,
         metadata=metadata,
+        download_path=f"/api/keys/{account.key_id}?format=cer",
     )
     if cloud is None:
         return answers, None
-    settings = ctx.settings
-    authority_host = settings.entra_authority_host or _https(cloud.login_host)
-    graph = settings.graph_endpoint or cloud.graph_resource
-    try:
-        answer = tenant.token(
-            cache_key=(account.id, account.key_id, authority_host),
-            client_id=account.application_id,
-            authority=f"{authority_host}/{account.tenant_id}",
-            scope=f"{cloud.graph_resource}/.default",
-            # MSAL calls this for each token request; the key's own store signs.
-            assertion=assertion_callable(
-                signer or (lambda: ctx.signer_of_key(account.owner, account.key_id)),
-                client_id=account.application_id,
+    graph = ctx.settings.graph_endpoint or cloud.graph_resource
+    renewal = _renewal(ctx, account, cloud, fresh=fresh_token, now=now)
+    rotation = account.rotation
+    answers = replace(
+        answers,
+        renewal=renewal,
+        rotation_thumbprints=frozenset({rotation.thumbprint})
+        if rotation and rotation.in_progress
+        else frozenset(),
+        previous_thumbprints=frozenset({rotation.previous_thumbprint.upper()})
+        if rotation and rotation.status == "completed"
+        else frozenset(),
+    )
+    if renewal is not None and renewal.accepted:
+        assert renewal.answer is not None
+        # Entra accepts the new certificate: from here on it is this account's.
+        answers = replace(
+            answers,
+            thumbprint=renewal.thumbprint,
+            certificate_not_after=renewal.not_after,
+            switched_to=renewal.key_id,
+            rotation_thumbprints=frozenset(),
+            previous_thumbprints=frozenset({account.thumbprint.upper()}),
+            token=renewal.answer,
+        )
+        answer: TokenAnswer = renewal.answer
+    else:
+        try:
+            answer = _token(
+                ctx,
+                account,
+                cloud,
+                key_id=account.key_id,
                 thumbprint=account.thumbprint,
-                token_endpoint=f"{authority_host}/{account.tenant_id}/oauth2/v2.0/token",
-            ),
-            fresh=fresh_token,
-        )
-    except KeyUnavailable as failure:
-        log.warning(
-            "private key not usable accountId=%s keyId=%s reason=%s",
-            account.id,
-            account.key_id,
-            type(failure.cause).__name__,
-        )
-        return replace(answers, key_failure=_key_failure(failure.cause)), cloud
-    answers = replace(answers, token=answer)
+                fresh=fresh_token,
+            )
+        except KeyUnavailable as failure:
+            log.warning(
+                "private key not usable accountId=%s keyId=%s reason=%s",
+                account.id,
+                account.key_id,
+                type(failure.cause).__name__,
+            )
+            return replace(answers, key_failure=_key_failure(failure.cause)), cloud
+        answers = replace(answers, token=answer)
     if answer.access_token:
         graph_answers = _read_graph(
             tenant, graph, account.application_id, answer.access_token, answer.claims
@@ -173,21 +288,29 @@ def gather(
     return answers, cloud
 
 
+@dataclass(frozen=True)
+class Verification:
+    """A report not yet recorded, and the rotation key Entra accepted in it, if any (`record`
+    then switches the account to that key)."""
+
+    report: dict[str, Any]
+    switch_to: str | None = None
+
+
 def run_checks(
     ctx: AppContext,
     account: Account,
     *,
     fresh_token: bool,
-    signer: Callable[[], rsa.RSAPrivateKey] | None = None,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> Verification:
     """The verification report for an account (not yet recorded). Never raises for an outbound
     failure: what could not be reached is a check with status `error`."""
     started = time.perf_counter()
     now = now or datetime.now(UTC)
-    answers, cloud = gather(ctx, account, fresh_token=fresh_token, signer=signer, now=now)
+    answers, cloud = gather(ctx, account, fresh_token=fresh_token, now=now)
     checks = v.decide(answers)
-    return {
+    report = {
         "accountId": account.id,
         "status": v.overall_status(checks),
         "checkedAt": to_rfc3339(now),
@@ -196,14 +319,29 @@ def run_checks(
         "cloud": cloud.name if cloud else None,
         "checks": [c.to_json() for c in checks],
         **v.report_facts(answers),
+        # The rotation as it stands once the report is recorded: `record` fills it in.
+        "rotation": account.rotation.to_resource(account.id) if account.rotation else None,
     }
+    return Verification(report, answers.switched_to)
 
 
-def record(ctx: AppContext, account: Account, report: dict[str, Any]) -> Account:
+def record(
+    ctx: AppContext,
+    account: Account,
+    report: dict[str, Any],
+    *,
+    switch_to: str | None = None,
+) -> Account:
     """Store the report on the account. `error` keeps the account's status and `updatedAt`
     (only `lastVerification` and `lastVerifiedAt` change); a report that started before the one
     stored never replaces it; a concurrent update is re-read, never overwritten. Raises
-    VersionConflict (a 503 with Retry-After at the edge) when the account stays contended."""
+    VersionConflict (a 503 with Retry-After at the edge) when the account stays contended.
+
+    `switch_to`: Entra accepted this rotation key. The account switches to it in the same
+    write as the report (key, thumbprint, expiry, the rotation completed), decided again on
+    every re-read: an instance that lost the race finds the switch done and only records its
+    report, so one account is switched exactly once. The report's `rotation` is set to the
+    rotation as it stands after the write."""
     started = started_at(report)
     last_conflict: VersionConflict | None = None
     for attempt in range(RECORD_ATTEMPTS):
@@ -214,22 +352,40 @@ def record(ctx: AppContext, account: Account, report: dict[str, Any]) -> Account
             raise NotFound(f"no account {account.id!r}")
         if current.last_verification and started_at(current.last_verification) > started:
             return current  # a report that started later is already there
+        switch = rotations.switch(ctx, current, switch_to) if switch_to else None
+        if switch_to and switch is None and current.key_id != switch_to:
+            # The rotation was cancelled or failed meanwhile: this report speaks for a key
+            # the account no longer has, and is not recorded.
+            log.info("report of a withdrawn rotation key not recorded accountId=%s", account.id)
+            return current
+        base = switch.account if switch else current
         is_error = report["status"] == "error"
-        changed = current.updated(
+        report["rotation"] = base.rotation.to_resource(base.id) if base.rotation else None
+        changed = base.updated(
             status=current.status if is_error else report["status"],
             last_verification=report,
             last_verified_at=from_rfc3339(report["checkedAt"]),
-            updated_at=current.updated_at if is_error else utc_now(),
+            updated_at=current.updated_at if is_error and not switch else utc_now(),
         )
+        events = [
+            *(switch.events if switch else []),
+            *history.verified(current, changed, report["status"]),
+        ]
         try:
             saved = ctx.accounts.update_account(
-                changed, event=history.verified(current, changed, report["status"])
+                changed, events, switch.keys if switch else NO_KEY_CHANGES
             )
         except VersionConflict as conflict:
             last_conflict = conflict
             continue
         except LookupError:
             raise NotFound(f"no account {account.id!r}") from None
+        if switch:
+            log.info(
+                "account switched to its renewed key accountId=%s keyId=%s",
+                account.id,
+                saved.key_id,
+            )
         if saved.status != current.status:
             log.info(
                 "account status changed accountId=%s from=%s to=%s",
@@ -247,8 +403,9 @@ def verify_account(ctx: AppContext, owner: str, account_id: str) -> dict[str, An
     Every outbound wait shares one deadline of `VERIFY_TIMEOUT_SECONDS`."""
     account = get_account(ctx, owner, account_id)
     with deadline(ctx.settings.verify_timeout_seconds):
-        report = run_checks(ctx, account, fresh_token=True)
-    record(ctx, account, report)
+        verification = run_checks(ctx, account, fresh_token=True)
+    report = verification.report
+    record(ctx, account, report, switch_to=verification.switch_to)
     log.info(
         "verification accountId=%s status=%s durationMs=%d",
         account.id,

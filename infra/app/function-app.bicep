@@ -96,6 +96,9 @@ param unlinkedKeyRetentionDays int
 @description('HISTORY_RETENTION_DAYS: account events are kept this many days.')
 param historyRetentionDays int
 
+@description('KEY_RETIREMENT_DAYS: a key replaced by a renewal is deleted this many days after the switch.')
+param keyRetirementDays int
+
 @description('HEALTH_CHECK_TIME_BUDGET_SECONDS: the health_check timer stops taking accounts after this.')
 param healthCheckTimeBudgetSeconds int
 
@@ -267,6 +270,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'HISTORY_RETENTION_DAYS'
           value: string(historyRetentionDays)
+        }
+        {
+          name: 'KEY_RETIREMENT_DAYS'
+          value: string(keyRetirementDays)
         }
         {
           name: 'HEALTH_CHECK_TIME_BUDGET_SECONDS'

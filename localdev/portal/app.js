@@ -44,6 +44,20 @@ const USED_BY_LABEL = {
   other: 'Not used by this account',
 };
 
+const ROTATION_STATUS = {
+  awaiting_upload: 'Awaiting upload',
+  completed: 'Completed',
+  cancelled: 'Cancelled',
+  failed: 'Failed',
+};
+
+// How far automatic renewal's own Graph writes got (rotation.appRegistration.addKey/removeKey).
+const GRAPH_WRITE_LABEL = {
+  pending: 'to do',
+  done: 'done',
+  refused: 'refused by Microsoft Graph (see below)',
+};
+
 const CLOUD_LABEL = {
   auto: 'Auto detect',
   global: 'Global',
@@ -58,6 +72,9 @@ const state = {
   accountsNext: null, // the list's nextLink: more accounts follow
   historyNext: null, // the shown history's nextLink
   reportAccountId: null,
+  // The account shown under "Certificate renewal", as GET /api/accounts/{id} answered it, and
+  // that answer's ETag: the Automatic renewal switch sends it as If-Match.
+  renewal: null, // { account, etag }
   busy: false,
 };
 
@@ -148,7 +165,8 @@ class ApiError extends Error {
 async function request(url, { method = 'GET', json, body, headers = {}, auth = true, raw = false } = {}) {
   const init = { method, headers: { Accept: 'application/json, application/problem+json', ...headers }, cache: 'no-store' };
   if (json !== undefined) {
-    init.headers['Content-Type'] = 'application/json';
+    // A caller may name a JSON media type of its own (a PATCH sends application/merge-patch+json).
+    init.headers['Content-Type'] = headers['Content-Type'] || 'application/json';
     init.body = JSON.stringify(json);
   } else if (body !== undefined) {
     init.body = body;
@@ -213,7 +231,24 @@ const api = {
   deleteAccount: (id) => request(`${API}/accounts/${encodeURIComponent(id)}`, { method: 'DELETE' }),
   verifyAccount: (id) => request(`${API}/accounts/${encodeURIComponent(id)}/verify`, { method: 'POST' }),
   onboarding: () => request(`${API}/onboarding`),
+  // One account with its ETag: the version a later conditional PATCH names in If-Match.
+  getAccountTagged: (id) => tagged(`${API}/accounts/${encodeURIComponent(id)}`),
+  patchAccount: (id, changes, etag) => tagged(`${API}/accounts/${encodeURIComponent(id)}`, {
+    method: 'PATCH',
+    json: changes,
+    headers: { 'Content-Type': 'application/merge-patch+json', ...(etag ? { 'If-Match': etag } : {}) },
+  }),
+  startRotation: (id) => request(`${API}/accounts/${encodeURIComponent(id)}/rotation`, { method: 'POST', json: {} }),
+  cancelRotation: (id) => request(`${API}/accounts/${encodeURIComponent(id)}/rotation`, { method: 'DELETE' }),
 };
+
+/** A JSON answer with its ETag header: { data, etag }. Errors are thrown as `request` throws them. */
+async function tagged(url, options = {}) {
+  const response = await request(url, { ...options, raw: true });
+  let data;
+  try { data = await response.json(); } catch { throw new ApiError('unexpected', { status: response.status, url }); }
+  return { data, etag: response.headers.get('ETag') || '' };
+}
 
 // ---------------------------------------------------------------------------------------------
 // Errors: summary at the top, messages next to the inputs
@@ -467,7 +502,7 @@ async function loadMoreHistory(button) {
 }
 
 async function refreshAll() {
-  const [a, b] = await Promise.all([loadOnboarding(), loadAccounts()]);
+  const [a, b] = await Promise.all([loadOnboarding(), loadAccounts(), reloadRenewal()]);
   if (a && b) showBanner(null);
   // Hide the list on the first-time screen while there is nothing to show.
   $('#accounts-section').hidden = document.body.dataset.view === 'onboarding' && state.accounts.length === 0;
@@ -497,7 +532,10 @@ function renderAccounts(err) {
   $('#accounts-more').hidden = !state.accountsNext;
   for (const account of state.accounts) {
     const name = account.displayName || account.id;
-    const row = h('tr', { 'data-account-id': account.id, 'data-status': account.status, tabindex: '-1' },
+    const row = h('tr', {
+      'data-account-id': account.id, 'data-status': account.status, tabindex: '-1',
+      'data-rotation-status': account.rotation?.status, 'data-renewal': account.certificateRenewal,
+    },
       h('th', { scope: 'row' },
         h('span', { class: 'account-name' }, name),
         account.organizationName ? h('span', { class: 'sub' }, account.organizationName) : null,
@@ -505,9 +543,11 @@ function renderAccounts(err) {
       h('td', { class: 'mono' }, account.tenantId),
       h('td', {}, statusBadge(account.status, ACCOUNT_STATUS)),
       h('td', {}, timeElement(account.lastVerifiedAt)),
-      h('td', {}, timeElement(account.certificateNotAfter, false)),
+      h('td', {}, timeElement(account.certificateNotAfter, false), renewalSummary(account)),
       h('td', { class: 'actions' },
         h('button', { type: 'button', class: 'button secondary small reverify', 'aria-label': `Re-verify ${name}` }, 'Re-verify'),
+        h('button', { type: 'button', class: 'button link small show-renewal', 'aria-label': `Certificate renewal of ${name}` },
+          'Certificate renewal'),
         account.lastVerification
           ? h('button', { type: 'button', class: 'button link small show-report', 'aria-label': `Show report of ${name}` }, 'Show report')
           : null,
@@ -515,6 +555,16 @@ function renderAccounts(err) {
         h('button', { type: 'button', class: 'button danger small unlink', 'aria-label': `Unlink ${name}` }, 'Unlink')));
     body.append(row);
   }
+}
+
+// Under the expiry date: a renewal in progress, and whether renewal is automatic.
+function renewalSummary(account) {
+  const rotation = account.rotation;
+  const bits = [];
+  if (rotation?.status === 'awaiting_upload') bits.push(`Renewal: ${ROTATION_STATUS.awaiting_upload}`);
+  else if (rotation?.status === 'completed' && !rotation.previousRetiredAt) bits.push('Renewed');
+  if (account.certificateRenewal === 'automatic') bits.push('Automatic renewal');
+  return bits.length ? h('span', { class: 'sub renewal-summary' }, bits.join(' · ')) : null;
 }
 
 function accountById(id) {
@@ -551,6 +601,7 @@ async function unlink(accountId, button) {
     try {
       await api.deleteAccount(accountId);
       if (state.reportAccountId === accountId) hideReport();
+      if (state.renewal?.account.id === accountId) hideRenewal();
       if (state.key && state.key.accountId === accountId) forgetKey();
       await refreshAll();
       announce(`Unlinked ${name}.`);
@@ -629,6 +680,12 @@ function renderReport(report, account) {
     h('dd', {}, (report.grantedPermissions || []).join(', ') || 'none seen'),
     h('dt', {}, 'Directory roles'),
     h('dd', {}, (report.directoryRoles || []).join(', ') || 'none seen'));
+  if (report.rotation) {
+    const rotation = report.rotation;
+    facts.append(h('dt', {}, 'Certificate renewal'),
+      h('dd', { id: 'report-rotation', 'data-status': rotation.status },
+        ROTATION_STATUS[rotation.status] || rotation.status, rotation.detail ? ` · ${rotation.detail}` : ''));
+  }
 
   const registration = renderRegistration(report.appRegistration);
 
@@ -702,6 +759,206 @@ function renderCheck(check) {
         ? h('p', { class: 'check-code' }, 'Code: ', h('code', {}, check.code)) : null,
       check.status === 'error' && check.retryable
         ? h('p', { class: 'check-retry' }, 'Temporary problem: verify again in a moment.') : null));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Certificate renewal of one account: the Automatic renewal switch, Renew, and the rotation
+
+function hideRenewal() {
+  state.renewal = null;
+  $('#renewal-section').hidden = true;
+  $('#renewal-section').removeAttribute('data-renewal-for');
+}
+
+/** Opens the renewal panel of an account, read fresh (with its ETag). */
+async function openRenewal(accountId, button) {
+  await withBusy(button, async () => {
+    clearErrors();
+    try {
+      const { data, etag } = await api.getAccountTagged(accountId);
+      state.renewal = { account: data, etag };
+      renderRenewal();
+      $('#renewal-section').hidden = false;
+      focusOn($('#renewal-heading'));
+    } catch (err) {
+      showError(err, { context: 'The certificate renewal could not be shown' });
+      if (err.status === 404) await refreshAll();
+    }
+  });
+}
+
+/** Reads the shown account again (after a change anywhere on the page); quiet on failure. */
+async function reloadRenewal() {
+  const id = state.renewal?.account.id;
+  if (!id) return true;
+  try {
+    const { data, etag } = await api.getAccountTagged(id);
+    if (state.renewal?.account.id === id) {
+      state.renewal = { account: data, etag };
+      renderRenewal();
+    }
+  } catch (err) {
+    if (err.status === 404) hideRenewal(); // unlinked meanwhile
+  }
+  return true;
+}
+
+function renderRenewal() {
+  const account = state.renewal?.account;
+  if (!account) return;
+  const name = account.displayName || account.id;
+  const section = $('#renewal-section');
+  section.dataset.renewalFor = account.id;
+  $('#renewal-heading').textContent = `Certificate renewal: ${name}`;
+  $('#renewal-current-thumbprint').textContent = account.thumbprint || '—';
+  const expiry = $('#renewal-current-expiry');
+  expiry.textContent = formatDate(account.certificateNotAfter);
+  expiry.setAttribute('datetime', account.certificateNotAfter || '');
+  const automatic = account.certificateRenewal === 'automatic';
+  const toggle = $('#renewal-automatic');
+  toggle.checked = automatic;
+  $('#renewal-automatic-state').textContent = automatic ? 'On' : 'Off';
+  renderRotation(account);
+  renderSandboxRenewalTarget();
+}
+
+function renderRotation(account) {
+  const box = $('#rotation');
+  const rotation = account.rotation;
+  box.replaceChildren();
+  if (!rotation) {
+    box.dataset.status = '';
+    box.append(h('p', { class: 'muted', id: 'rotation-none' },
+      'No renewal yet. Renew certificate makes a new key and certificate; the current one keeps working until ' +
+      'Microsoft Entra accepts the new one.'));
+    return;
+  }
+  box.dataset.status = rotation.status;
+  const key = rotation.key || {};
+  const facts = h('dl', { class: 'facts' },
+    h('dt', {}, 'Status'),
+    h('dd', {}, h('span', { id: 'rotation-status', class: `badge badge-${rotation.status}`, 'data-status': rotation.status },
+      ROTATION_STATUS[rotation.status] || rotation.status)),
+    h('dt', {}, 'New certificate (SHA-1)'),
+    h('dd', {}, h('code', { id: 'rotation-thumbprint' }, key.thumbprint || '—')),
+    h('dt', {}, 'New certificate expires'),
+    h('dd', {}, timeElement(key.notAfter, false)),
+    h('dt', {}, 'Replaces'),
+    h('dd', {}, h('code', { id: 'rotation-previous-thumbprint' }, rotation.previousThumbprint || '—')),
+    h('dt', {}, 'Started'),
+    h('dd', {}, timeElement(rotation.startedAt)));
+  if (rotation.completedAt) {
+    facts.append(h('dt', {}, rotation.status === 'completed' ? 'Switched' : 'Ended'), h('dd', {}, timeElement(rotation.completedAt)));
+  }
+  if (rotation.previousRetiredAt) {
+    facts.append(h('dt', {}, 'Previous key retired'), h('dd', { id: 'rotation-retired' }, timeElement(rotation.previousRetiredAt)));
+  } else if (rotation.retiresAt) {
+    facts.append(h('dt', {}, 'Previous key retires'), h('dd', { id: 'rotation-retires' }, timeElement(rotation.retiresAt)));
+  }
+  const writes = rotation.appRegistration;
+  if (writes) {
+    const said = (value) => (value ? GRAPH_WRITE_LABEL[value] || value : 'not needed yet');
+    facts.append(h('dt', {}, 'App registration'),
+      h('dd', { id: 'rotation-app-registration', 'data-add-key': writes.addKey || '', 'data-remove-key': writes.removeKey || '' },
+        `Add the new certificate: ${said(writes.addKey)} · remove the old one: ${said(writes.removeKey)}`));
+  }
+  box.append(h('h3', { id: 'rotation-heading', tabindex: '-1' },
+    rotation.status === 'awaiting_upload' ? 'Renewal in progress' : 'Last renewal'), facts);
+  if (rotation.detail) box.append(h('p', { id: 'rotation-detail', class: 'rotation-detail' }, rotation.detail));
+
+  const actions = h('div', { class: 'button-row' });
+  // The new key exists while the renewal runs and, once switched, as the account's key.
+  if (key.keyId && (rotation.status === 'awaiting_upload' || rotation.status === 'completed')) {
+    actions.append(h('a', {
+      id: 'rotation-download', class: 'button secondary', href: api.keyUrl(key.keyId, 'cer'), download: '',
+      onclick: (event) => {
+        if (!getToken()) return; // a plain <a download> works without a token
+        event.preventDefault();
+        downloadCertificate({ keyId: key.keyId, displayName: key.displayName || account.displayName }, 'cer')
+          .catch((err) => showError(err, { context: 'Download failed' }));
+      },
+    }, 'Download new certificate'));
+  }
+  if (rotation.status === 'awaiting_upload') {
+    actions.append(
+      h('button', { type: 'button', id: 'rotation-verify', class: 'button secondary',
+        onclick: (e) => reverify(account.id, e.currentTarget) }, 'Verify now'),
+      h('button', { type: 'button', id: 'rotation-cancel', class: 'button danger',
+        onclick: (e) => cancelRenewal(e.currentTarget) }, 'Cancel renewal'));
+  }
+  if (actions.childElementCount) box.append(actions);
+}
+
+async function startRenewal(button) {
+  const account = state.renewal?.account;
+  if (!account) return;
+  await withBusy(button, async () => {
+    clearErrors();
+    announce(`Starting the certificate renewal of ${account.displayName}…`);
+    let rotation;
+    try {
+      rotation = await api.startRotation(account.id);
+    } catch (err) {
+      // 409: one is in progress already; the panel shows it as it stands.
+      await refreshAll();
+      const actions = err.status === 409 && err.problem?.keyId
+        ? [{ label: 'Show the renewal in progress', run: () => focusOn($('#rotation-heading')) }] : [];
+      showError(err, { context: 'The renewal was not started', actions });
+      return;
+    }
+    await refreshAll();
+    const thumbprint = rotation?.key?.thumbprint || '';
+    announce(`Renewal started. New certificate ${thumbprint}: ` +
+      (rotation?.renewal === 'automatic' ? 'the app adds it to its app registration.' : 'download it and upload it to the app registration.'));
+    focusOn($('#rotation-heading'));
+  });
+}
+
+async function cancelRenewal(button) {
+  const account = state.renewal?.account;
+  if (!account) return;
+  await withBusy(button, async () => {
+    clearErrors();
+    try {
+      await api.cancelRotation(account.id);
+    } catch (err) {
+      await refreshAll();
+      showError(err, { context: 'The renewal was not cancelled' });
+      return;
+    }
+    await refreshAll();
+    announce(`Renewal of ${account.displayName} cancelled; its new key was deleted.`);
+    focusOn($('#rotation-heading'));
+  });
+}
+
+/** The Automatic renewal switch: a conditional PATCH of the account as the panel shows it. */
+async function setAutomaticRenewal(toggle) {
+  const shown = state.renewal;
+  if (!shown || state.busy) { renderRenewal(); return; } // nothing sent: show the stored value again
+  const wanted = toggle.checked ? 'automatic' : 'manual';
+  await withBusy(toggle, async () => {
+    clearErrors();
+    try {
+      const { data, etag } = await api.patchAccount(shown.account.id, { certificateRenewal: wanted }, shown.etag);
+      state.renewal = { account: data, etag };
+      renderRenewal();
+      await loadAccounts();
+      announce(`Automatic renewal is ${wanted === 'automatic' ? 'on' : 'off'} for ${data.displayName}.`);
+    } catch (err) {
+      await refreshAll(); // also reads the account again: the switch shows what is stored
+      if (err.status === 412) {
+        showError(new ApiError('problem', { status: 412, problem: {
+          title: err.problem?.title || 'The account changed',
+          detail: 'Automatic renewal was not changed: the account changed since the page showed it. ' +
+            'It has been reloaded with its current settings; check them and try again.',
+        } }));
+      } else {
+        renderRenewal();
+        showError(err, { context: 'Automatic renewal was not changed' });
+      }
+    }
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1001,21 +1258,52 @@ function sandboxAppPath() {
   return `/tenants/${encodeURIComponent(tenantId)}/applications/${encodeURIComponent(applicationId)}`;
 }
 
-async function sandboxAction(button, label, work) {
+// Where a panel action acts: the app of the form, or a missing-target message.
+function formTarget() {
+  const path = sandboxAppPath();
+  if (path) return { path };
+  return { missing: ['Choose a sandbox app first', 'Fill Tenant ID and Application ID, or press “Use this tenant/app”.', 'tenantId'] };
+}
+
+// The renewal buttons act on the app registration of the account under "Certificate renewal".
+function renewalTarget() {
+  const account = state.renewal?.account;
+  if (!account) {
+    return { missing: ['Open an account’s certificate renewal first',
+      'Press “Certificate renewal” on a linked account: these buttons act on its app registration.'] };
+  }
+  return {
+    path: `/tenants/${encodeURIComponent(account.tenantId)}/applications/${encodeURIComponent(account.applicationId)}`,
+    account,
+  };
+}
+
+function renderSandboxRenewalTarget() {
+  const target = $('#sb-renewal-target');
+  const account = state.renewal?.account;
+  if (!account) {
+    target.textContent = 'Open a linked account’s “Certificate renewal” to act on its app registration.';
+    return;
+  }
+  target.replaceChildren('The app registration of ', h('strong', {}, account.displayName || account.id),
+    ' (application ', h('code', {}, account.applicationId), ').');
+}
+
+async function sandboxAction(button, label, work, targetOf = formTarget) {
   await withBusy(button, async () => {
     clearErrors();
     const result = $('#sb-result');
     result.textContent = `${label}…`;
     result.dataset.outcome = 'pending';
-    const path = sandboxAppPath();
+    const { path, account, missing } = targetOf();
     if (!path) {
       result.textContent = `${label} not done.`;
       result.dataset.outcome = 'error';
-      showLocalError('Choose a sandbox app first', 'Fill Tenant ID and Application ID, or press “Use this tenant/app”.', 'tenantId');
+      showLocalError(...missing);
       return;
     }
     try {
-      const message = await work(path);
+      const message = await work(path, account);
       result.textContent = message;
       result.dataset.outcome = 'ok';
       announce(message);
@@ -1055,6 +1343,36 @@ const sandboxActions = {
   },
   addSecret: (path) => sandboxRequest(`${path}/passwords`, { method: 'POST', json: { displayName: 'Left behind' } })
     .then((res) => `Client secret added${res?.hint ? ` (hint ${res.hint}…)` : ''}.`),
+  // The renewal's new certificate, fetched as any key's download, uploaded next to the old one.
+  uploadNew: async (path, shown) => {
+    const account = await api.getAccount(shown.id); // as it is now, not as the panel last saw it
+    const rotation = account.rotation;
+    if (rotation?.status !== 'awaiting_upload') {
+      throw new ApiError('problem', { problem: { title: 'No renewal in progress',
+        detail: 'Press “Renew certificate” first: there is no new certificate to upload.' } });
+    }
+    const response = await request(api.keyUrl(rotation.key.keyId, 'pem'), { raw: true, headers: { Accept: 'application/x-pem-file' } });
+    const res = await sandboxRequest(`${path}/certificates`, {
+      method: 'POST', body: await response.text(), headers: { 'Content-Type': 'application/x-pem-file' },
+    });
+    return `New certificate uploaded (thumbprint ${res?.thumbprint || rotation.key.thumbprint}).`;
+  },
+  // The certificate the renewal replaces: the current one while awaiting (removed first, the
+  // order the issue also supports), the previous one once the account switched.
+  removeOld: async (path, shown) => {
+    // Read again: removing what became the current certificate would break the link.
+    const account = await api.getAccount(shown.id);
+    const rotation = account.rotation;
+    let thumbprint = '';
+    if (rotation?.status === 'awaiting_upload') thumbprint = account.thumbprint;
+    else if (rotation?.status === 'completed') thumbprint = rotation.previousThumbprint;
+    if (!thumbprint) {
+      throw new ApiError('problem', { problem: { title: 'No old certificate',
+        detail: 'Only a renewal in progress or completed has an old certificate to remove.' } });
+    }
+    await sandboxRequest(`${path}/certificates/${encodeURIComponent(thumbprint)}`, { method: 'DELETE' });
+    return `Old certificate removed (thumbprint ${thumbprint}).`;
+  },
   removeSecrets: async (path) => {
     const app = await sandboxRequest(path);
     const secrets = Array.isArray(app?.passwordCredentials) ? app.passwordCredentials : [];
@@ -1103,6 +1421,7 @@ function bind() {
     if (button.classList.contains('reverify')) reverify(id, button);
     else if (button.classList.contains('unlink')) unlink(id, button);
     else if (button.classList.contains('show-history')) showHistory(id, button);
+    else if (button.classList.contains('show-renewal')) openRenewal(id, button);
     else if (button.classList.contains('show-report')) {
       const account = accountById(id);
       if (account?.lastVerification) renderReport(account.lastVerification, account);
@@ -1146,6 +1465,12 @@ function bind() {
   $('#sb-set-audience').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Set supported account types', sandboxActions.audience));
   $('#sb-add-secret').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Add client secret', sandboxActions.addSecret));
   $('#sb-remove-secrets').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Remove client secrets', sandboxActions.removeSecrets));
+  $('#sb-upload-new').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Upload the new certificate',
+    sandboxActions.uploadNew, renewalTarget));
+  $('#sb-remove-old').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Remove the old certificate',
+    sandboxActions.removeOld, renewalTarget));
+  $('#renewal-start').addEventListener('click', (e) => startRenewal(e.currentTarget));
+  $('#renewal-automatic').addEventListener('change', (e) => setAutomaticRenewal(e.currentTarget));
   $('#sb-refresh').addEventListener('click', async () => { await loadSandbox(); announce('Sandbox tenants refreshed.'); });
 }
 
@@ -1167,6 +1492,7 @@ async function init() {
   bind();
   restoreKey();
   renderSandboxTarget();
+  renderSandboxRenewalTarget();
   await refreshAll();
   await loadSandbox();
   document.body.dataset.ready = 'true';

@@ -1,5 +1,19 @@
 """The account store: key records and linked accounts, one interface, two backends."""
 
-from shared.accountstore.base import AccountStore, KeyTaken, PairTaken, VersionConflict
+from shared.accountstore.base import (
+    AccountStore,
+    KeyChanges,
+    KeyTaken,
+    PairTaken,
+    VersionConflict,
+    VersionMismatch,
+)
 
-__all__ = ["AccountStore", "KeyTaken", "PairTaken", "VersionConflict"]
+__all__ = [
+    "AccountStore",
+    "KeyChanges",
+    "KeyTaken",
+    "PairTaken",
+    "VersionConflict",
+    "VersionMismatch",
+]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -61,6 +61,28 @@ class KeyTaken(Exception):
     def __init__(self, account_id: str | None) -> None:
         super().__init__("key already used by an account" if account_id else "key not usable")
         self.account_id = account_id
+
+
+class VersionMismatch(Exception):
+    """The caller named a version of the account (`If-Match`) that is no longer current."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(account_id)
+        self.account_id = account_id
+
+
+@dataclass(frozen=True)
+class KeyChanges:
+    """Key records an account update changes in the same transaction: keys it `bind`s to the
+    account (a rotation's new key: it must be this owner's, unbound or already this account's,
+    and not being deleted, else KeyTaken) and keys it `release`s (marked `deleting`: no account
+    can use them any more; a missing record is no error)."""
+
+    bind: tuple[str, ...] = ()
+    release: tuple[str, ...] = ()
+
+
+NO_KEY_CHANGES = KeyChanges()
 
 
 class VersionConflict(DependencyUnavailable):
@@ -122,8 +144,8 @@ class AccountStore(ABC):
 
     # --- accounts ----------------------------------------------------------------------------
     @abstractmethod
-    def link(self, account: Account, event: Event | None = None) -> None:
-        """Create the account, bind its key and record `event`, atomically.
+    def link(self, account: Account, events: Sequence[Event] = ()) -> None:
+        """Create the account, bind its key and record `events`, atomically.
 
         Raises PairTaken when the owner already has this tenant + application, KeyTaken when the
         key is bound to another account or is being deleted.
@@ -149,19 +171,33 @@ class AccountStore(ABC):
         """Every account of every owner (the health check)."""
 
     @abstractmethod
-    def update_account(self, account: Account, event: Event | None = None) -> Account:
-        """Replace the account if it is still at `account.version` and record `event` with it,
-        atomically; return the account at the next version.
+    def update_account(
+        self,
+        account: Account,
+        events: Sequence[Event] = (),
+        keys: KeyChanges = NO_KEY_CHANGES,
+    ) -> Account:
+        """Replace the account if it is still at `account.version`, record `events` and make
+        the key changes with it, atomically; return the account at the next version.
 
-        Raises VersionConflict when another update came first, LookupError when it is gone.
+        Raises VersionConflict when another update came first, LookupError when it is gone,
+        KeyTaken when a key to bind cannot be bound.
         """
 
     @abstractmethod
-    def unlink(self, owner: str, account_id: str, event: Event | None = None) -> Account | None:
-        """Remove the account, mark its key record as being deleted and record `event` (its
-        `previous_status` set to the account's), atomically.
+    def unlink(
+        self,
+        owner: str,
+        account_id: str,
+        events: Sequence[Event] = (),
+        *,
+        version: int | None = None,
+    ) -> Account | None:
+        """Remove the account, mark every key bound to it (`Account.key_ids`) as being deleted
+        and record `events` (their `previous_status` set to the account's), atomically.
 
-        Returns the removed account, or None when the owner has no such account.
+        Returns the removed account, or None when the owner has no such account. With
+        `version`, raises VersionMismatch unless the account is still at that version.
         """
 
     # --- history -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any, cast
 
-from shared.records import Account, Actor, Event, KeyRecord
+from shared.records import Account, Actor, Event, KeyRecord, Rotation
 from shared.timefmt import from_rfc3339, to_rfc3339
 
 
@@ -77,6 +77,8 @@ def account_to_row(account: Account) -> dict[str, Any]:
         if account.last_verification is not None
         else "",
         "version": account.version,
+        "certificateRenewal": account.certificate_renewal,
+        "rotation": json.dumps(rotation_to_row(account.rotation)) if account.rotation else "",
     }
 
 
@@ -100,6 +102,50 @@ def account_from_row(row: dict[str, Any]) -> Account:
         if row.get("lastVerification")
         else None,
         version=int(row["version"]),
+        certificate_renewal=str(row.get("certificateRenewal") or "manual"),
+        rotation=rotation_from_row(json.loads(row["rotation"])) if row.get("rotation") else None,
+    )
+
+
+def _moment(value: datetime | None) -> str:
+    return to_rfc3339(value) if value is not None else ""
+
+
+def _when(text: Any) -> datetime | None:
+    return from_rfc3339(str(text)) if text else None
+
+
+def rotation_to_row(rotation: Rotation) -> dict[str, Any]:
+    return {
+        "key": rotation.key,
+        "previousKeyId": rotation.previous_key_id,
+        "previousThumbprint": rotation.previous_thumbprint,
+        "status": rotation.status,
+        "renewal": rotation.renewal,
+        "startedAt": to_rfc3339(rotation.started_at),
+        "completedAt": _moment(rotation.completed_at),
+        "retireAfter": _moment(rotation.retire_after),
+        "previousRetiredAt": _moment(rotation.previous_retired_at),
+        "detail": rotation.detail or "",
+        "addKey": rotation.add_key or "",
+        "removeKey": rotation.remove_key or "",
+    }
+
+
+def rotation_from_row(row: dict[str, Any]) -> Rotation:
+    return Rotation(
+        key=dict(row["key"]),
+        previous_key_id=row["previousKeyId"],
+        previous_thumbprint=row["previousThumbprint"],
+        status=row["status"],
+        renewal=row["renewal"],
+        started_at=from_rfc3339(row["startedAt"]),
+        completed_at=_when(row.get("completedAt")),
+        retire_after=_when(row.get("retireAfter")),
+        previous_retired_at=_when(row.get("previousRetiredAt")),
+        detail=row.get("detail") or None,
+        add_key=row.get("addKey") or None,
+        remove_key=row.get("removeKey") or None,
     )
 
 

@@ -19,19 +19,22 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from shared.accountstore.base import (
+    NO_KEY_CHANGES,
     AccountStore,
     BadPosition,
+    KeyChanges,
     KeyTaken,
     Page,
     PairTaken,
     VersionConflict,
+    VersionMismatch,
     account_position,
     seq_position,
     store_identity,
@@ -179,7 +182,7 @@ class SqliteAccountStore(AccountStore):
         return True
 
     # --- accounts ----------------------------------------------------------------------------
-    def link(self, account: Account, event: Event | None = None) -> None:
+    def link(self, account: Account, events: Sequence[Event] = ()) -> None:
         with self._write() as db:
             existing = db.execute(
                 "SELECT id FROM accounts WHERE owner = ? AND tenant_id = ? AND application_id = ?",
@@ -211,7 +214,7 @@ class SqliteAccountStore(AccountStore):
                     account.status,
                 ),
             )
-            if event is not None:
+            for event in events:
                 _record(db, event)
 
     def get_account(self, owner: str, account_id: str) -> Account | None:
@@ -255,7 +258,12 @@ class SqliteAccountStore(AccountStore):
             rows = db.execute("SELECT data FROM accounts ORDER BY id").fetchall()
         return (account_from_row(json.loads(r[0])) for r in rows)
 
-    def update_account(self, account: Account, event: Event | None = None) -> Account:
+    def update_account(
+        self,
+        account: Account,
+        events: Sequence[Event] = (),
+        keys: KeyChanges = NO_KEY_CHANGES,
+    ) -> Account:
         new = account.updated(version=account.version + 1)
         with self._write() as db:
             cursor = db.execute(
@@ -277,11 +285,22 @@ class SqliteAccountStore(AccountStore):
                 if gone:
                     raise LookupError(account.id)
                 raise VersionConflict(account.id)
-            if event is not None:
+            for key_id in keys.bind:
+                _bind_key(db, account, key_id)
+            for key_id in keys.release:
+                _mark_deleting(db, account.owner, key_id)
+            for event in events:
                 _record(db, event)
         return new
 
-    def unlink(self, owner: str, account_id: str, event: Event | None = None) -> Account | None:
+    def unlink(
+        self,
+        owner: str,
+        account_id: str,
+        events: Sequence[Event] = (),
+        *,
+        version: int | None = None,
+    ) -> Account | None:
         with self._write() as db:
             row = db.execute(
                 "SELECT data FROM accounts WHERE id = ? AND owner = ?", (account_id, owner)
@@ -289,17 +308,12 @@ class SqliteAccountStore(AccountStore):
             if not row:
                 return None
             account = account_from_row(json.loads(row[0]))
+            if version is not None and account.version != version:
+                raise VersionMismatch(account_id)
             db.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
-            key_row = db.execute(
-                "SELECT data FROM keys WHERE key_id = ? AND owner = ?", (account.key_id, owner)
-            ).fetchone()
-            if key_row:
-                data = json.loads(key_row[0])
-                data["deleting"] = True
-                db.execute(
-                    "UPDATE keys SET data = ? WHERE key_id = ?", (json.dumps(data), account.key_id)
-                )
-            if event is not None:
+            for key_id in account.key_ids():
+                _mark_deleting(db, owner, key_id)
+            for event in events:
                 _record(db, replace(event, previous_status=account.status))
         return account
 
@@ -350,6 +364,27 @@ class SqliteAccountStore(AccountStore):
 
 def _sort_key(account: Account) -> str:
     return account_sort_key(account.created_at, account.id)
+
+
+def _bind_key(db: sqlite3.Connection, account: Account, key_id: str) -> None:
+    row = db.execute(
+        "SELECT data FROM keys WHERE key_id = ? AND owner = ?", (key_id, account.owner)
+    ).fetchone()
+    data = json.loads(row[0]) if row else None
+    if data is None or data.get("deleting") or data.get("accountId") not in ("", None, account.id):
+        raise KeyTaken((data or {}).get("accountId") or None)
+    data["accountId"] = account.id
+    db.execute("UPDATE keys SET data = ? WHERE key_id = ?", (json.dumps(data), key_id))
+
+
+def _mark_deleting(db: sqlite3.Connection, owner: str, key_id: str) -> None:
+    row = db.execute(
+        "SELECT data FROM keys WHERE key_id = ? AND owner = ?", (key_id, owner)
+    ).fetchone()
+    if row:
+        data = json.loads(row[0])
+        data["deleting"] = True
+        db.execute("UPDATE keys SET data = ? WHERE key_id = ?", (json.dumps(data), key_id))
 
 
 def _record(db: sqlite3.Connection, event: Event) -> None:

@@ -43,7 +43,7 @@ import random
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import datetime
@@ -66,12 +66,15 @@ from azure.data.tables import (
 )
 
 from shared.accountstore.base import (
+    NO_KEY_CHANGES,
     AccountStore,
     BadPosition,
+    KeyChanges,
     KeyTaken,
     Page,
     PairTaken,
     VersionConflict,
+    VersionMismatch,
     account_position,
     seq_position,
     store_identity,
@@ -348,7 +351,7 @@ class TableAccountStore(AccountStore):
         return self._retrying(attempt, key_id)
 
     # --- accounts ----------------------------------------------------------------------------
-    def link(self, account: Account, event: Event | None = None) -> None:
+    def link(self, account: Account, events: Sequence[Event] = ()) -> None:
         pk = partition_of(account.owner)
         pair_rk = f"{_PAIR}{account.tenant_id}_{account.application_id}"
 
@@ -367,7 +370,7 @@ class TableAccountStore(AccountStore):
                  {"mode": UpdateMode.MERGE, "etag": key_entity.metadata["etag"],
                   "match_condition": MatchConditions.IfNotModified}),
                 ("create", _index_entity(pk, account)),
-                *_meta_operations(pk, meta, event, 1, account.status == "connected"),
+                *_meta_operations(pk, meta, events, 1, account.status == "connected"),
             ]  # fmt: skip
             try:
                 self._call(lambda table: table.submit_transaction(operations))
@@ -518,7 +521,12 @@ class TableAccountStore(AccountStore):
             account_from_row(join_report(_row(e))) for e in self._query(_prefix_filter(_ACCOUNT))
         )
 
-    def update_account(self, account: Account, event: Event | None = None) -> Account:
+    def update_account(
+        self,
+        account: Account,
+        events: Sequence[Event] = (),
+        keys: KeyChanges = NO_KEY_CHANGES,
+    ) -> Account:
         pk, rk = partition_of(account.owner), _ACCOUNT + account.id
         new = account.updated(version=account.version + 1)
 
@@ -539,18 +547,38 @@ class TableAccountStore(AccountStore):
                 ("update", entity, {"mode": UpdateMode.REPLACE, "etag": current.metadata["etag"],
                                     "match_condition": MatchConditions.IfNotModified}),
                 ("upsert", _index_entity(pk, new), {"mode": UpdateMode.REPLACE}),
+                *self._key_operations(pk, account, keys),
             ]  # fmt: skip
             was_connected = current.get("status") == "connected"
             now_connected = new.status == "connected"
-            if event is not None or was_connected != now_connected:
+            if events or was_connected != now_connected:
                 meta = self._ensure_meta(pk)
                 operations += _meta_operations(
-                    pk, meta, event, 0, int(now_connected) - int(was_connected)
+                    pk, meta, events, 0, int(now_connected) - int(was_connected)
                 )
             self._submit_or_stale(operations)
             return new
 
         return self._contended(pk, attempt, account.id)
+
+    def _key_operations(self, pk: str, account: Account, keys: KeyChanges) -> list[Any]:
+        """The key records' changes for the account's transaction, each under the ETag read
+        here: a key bound or released meanwhile makes the whole transaction stale."""
+        operations: list[Any] = []
+        for key_id in keys.bind:
+            entity = self._get(pk, _KEY + key_id)
+            if (
+                entity is None
+                or entity.get("deleting")
+                or (entity.get("accountId") or account.id) != account.id
+            ):
+                raise KeyTaken((entity or {}).get("accountId") or None)
+            operations.append(_key_merge(pk, entity, accountId=account.id))
+        for key_id in keys.release:
+            entity = self._get(pk, _KEY + key_id)
+            if entity is not None:
+                operations.append(_key_merge(pk, entity, deleting=True))
+        return operations
 
     def _submit_or_stale(self, operations: list[Any]) -> None:
         try:
@@ -560,7 +588,14 @@ class TableAccountStore(AccountStore):
                 raise DependencyUnavailable("account store") from exc
             raise _Stale from exc  # an ETag went stale (the account or `meta`): read again
 
-    def unlink(self, owner: str, account_id: str, event: Event | None = None) -> Account | None:
+    def unlink(
+        self,
+        owner: str,
+        account_id: str,
+        events: Sequence[Event] = (),
+        *,
+        version: int | None = None,
+    ) -> Account | None:
         pk = partition_of(owner)
 
         def attempt() -> Account | None:
@@ -568,7 +603,8 @@ class TableAccountStore(AccountStore):
             if entity is None:
                 return None
             account = account_from_row(join_report(_row(entity)))
-            key_entity = self._get(pk, _KEY + account.key_id)
+            if version is not None and account.version != version:
+                raise VersionMismatch(account_id)
             index_rk = _INDEX + account_sort_key(account.created_at, account.id)
             index = self._get(pk, index_rk)  # a first-release account may have none yet
             meta = self._ensure_meta(pk)
@@ -579,20 +615,14 @@ class TableAccountStore(AccountStore):
                 ("delete", {"PartitionKey": pk,
                             "RowKey": f"{_PAIR}{account.tenant_id}_{account.application_id}"}),
             ]  # fmt: skip
-            if key_entity is not None:
-                operations.append(
-                    ("update", {"PartitionKey": pk, "RowKey": _KEY + account.key_id,
-                                "deleting": True},
-                     {"mode": UpdateMode.MERGE, "etag": key_entity.metadata["etag"],
-                      "match_condition": MatchConditions.IfNotModified})
-                )  # fmt: skip
+            operations += self._key_operations(pk, account, KeyChanges(release=account.key_ids()))
             if index is not None:
                 operations.append(
                     ("delete", {"PartitionKey": pk, "RowKey": index_rk},
                      {"etag": index.metadata["etag"],
                       "match_condition": MatchConditions.IfNotModified})
                 )  # fmt: skip
-            recorded = replace(event, previous_status=account.status) if event else None
+            recorded = [replace(e, previous_status=account.status) for e in events]
             operations += _meta_operations(
                 pk, meta, recorded, -1, -int(account.status == "connected")
             )
@@ -688,10 +718,17 @@ def _transient(error: HttpResponseError) -> bool:
     return error.status_code is not None and (error.status_code >= 500 or error.status_code == 429)
 
 
+def _key_merge(pk: str, entity: Any, **changes: Any) -> Any:
+    """A MERGE of a key record under the ETag it was read with."""
+    return ("update", {"PartitionKey": pk, "RowKey": entity["RowKey"], **changes},
+            {"mode": UpdateMode.MERGE, "etag": entity.metadata["etag"],
+             "match_condition": MatchConditions.IfNotModified})  # fmt: skip
+
+
 def _meta_operations(
-    pk: str, meta: Any, event: Event | None, linked: int, connected: int
+    pk: str, meta: Any, events: Sequence[Event], linked: int, connected: int
 ) -> list[Any]:
-    """The owner's `meta` row moved on under its ETag, and the event's rows, for a transaction.
+    """The owner's `meta` row moved on under its ETag, and the events' rows, for a transaction.
 
     The ETag check is what orders events: see the module's docstring."""
     change: dict[str, Any] = {
@@ -701,8 +738,9 @@ def _meta_operations(
         "connected": int(meta.get("connected") or 0) + connected,
     }
     operations: list[Any] = []
-    if event is not None:
-        seq = int(meta.get("seq") or 0) + 1
+    seq = int(meta.get("seq") or 0)
+    for event in events:
+        seq += 1
         change["seq"] = seq
         row = {**event_to_row(event), "seq": seq}
         operations += [

@@ -35,7 +35,7 @@ def new_account(store: AccountStore, owner: str = "owner-a", **kw: Any) -> Accou
     k = key(owner)
     store.add_key(k)
     account = account_for(k, **kw)
-    store.link(account, event(account, "linked", status="pending"))
+    store.link(account, [event(account, "linked", status="pending")])
     return account
 
 
@@ -127,9 +127,9 @@ def test_history_is_newest_first_paged_and_outlives_the_account(store: AccountSt
         status = "connected" if n % 2 else "action_required"
         current = store.update_account(
             current.updated(status=status),
-            event(current, "verified", status=status, previous_status=current.status),
+            [event(current, "verified", status=status, previous_status=current.status)],
         )
-    store.unlink("owner-a", account.id, event(account, "unlinked"))
+    store.unlink("owner-a", account.id, [event(account, "unlinked")])
     types: list[str] = []
     after = None
     while True:
@@ -150,7 +150,7 @@ def test_the_feed_is_oldest_first_with_a_cursor_and_refuses_a_future_one(
     a = new_account(store)
     b = new_account(store)
     new_account(store, owner="owner-b")
-    store.unlink("owner-a", a.id, event(a, "unlinked"))
+    store.unlink("owner-a", a.id, [event(a, "unlinked")])
     events, cursor = store.events_after("owner-a", 0, 2)
     assert [(e.account_id, e.type) for e in events] == [(a.id, "linked"), (b.id, "linked")]
     more, cursor = store.events_after("owner-a", cursor, 100)
@@ -167,7 +167,7 @@ def test_retention_removes_old_events_only(store: AccountStore) -> None:
     account = new_account(store)  # linked at T0
     store.update_account(
         account.updated(status="connected"),
-        event(account, "verified", at=T0 + timedelta(days=100), status="connected"),
+        [event(account, "verified", at=T0 + timedelta(days=100), status="connected")],
     )
     assert store.expire_events(T0 + timedelta(days=1), 500) == 1
     assert store.expire_events(T0 + timedelta(days=1), 500) == 0
@@ -189,10 +189,10 @@ def write_changes(store: AccountStore, owner: str, writer: int) -> None:
         for status in ("connected", "action_required"):
             current = store.update_account(
                 current.updated(status=status),
-                event(current, "verified", status=status, previous_status=current.status),
+                [event(current, "verified", status=status, previous_status=current.status)],
             )
-        store.unlink(owner, account.id, Event(str(uuid.uuid4()), owner, account.id, "unlinked",
-                                              T0, TIMER, detail=f"{writer}-{n}"))  # fmt: skip
+        store.unlink(owner, account.id, [Event(str(uuid.uuid4()), owner, account.id, "unlinked",
+                                               T0, TIMER, detail=f"{writer}-{n}")])  # fmt: skip
 
 
 def follow_feed(store: AccountStore, owner: str, expected: int, stop: threading.Event) -> list[Any]:
@@ -330,7 +330,7 @@ def test_retention_goes_on_where_it_stopped_in_bounded_steps(store: AccountStore
     kept = new_account(store, "owner-d")
     store.update_account(
         kept.updated(status="connected"),
-        event(kept, "verified", at=T0 + timedelta(days=100), status="connected"),
+        [event(kept, "verified", at=T0 + timedelta(days=100), status="connected")],
     )
     cutoff = T0 + timedelta(days=1)
     assert [store.expire_events(cutoff, 1) for _ in range(4)] == [1, 1, 1, 1]

@@ -107,6 +107,7 @@ def test_the_http_functions_are_the_ones_expected() -> None:
         "onboarding",
         "health",
         "account_history",
+        "account_rotation",
         "events",
     }
     assert route_prefix(APP_ROOT) == "api"
@@ -539,3 +540,134 @@ def test_a_paged_list_matches_the_document(app: RunningApp) -> None:
     assert len(first["value"]) == 2
     last = check_response("/api/accounts", "GET", app.http.get(app.url + first["nextLink"]))
     assert len(last["value"]) == 1 and "nextLink" not in last
+
+
+# --- certificate renewal, PATCH and If-Match ---------------------------------------------------
+ROTATION = "/api/accounts/{id}/rotation"
+
+
+def rotation_url(app: RunningApp, account_id: str) -> str:
+    return app.api(f"/accounts/{account_id}/rotation")
+
+
+def test_a_manual_renewal_matches_the_document(app: RunningApp, sandbox: Any) -> None:
+    customer = Customer(app, sandbox).link_all_the_way()
+    assert customer.verify()["status"] == "connected"
+    url = rotation_url(app, customer.account["id"])
+    for method in ("GET", "DELETE"):  # never renewed
+        never = app.http.request(method, url)
+        assert never.status_code == 404, f"{method}: {never.text}"
+        check_response(ROTATION, method, never)
+    too_short = app.http.post(url, json={"validityDays": 1})
+    assert too_short.status_code == 400
+    assert check_response(ROTATION, "POST", too_short)["errors"][0]["field"] == "validityDays"
+    not_json = app.http.post(url, data=b"x", headers={"Content-Type": "text/plain"})
+    assert not_json.status_code == 415
+    check_response(ROTATION, "POST", not_json)
+
+    started = app.http.post(url)  # no body: the defaults
+    assert started.status_code == 201, started.text
+    rotation = check_response(ROTATION, "POST", started)
+    assert started.headers["Location"] == f"/api/accounts/{customer.account['id']}/rotation"
+    assert rotation["status"] == "awaiting_upload" and rotation["appRegistration"] is None
+    again = app.http.post(url, json={})
+    assert again.status_code == 409
+    assert check_response(ROTATION, "POST", again)["keyId"] == rotation["key"]["keyId"]
+    assert check_response(ROTATION, "GET", app.http.get(url)) == rotation
+    waiting = app.http.post(app.api(f"/accounts/{customer.account['id']}/verify"))
+    report = check_response("/api/accounts/{id}/verify", "POST", waiting)
+    assert report["rotation"]["status"] == "awaiting_upload"
+
+    customer.key = rotation["key"]
+    customer.upload_certificate()
+    switched = app.http.post(app.api(f"/accounts/{customer.account['id']}/verify"))
+    report = check_response("/api/accounts/{id}/verify", "POST", switched)
+    assert report["rotation"]["status"] == "completed", report["rotation"]
+    read = app.http.get(app.api(f"/accounts/{customer.account['id']}"))
+    account = check_response("/api/accounts/{id}", "GET", read)
+    assert account["keyId"] == rotation["key"]["keyId"]
+    assert account["rotation"]["retiresAt"] is not None
+    finished = app.http.delete(url)
+    assert finished.status_code == 409
+    check_response(ROTATION, "DELETE", finished)
+
+
+def test_a_cancelled_renewal_matches_the_document(
+    app: RunningApp, resources: dict[str, str]
+) -> None:
+    url = rotation_url(app, resources["{id}"])
+    started = app.http.post(url, json={"keySize": 3072, "validityDays": 90})
+    rotation = check_response(ROTATION, "POST", started)
+    assert rotation["key"]["keySize"] == 3072
+    cancelled = app.http.delete(url)
+    assert cancelled.status_code == 204
+    assert check_response(ROTATION, "DELETE", cancelled) is None
+    after = check_response(ROTATION, "GET", app.http.get(url))
+    assert after["status"] == "cancelled" and after["completedAt"] is not None
+    gone = app.http.get(app.api(f"/keys/{rotation['key']['keyId']}"))
+    assert gone.status_code == 404
+    history = app.http.get(app.api(f"/accounts/{resources['{id}']}/history"))
+    types = [
+        e["type"] for e in check_response("/api/accounts/{id}/history", "GET", history)["value"]
+    ]
+    assert types[:2] == ["rotation_cancelled", "rotation_started"]
+
+
+def test_a_refused_automatic_renewal_matches_the_document(app: RunningApp, sandbox: Any) -> None:
+    customer = Customer(app, sandbox).link_all_the_way()
+    assert customer.verify()["status"] == "connected"  # the report names the app's object id
+    account_path = app.api(f"/accounts/{customer.account['id']}")
+    patched = app.http.patch(
+        account_path,
+        data=b'{"certificateRenewal": "automatic"}',
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert patched.status_code == 200, patched.text
+    assert (
+        check_response("/api/accounts/{id}", "PATCH", patched)["certificateRenewal"] == "automatic"
+    )
+    # A tenant policy allowing certificates of at most 180 days: Graph refuses a 365-day one.
+    sandbox.admin.set_certificate_policy(customer.tenant_id, 180)
+    started = app.http.post(rotation_url(app, customer.account["id"]), json={"validityDays": 365})
+    rotation = check_response(ROTATION, "POST", started)
+    assert rotation["renewal"] == "automatic"
+    assert rotation["appRegistration"] == {"addKey": "refused", "removeKey": None}
+    assert rotation["status"] == "awaiting_upload" and "policy" in rotation["detail"]
+    account = check_response("/api/accounts/{id}", "GET", app.http.get(account_path))
+    assert account["rotation"] == rotation
+
+
+def test_patch_and_if_match_match_the_document(app: RunningApp, resources: dict[str, str]) -> None:
+    path = "/api/accounts/{id}"
+    url = app.api(f"/accounts/{resources['{id}']}")
+    read = app.http.get(url)
+    check_response(path, "GET", read)
+    etag = read.headers["ETag"]
+    patched = app.http.patch(
+        url,
+        json={"displayName": "Renamed", "organizationName": None},
+        headers={"If-Match": etag},
+    )
+    assert patched.status_code == 200, patched.text
+    account = check_response(path, "PATCH", patched)
+    assert (account["displayName"], account["organizationName"]) == ("Renamed", None)
+    assert patched.headers["ETag"] != etag
+    for method in ("PATCH", "DELETE"):
+        stale = app.http.request(
+            method, url, json={"displayName": "Lost"}, headers={"If-Match": etag}
+        )
+        assert stale.status_code == 412, f"{method}: {stale.text}"
+        assert check_response(path, method, stale)["type"].endswith("/precondition-failed")
+    assert app.http.get(url).json()["displayName"] == "Renamed"  # neither applied
+    unknown_field = app.http.patch(url, json={"tenantId": str(uuid.uuid4())})
+    assert unknown_field.status_code == 400
+    assert check_response(path, "PATCH", unknown_field)["errors"][0]["field"] == "tenantId"
+    not_json = app.http.patch(url, data=b"x", headers={"Content-Type": "text/plain"})
+    assert not_json.status_code == 415
+    check_response(path, "PATCH", not_json)
+    missing = app.http.patch(app.api(f"/accounts/{uuid.uuid4()}"), json={"displayName": "x"})
+    assert missing.status_code == 404
+    check_response(path, "PATCH", missing)
+    unlinked = app.http.delete(url, headers={"If-Match": patched.headers["ETag"]})
+    assert unlinked.status_code == 204
+    check_response(path, "DELETE", unlinked)

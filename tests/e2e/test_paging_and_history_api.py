@@ -218,7 +218,7 @@ def test_the_timer_removes_events_past_retention(app: RunningApp) -> None:
     long_ago = history.event(LOCAL, old["id"], "verified", status="connected")
     store.update_account(
         current.updated(status="connected"),
-        type(long_ago)(**{**long_ago.__dict__, "at": utc_now() - timedelta(days=91)}),
+        [type(long_ago)(**{**long_ago.__dict__, "at": utc_now() - timedelta(days=91)})],
     )
     housekeeping.run(app.context, health_check.RunSummary(), utc_now())
     events = app.http.get(app.api("/events")).json()["value"]

@@ -612,6 +612,7 @@ LIMIT_SETTINGS = [
     ("VERIFY_TIMEOUT_SECONDS", "verifyTimeoutSeconds", "verify_timeout_seconds"),
     ("UNLINKED_KEY_RETENTION_DAYS", "unlinkedKeyRetentionDays", "unlinked_key_retention_days"),
     ("HISTORY_RETENTION_DAYS", "historyRetentionDays", "history_retention_days"),
+    ("KEY_RETIREMENT_DAYS", "keyRetirementDays", "key_retirement_days"),
     (
         "HEALTH_CHECK_TIME_BUDGET_SECONDS",
         "healthCheckTimeBudgetSeconds",
@@ -926,6 +927,17 @@ MUTATIONS: list[tuple[str, str, list[tuple[str, str]], Callable[[Project], None]
             (
                 "@maxValue(3650)\nparam historyRetentionDays",
                 "@maxValue(36500)\nparam historyRetentionDays",
+            )
+        ],
+        check_limit_settings_match_the_app,
+    ),
+    (
+        "key retirement allows a negative window",
+        "main.bicep",
+        [
+            (
+                "@minValue(0)\n@maxValue(90)\nparam keyRetirementDays",
+                "@minValue(-1)\n@maxValue(90)\nparam keyRetirementDays",
             )
         ],
         check_limit_settings_match_the_app,
