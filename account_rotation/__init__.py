@@ -1,4 +1,4 @@
-"""POST, GET and DELETE /api/accounts/{id}/rotation: start, read and cancel a certificate renewal."""
+"""POST, GET and DELETE /api/accounts/{id}/rotation: start, read and cancel a renewal."""
 
 import azure.functions as func
 

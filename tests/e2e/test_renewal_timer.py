@@ -69,9 +69,7 @@ def test_the_timer_starts_a_renewal_when_the_certificate_enters_the_window(
     assert customer.current()["rotation"]["key"]["keyId"] == rotation["key"]["keyId"]
 
 
-def test_automatic_renewal_completes_with_no_customer_action(
-    app: RunningApp, sandbox: Any
-) -> None:
+def test_automatic_renewal_completes_with_no_customer_action(app: RunningApp, sandbox: Any) -> None:
     customer = expiring(app, sandbox, certificateRenewal="automatic")
     old = customer.current()
     # Real Entra takes a while to accept a new certificate.
@@ -141,9 +139,7 @@ def test_a_refusing_app_management_policy_leaves_the_rotation_open_with_graphs_w
     assert customer.current()["keyId"] == rotation["key"]["keyId"]
 
 
-def test_graph_down_for_add_key_is_tried_again_by_the_timer(
-    app: RunningApp, sandbox: Any
-) -> None:
+def test_graph_down_for_add_key_is_tried_again_by_the_timer(app: RunningApp, sandbox: Any) -> None:
     customer = Customer(app, sandbox).register()
     customer.generate_key()
     customer.upload_certificate()

@@ -24,9 +24,7 @@ def table_settings(azurite: Azurite) -> dict[str, str]:
 
 
 @pytest.fixture(params=["sqlite", "table"])
-def app(
-    request: pytest.FixtureRequest, sandboxed_app: Callable[..., RunningApp]
-) -> RunningApp:
+def app(request: pytest.FixtureRequest, sandboxed_app: Callable[..., RunningApp]) -> RunningApp:
     if request.param == "sqlite":
         return sandboxed_app()
     return sandboxed_app(table_settings(request.getfixturevalue("azurite")))
@@ -141,7 +139,8 @@ def test_removing_the_old_certificate_first_switches_and_stays_connected(
     old = customer.current()
     new_key = start(customer)["key"]
     # The customer removes the old certificate before uploading the new one: broken for now.
-    customer.admin.delete_certificate(customer.tenant_id, customer.application_id, old["thumbprint"])
+    admin, tenant, application = customer.admin, customer.tenant_id, customer.application_id
+    admin.delete_certificate(tenant, application, old["thumbprint"])
     report = customer.verify()
     assert report["status"] == "action_required"
     assert check(report, "certificate")["status"] == "fail"

@@ -103,9 +103,7 @@ def test_instances_verifying_at_the_switch_switch_once(app: RunningApp, sandbox:
     assert_switched_once(app, customer, new_key, old_key)
 
 
-def _verify_in_process(
-    env: dict[str, str], ca_bundle: str, account_id: str, barrier: Any
-) -> None:
+def _verify_in_process(env: dict[str, str], ca_bundle: str, account_id: str, barrier: Any) -> None:
     os.environ["REQUESTS_CA_BUNDLE"] = ca_bundle
     ctx = build_context(load_settings(env))
     barrier.wait(timeout=60)
