@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     load_local_settings()
     os.environ.setdefault("AUTH_MODE", "local")
     os.environ.setdefault("LOCAL_STATE_DIR", ".local")
-    os.environ.setdefault("HEALTH_CHECK_SCHEDULE", "0 0 */6 * * *")
+    os.environ.setdefault("HEALTH_CHECK_SCHEDULE", "0 */10 * * * *")
 
     sandbox = None
     demo = None

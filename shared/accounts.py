@@ -8,6 +8,8 @@ key store is down, the key record stays marked `deleting` and the health check f
 from __future__ import annotations
 
 import logging
+import random
+import time
 import uuid
 from typing import Any
 
@@ -139,7 +141,10 @@ def delete_keys(ctx: AppContext, owner: str, key_ids: tuple[str, ...]) -> None:
 
 # --- PATCH and If-Match ----------------------------------------------------------------------
 PATCHABLE = ("displayName", "organizationName", "certificateRenewal")
-PATCH_ATTEMPTS = 5
+# A PATCH that lost a race reads again and re-applies its fields; each round one writer wins,
+# so this many tries lets a burst of concurrent PATCHes all land (jittered, as verify.record).
+PATCH_ATTEMPTS = 12
+PATCH_JITTER_SECONDS = 0.01
 
 
 def _changed() -> PreconditionFailed:
@@ -148,10 +153,14 @@ def _changed() -> PreconditionFailed:
     )
 
 
+def _tags(if_match: str) -> list[str]:
+    return [t.strip() for t in if_match.split(",")]
+
+
 def matched_version(account: Account, if_match: str) -> int:
     """The version `If-Match` names if it matches the account (RFC 9110 strong comparison:
     a list of entity tags, or `*`); else 412."""
-    tags = [t.strip() for t in if_match.split(",")]
+    tags = _tags(if_match)
     if "*" in tags or account.etag in tags:
         return account.version
     raise _changed()
@@ -178,7 +187,12 @@ def patch_account(
     if "certificateRenewal" in body and body["certificateRenewal"] is None:
         fields.problems.add("certificateRenewal", "must be one of " + ", ".join(RENEWALS))
     fields.done()
+    # `*` matches whatever version is current: a lost race is read again, as without If-Match.
+    # A named tag that matched the version read and lost the race names a version now gone.
+    pinned = if_match is not None and "*" not in _tags(if_match)
     for attempt in range(PATCH_ATTEMPTS):
+        if attempt:
+            time.sleep(random.uniform(0, PATCH_JITTER_SECONDS * attempt))  # noqa: S311 - jitter
         current = get_account(ctx, owner, account_id)
         if if_match is not None:
             matched_version(current, if_match)
@@ -203,7 +217,7 @@ def patch_account(
         try:
             saved = ctx.accounts.update_account(changed.updated(updated_at=utc_now()), [event])
         except VersionConflict:
-            if if_match is not None:
+            if pinned:
                 raise _changed() from None  # the version named is gone
             if attempt + 1 == PATCH_ATTEMPTS:
                 raise

@@ -159,13 +159,21 @@ def _key_store(
 
 
 def _account_store(settings: Settings) -> AccountStore:
+    from datetime import timedelta
+
+    from shared.schedule import SchedulePolicy
+
+    policy = SchedulePolicy(
+        interval=timedelta(hours=settings.health_check_interval_hours),
+        warning=timedelta(days=settings.cert_expiry_warning_days),
+    )
     if settings.table:
         from shared.accountstore.table import TableAccountStore, build_service
 
-        return TableAccountStore(build_service(settings.table), settings.table.table_name)
+        return TableAccountStore(build_service(settings.table), settings.table.table_name, policy)
     from shared.accountstore.sqlite import SqliteAccountStore
 
-    return SqliteAccountStore(settings.local_state_dir / "accounts.sqlite3")
+    return SqliteAccountStore(settings.local_state_dir / "accounts.sqlite3", policy)
 
 
 log = logging.getLogger("m365link.settings")

@@ -1,22 +1,28 @@
-"""The timer's work: re-verify every linked account, stalest first, then tidy the key store.
+"""The timer's work: re-verify the accounts that are due, stalest first, then tidy the key store.
 
-Each account's report is recorded as soon as it is ready, so a run that dies midway loses nothing
-already done; a run that nears its time budget stops taking new accounts and the next run starts
-with those it did not reach (they are then the stalest). One account's failure never stops the
-others. Tokens and warm MSAL application objects are reused, and a private key is read from the
-key store at most once per run (only when the account has no warm application object).
+Due accounts come from the account store's schedule (`take_due`), a few at a time as workers
+need them, so a run reads only due accounts and its memory does not grow with the fleet. Each
+is leased to this run while it works on it, so runs of several instances at once verify each
+due account once. Each account's report is recorded as soon as it is ready (which also moves it
+on in the schedule and ends the lease), so a run that dies midway loses nothing already done; a
+run that nears its time budget stops taking accounts and the next run starts with those it did
+not reach (they are still the stalest). One account's failure never stops the others. Tokens
+and warm MSAL application objects are reused, and a private key is read from the key store at
+most once per run (only when the account has no warm application object).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
-from collections import Counter
-from collections.abc import Iterator
+import uuid
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared import housekeeping, renewal
@@ -64,12 +70,10 @@ class RunSummary:
         }
 
 
-def stalest_first(accounts: list[Account]) -> list[Account]:
-    never = [a for a in accounts if a.last_verified_at is None]
-    seen = [a for a in accounts if a.last_verified_at is not None]
-    return sorted(never, key=lambda a: a.id) + sorted(
-        seen, key=lambda a: (a.last_verified_at, a.id)
-    )
+# A lease outlives the account's own deadline by this much, so it only lapses when the
+# instance that holds it has died.
+LEASE_MARGIN_SECONDS = 60
+BATCH_PER_WORKER = 2  # due accounts taken from the schedule at a time, per worker
 
 
 def run(
@@ -104,19 +108,45 @@ def run(
     stop_at = started + budget
     shortest = min(SHORTEST_ACCOUNT_SECONDS, budget)
     workers = concurrency or settings.health_check_concurrency
-    queue: Iterator[Account] = iter(stalest_first(list(ctx.accounts.list_all_accounts())))
+    due_by = now or utc_now()
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    lease = timedelta(seconds=per_account + LEASE_MARGIN_SECONDS)
+    taken: deque[Account] = deque()
+    seen: set[str] = set()  # verified in this run: with an interval of 0 they are due again
     lock = threading.Lock()
+    exhausted = False
+    try:
+        ctx.accounts.prepare_schedule(started + budget / 2)
+    except AppError as error:
+        log.warning("schedule not prepared: %s", error.detail)
 
     def next_account() -> tuple[Account, float] | None:
+        nonlocal exhausted
         with lock:
-            left = stop_at - time.monotonic()
-            if left < shortest:
-                return None
-            account = next(queue, None)
-            if account is None:
-                return None
-            summary.accounts += 1
-            return account, min(per_account, left)
+            while True:
+                left = stop_at - time.monotonic()
+                if left < shortest:
+                    return None
+                if not taken and not exhausted:
+                    try:
+                        with deadline(left):
+                            batch = ctx.accounts.take_due(
+                                due_by, workers * BATCH_PER_WORKER, lease, holder
+                            )
+                    except AppError as error:
+                        log.warning("due accounts not read: %s", error.detail)
+                        batch = []
+                    fresh = [a for a in batch if a.id not in seen]
+                    exhausted = not fresh
+                    taken.extend(fresh)
+                if not taken:
+                    return None
+                account = taken.popleft()
+                if account.id in seen:
+                    continue
+                seen.add(account.id)
+                summary.accounts += 1
+                return account, min(per_account, left)
 
     def worker() -> None:
         while (taken := next_account()) is not None:
@@ -144,7 +174,14 @@ def run(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health") as pool:
         for _ in range(workers):
             pool.submit(worker)
-    summary.not_reached = sum(1 for _ in queue)
+    # Taken but not reached: released, so the next run starts with them (still the stalest).
+    summary.not_reached = len(taken)
+    if taken:
+        try:
+            with deadline(max(stop_at - time.monotonic(), 1.0)):
+                ctx.accounts.release(list(taken), holder)
+        except AppError as error:
+            log.warning("leases not released (they lapse by themselves): %s", error.detail)
     with deadline(max(stop_at - time.monotonic(), 0.0)):
         housekeeping.run(ctx, summary, now or utc_now(), stop_at=stop_at)
     summary.duration_ms = round((time.monotonic() - started) * 1000)

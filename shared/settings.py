@@ -18,7 +18,7 @@ from shared.clouds import KEY_VAULT_HOST_SUFFIXES, is_key_vault_host
 from shared.errors import ConfigurationError
 
 DEFAULT_JWKS_URI = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
-DEFAULT_SCHEDULE = "0 0 */6 * * *"
+DEFAULT_SCHEDULE = "0 */10 * * * *"  # every 10 minutes; each run takes the due accounts
 ACCOUNTS_CONNECTION = "ACCOUNTS_STORAGE"
 
 
@@ -64,6 +64,7 @@ class Settings:
     unlinked_key_retention_days: int = 7
     history_retention_days: int = 90
     key_retirement_days: int = 7
+    health_check_interval_hours: int = 6
     key_custody: str = "local"  # where new keys go: vault-key | vault-secret | local
     key_vault_hsm: bool = False
 
@@ -269,6 +270,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         unlinked_key_retention_days=_int(env, "UNLINKED_KEY_RETENTION_DAYS", 7, 1, 90, problems),
         history_retention_days=_int(env, "HISTORY_RETENTION_DAYS", 90, 1, 3650, problems),
         key_retirement_days=_int(env, "KEY_RETIREMENT_DAYS", 7, 0, 90, problems),
+        health_check_interval_hours=_int(env, "HEALTH_CHECK_INTERVAL_HOURS", 6, 0, 168, problems),
         key_custody=custody,
         key_vault_hsm=hsm,
     )

@@ -105,7 +105,13 @@ def start_app(tmp_path: Path) -> Iterator[Callable[..., RunningApp]]:
     running: list[RunningApp] = []
 
     def start(env: Mapping[str, str] | None = None, **context_options: Any) -> RunningApp:
-        values = {"AUTH_MODE": "local", "LOCAL_STATE_DIR": str(tmp_path / "state")}
+        # Every account due at every timer run, unless a test sets the interval: most tests of
+        # the timer are about what a verification does, not about when it is due.
+        values = {
+            "AUTH_MODE": "local",
+            "LOCAL_STATE_DIR": str(tmp_path / "state"),
+            "HEALTH_CHECK_INTERVAL_HOURS": "0",
+        }
         values.update(env or {})
         context = build_context(load_settings(values), **context_options)
         context.http.hooks["response"].append(_remember_tokens)

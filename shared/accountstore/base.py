@@ -11,7 +11,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
 from shared.errors import DependencyUnavailable
@@ -168,7 +168,28 @@ class AccountStore(ABC):
 
     @abstractmethod
     def list_all_accounts(self) -> Iterator[Account]:
-        """Every account of every owner (the health check)."""
+        """Every account of every owner (tests and one-off tools; the timer uses `take_due`)."""
+
+    @abstractmethod
+    def take_due(
+        self, due_by: datetime, limit: int, lease: timedelta, holder: str
+    ) -> list[Account]:
+        """Up to `limit` accounts due by `due_by` (their `SchedulePolicy.due_at`), stalest
+        first, each leased to `holder` for `lease` from now (the real clock): another instance
+        does not take an account while its lease runs, and takes it again once it expired (an
+        instance died); the account's next write ends the lease. Reads only the due entries of
+        the schedule, never every account; an entry that disagrees with its account is
+        repaired on the way."""
+
+    @abstractmethod
+    def release(self, accounts: Sequence[Account], holder: str) -> None:
+        """End `holder`'s leases on accounts it took but did not verify (a run out of time),
+        so the next run takes them at once."""
+
+    @abstractmethod
+    def prepare_schedule(self, stop_at: float) -> None:
+        """Give accounts of an older release their schedule entries (bounded by `stop_at`, a
+        `time.monotonic()` deadline; later calls go on)."""
 
     @abstractmethod
     def update_account(

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from shared.accountstore.base import (
@@ -50,6 +51,7 @@ from shared.accountstore.codec import (
 )
 from shared.errors import DependencyUnavailable
 from shared.records import Account, Event, KeyRecord
+from shared.schedule import DEFAULT_POLICY, SchedulePolicy, due_key
 from shared.timefmt import to_rfc3339
 
 _SCHEMA = """
@@ -67,6 +69,9 @@ CREATE TABLE IF NOT EXISTS accounts (
     data TEXT NOT NULL,
     sort_key TEXT,
     status TEXT,
+    due_at TEXT,
+    lease_until INTEGER NOT NULL DEFAULT 0,
+    lease_holder TEXT,
     UNIQUE (owner, tenant_id, application_id)
 );
 CREATE INDEX IF NOT EXISTS accounts_by_owner ON accounts (owner);
@@ -89,14 +94,16 @@ CREATE INDEX IF NOT EXISTS events_by_time ON events (at);
 _PAGE_INDEXES = """
 CREATE INDEX IF NOT EXISTS accounts_page ON accounts (owner, sort_key);
 CREATE INDEX IF NOT EXISTS accounts_page_status ON accounts (owner, status, sort_key);
+CREATE INDEX IF NOT EXISTS accounts_due ON accounts (due_at, id);
 """
 
 
 class SqliteAccountStore(AccountStore):
     backend = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, policy: SchedulePolicy = DEFAULT_POLICY) -> None:
         self.path = path
+        self.policy = policy
         self.identity = store_identity(self.backend, str(path.resolve()))
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
@@ -104,21 +111,26 @@ class SqliteAccountStore(AccountStore):
             db.executescript(_SCHEMA)
         self._migrate()
 
+    def _due(self, account: Account) -> str:
+        return due_key(self.policy.due_at(account))
+
     def _migrate(self) -> None:
-        """Give a first-release file the page columns, filled from each account's data."""
+        """Give a file of an earlier release the page and schedule columns, filled from each
+        account's data."""
         with self._write() as db:
             columns = {row[1] for row in db.execute("PRAGMA table_info(accounts)")}
-            for column in ("sort_key", "status"):
+            for column, kind in _LATER_COLUMNS:
                 if column not in columns:
-                    db.execute(f"ALTER TABLE accounts ADD COLUMN {column} TEXT")
+                    db.execute(f"ALTER TABLE accounts ADD COLUMN {column} {kind}")
             rows = db.execute(
-                "SELECT id, data FROM accounts WHERE sort_key IS NULL OR status IS NULL"
+                "SELECT id, data FROM accounts WHERE sort_key IS NULL OR status IS NULL "
+                "OR due_at IS NULL"
             ).fetchall()
             for account_id, data in rows:
                 account = account_from_row(json.loads(data))
                 db.execute(
-                    "UPDATE accounts SET sort_key = ?, status = ? WHERE id = ?",
-                    (_sort_key(account), account.status, account_id),
+                    "UPDATE accounts SET sort_key = ?, status = ?, due_at = ? WHERE id = ?",
+                    (_sort_key(account), account.status, self._due(account), account_id),
                 )
             for statement in _PAGE_INDEXES.strip().splitlines():
                 db.execute(statement)
@@ -202,7 +214,7 @@ class SqliteAccountStore(AccountStore):
             db.execute("UPDATE keys SET data = ? WHERE key_id = ?", (json.dumps(bound), key.key_id))
             db.execute(
                 "INSERT INTO accounts (id, owner, tenant_id, application_id, version, data, "
-                "sort_key, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "sort_key, status, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     account.id,
                     account.owner,
@@ -212,6 +224,7 @@ class SqliteAccountStore(AccountStore):
                     json.dumps(account_to_row(account)),
                     _sort_key(account),
                     account.status,
+                    self._due(account),
                 ),
             )
             for event in events:
@@ -258,6 +271,35 @@ class SqliteAccountStore(AccountStore):
             rows = db.execute("SELECT data FROM accounts ORDER BY id").fetchall()
         return (account_from_row(json.loads(r[0])) for r in rows)
 
+    def release(self, accounts: Sequence[Account], holder: str) -> None:
+        with self._write() as db:
+            db.executemany(
+                "UPDATE accounts SET lease_until = 0, lease_holder = NULL "
+                "WHERE id = ? AND lease_holder = ?",
+                [(a.id, holder) for a in accounts],
+            )
+
+    def prepare_schedule(self, stop_at: float) -> None:
+        """Nothing to do: opening the file filled `due_at` for every account."""
+
+    def take_due(
+        self, due_by: datetime, limit: int, lease: timedelta, holder: str
+    ) -> list[Account]:
+        # One write transaction reads the due rows (the due index, in due order) and leases them,
+        # so two instances never take the same account while its lease runs.
+        moment = int(time.time())
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT id, data FROM accounts WHERE due_at <= ? AND lease_until < ? "
+                "ORDER BY due_at, id LIMIT ?",
+                (due_key(due_by), moment, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE accounts SET lease_until = ?, lease_holder = ? WHERE id = ?",
+                [(moment + int(lease.total_seconds()), holder, r[0]) for r in rows],
+            )
+        return [account_from_row(json.loads(r[1])) for r in rows]
+
     def update_account(
         self,
         account: Account,
@@ -267,12 +309,15 @@ class SqliteAccountStore(AccountStore):
         new = account.updated(version=account.version + 1)
         with self._write() as db:
             cursor = db.execute(
-                "UPDATE accounts SET data = ?, version = ?, status = ? "
+                # A write moves the account in the schedule and ends the timer's lease on it.
+                "UPDATE accounts SET data = ?, version = ?, status = ?, due_at = ?, "
+                "lease_until = 0, lease_holder = NULL "
                 "WHERE id = ? AND owner = ? AND version = ?",
                 (
                     json.dumps(account_to_row(new)),
                     new.version,
                     new.status,
+                    self._due(new),
                     account.id,
                     account.owner,
                     account.version,
@@ -360,6 +405,16 @@ class SqliteAccountStore(AccountStore):
     def ping(self) -> None:
         with self._connect() as db:
             db.execute("SELECT 1").fetchone()
+
+
+# Columns added after the first release: a file that lacks them gets them when opened.
+_LATER_COLUMNS = (
+    ("sort_key", "TEXT"),
+    ("status", "TEXT"),
+    ("due_at", "TEXT"),
+    ("lease_until", "INTEGER NOT NULL DEFAULT 0"),
+    ("lease_holder", "TEXT"),
+)
 
 
 def _sort_key(account: Account) -> str:

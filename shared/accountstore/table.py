@@ -46,7 +46,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -94,6 +94,7 @@ from shared.azure_pipeline import client_options
 from shared.errors import DependencyUnavailable
 from shared.outbound import deadline_at
 from shared.records import Account, Event, KeyRecord
+from shared.schedule import DEFAULT_POLICY, SchedulePolicy, due_key
 from shared.settings import TableSettings
 from shared.timefmt import to_rfc3339
 
@@ -107,6 +108,12 @@ _SEQ_CEILING = 10**16 - 1
 # PartitionKey, so no owner has this one).
 _SWEEP = ("%housekeeping", "events")
 _SWEEP_PAGES = 5  # service pages a sweep reads at most per call
+# The health check's schedule: one partition of its own ('%' is escaped in owners' keys), a row
+# per account whose RowKey sorts by due time, so due accounts are one range query.
+_SCHEDULE, _DUE, _BACKFILL = "%schedule", "due_", "backfill"
+# An entry whose account is missing is removed only when older than this: a link writes the
+# entry just before the account, and the timer may meet it in between.
+_ORPHAN_ENTRY_SECONDS = 120
 MAX_PAGE = 1000  # the service's most entities per query page
 # Writers of one owner take turns on its `meta` row; the loser of a race tries again, with
 # jittered exponential back-off, for this long (or until the unit of work's deadline, if sooner)
@@ -130,6 +137,10 @@ def _prefix_filter(prefix: str) -> str:
 
 def _upper(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
+
+
+def _due_rk(due: str, owner: str, account_id: str) -> str:
+    return f"{_DUE}{due}_{partition_of(owner)}_{account_id}"
 
 
 def _event_rk(seq: int) -> str:
@@ -172,8 +183,14 @@ def build_service(settings: TableSettings) -> TableServiceClient:
 class TableAccountStore(AccountStore):
     backend = "table"
 
-    def __init__(self, service: TableServiceClient, table_name: str) -> None:
+    def __init__(
+        self,
+        service: TableServiceClient,
+        table_name: str,
+        policy: SchedulePolicy = DEFAULT_POLICY,
+    ) -> None:
         self._service = service
+        self.policy = policy
         # A TableClient of its own rather than service.get_table_client(): the latter wraps the
         # transport so that retry sleeps bypass the deadline-aware transport (azure_pipeline).
         self._table: TableClient = TableClient(
@@ -354,6 +371,18 @@ class TableAccountStore(AccountStore):
     def link(self, account: Account, events: Sequence[Event] = ()) -> None:
         pk = partition_of(account.owner)
         pair_rk = f"{_PAIR}{account.tenant_id}_{account.application_id}"
+        due = self._due(account)
+        # The schedule entry first: an account is never without one (see take_due).
+        self._schedule(account, due)
+        try:
+            self._link(account, events, pk, pair_rk, due)
+        except BaseException:
+            self._unschedule(account.owner, account.id, due)
+            raise
+
+    def _link(
+        self, account: Account, events: Sequence[Event], pk: str, pair_rk: str, due: str
+    ) -> None:
 
         def attempt() -> None:
             key_entity = self._get(pk, _KEY + account.key_id)
@@ -362,7 +391,7 @@ class TableAccountStore(AccountStore):
             meta = self._ensure_meta(pk)
             operations: list[Any] = [
                 ("create", {"PartitionKey": pk, "RowKey": _ACCOUNT + account.id, "Kind": "account",
-                            **split_report(account_to_row(account))}),
+                            "dueAt": due, **split_report(account_to_row(account))}),
                 ("create", {"PartitionKey": pk, "RowKey": pair_rk, "Kind": "pair",
                             "accountId": account.id}),
                 ("update", {"PartitionKey": pk, "RowKey": _KEY + account.key_id,
@@ -529,6 +558,8 @@ class TableAccountStore(AccountStore):
     ) -> Account:
         pk, rk = partition_of(account.owner), _ACCOUNT + account.id
         new = account.updated(version=account.version + 1)
+        due = self._due(new)
+        moved: list[str] = []  # the schedule entry the account leaves, once it has left it
 
         def attempt() -> Account:
             current = self._get(pk, rk)
@@ -536,11 +567,16 @@ class TableAccountStore(AccountStore):
                 raise LookupError(account.id)
             if int(current["version"]) != account.version:
                 raise VersionConflict(account.id)
+            # The new schedule entry before the account names it; the old one goes after.
+            old_due = current.get("dueAt")
+            if old_due != due:
+                self._schedule(new, due)
             # REPLACE, not MERGE: a shorter report must not leave an older report's parts behind.
             entity = {
                 "PartitionKey": pk,
                 "RowKey": rk,
                 "Kind": "account",
+                "dueAt": due,
                 **split_report(account_to_row(new)),
             }
             operations: list[Any] = [
@@ -557,9 +593,14 @@ class TableAccountStore(AccountStore):
                     pk, meta, events, 0, int(now_connected) - int(was_connected)
                 )
             self._submit_or_stale(operations)
+            if old_due and old_due != due:
+                moved.append(old_due)
             return new
 
-        return self._contended(pk, attempt, account.id)
+        saved = self._contended(pk, attempt, account.id)
+        for old in moved:
+            self._unschedule(account.owner, account.id, old)
+        return saved
 
     def _key_operations(self, pk: str, account: Account, keys: KeyChanges) -> list[Any]:
         """The key records' changes for the account's transaction, each under the ETag read
@@ -627,9 +668,123 @@ class TableAccountStore(AccountStore):
                 pk, meta, recorded, -1, -int(account.status == "connected")
             )
             self._submit_or_stale(operations)
+            if entity.get("dueAt"):
+                self._unschedule(owner, account_id, str(entity["dueAt"]))
             return account
 
         return self._contended(pk, attempt, account_id)
+
+    # --- the health check's schedule ----------------------------------------------------------
+    def _due(self, account: Account) -> str:
+        return due_key(self.policy.due_at(account))
+
+    def _schedule(self, account: Account, due: str) -> None:
+        entry = {
+            "PartitionKey": _SCHEDULE,
+            "RowKey": _due_rk(due, account.owner, account.id),
+            "Kind": "due",
+            "owner": account.owner,
+            "accountId": account.id,
+            "due": due,
+            "leaseUntil": 0,  # always set: a filter on a missing property never matches
+            "writtenAt": int(time.time()),
+        }
+        self._call(lambda table: table.upsert_entity(entry, mode=UpdateMode.REPLACE))
+
+    def _unschedule(self, owner: str, account_id: str, due: str) -> None:
+        """Best effort: an entry left behind is repaired when the timer meets it."""
+        with suppress(ResourceNotFoundError, DependencyUnavailable):
+            self._delete(_SCHEDULE, _due_rk(due, owner, account_id))
+
+    def take_due(
+        self, due_by: datetime, limit: int, lease: timedelta, holder: str
+    ) -> list[Account]:
+        moment = int(time.time())
+        entries, _ = self._one_page(
+            "PartitionKey eq @pk and RowKey ge @start and RowKey lt @end and leaseUntil lt @now",
+            {"pk": _SCHEDULE, "start": _DUE, "end": f"{_DUE}{due_key(due_by)}~", "now": moment},
+            min(limit, MAX_PAGE),
+        )
+        taken: list[Account] = []
+        for entry in entries:
+            if not self._lease(entry, moment + int(lease.total_seconds()), holder):
+                continue  # another instance took it first
+            account = self.get_account(str(entry["owner"]), str(entry["accountId"]))
+            if account is None:
+                if moment - int(entry.get("writtenAt") or 0) > _ORPHAN_ENTRY_SECONDS:
+                    self._unschedule(str(entry["owner"]), str(entry["accountId"]), entry["due"])
+                continue
+            right = self._due(account)
+            if right != entry["due"]:  # a write that crashed between account and schedule
+                self._schedule(account, right)
+                self._unschedule(account.owner, account.id, str(entry["due"]))
+                continue  # due or not, the repaired entry is met in its turn
+            taken.append(account)
+        return taken
+
+    def release(self, accounts: Sequence[Account], holder: str) -> None:
+        for account in accounts:
+            rk = _due_rk(self._due(account), account.owner, account.id)
+            entry = self._get(_SCHEDULE, rk)
+            if entry is not None and entry.get("leaseHolder") == holder:
+                self._lease(entry, 0, "")  # ETag-checked: a lease taken over since stays
+
+    def prepare_schedule(self, stop_at: float) -> None:
+        """Entries for accounts written before the schedule existed (no `dueAt`): a scan of
+        every account, once, in bounded steps that later timer runs continue."""
+        state = self._get(_SCHEDULE, _BACKFILL)
+        if state is not None and state.get("done"):
+            return
+        token = json.loads(state["continuation"]) if state and state.get("continuation") else None
+        while time.monotonic() < stop_at:
+
+            def run(table: TableClient, token: Any = token) -> tuple[list[Any], Any]:
+                pages: Any = table.query_entities(
+                    _prefix_filter(_ACCOUNT), results_per_page=MAX_PAGE
+                ).by_page(continuation_token=token)
+                page = list(next(pages, []))
+                return page, pages.continuation_token
+
+            page, token = self._call(run)
+            for entity in page:
+                if not entity.get("dueAt"):
+                    account = account_from_row(join_report(_row(entity)))
+                    self._schedule(account, self._due(account))
+            self._save_backfill(json.dumps(token) if token else "")
+            if not token:
+                return
+
+    def _save_backfill(self, continuation: str) -> None:
+        saved = {
+            "PartitionKey": _SCHEDULE,
+            "RowKey": _BACKFILL,
+            "Kind": "backfill",
+            "continuation": continuation,
+            "done": not continuation,
+        }
+        self._call(lambda table: table.upsert_entity(saved, mode=UpdateMode.REPLACE))
+
+    def _lease(self, entry: Any, until: int, holder: str) -> bool:
+        """Take a due entry under the ETag it was read with; False when another took it."""
+        change = {
+            "PartitionKey": _SCHEDULE,
+            "RowKey": entry["RowKey"],
+            "leaseUntil": until,
+            "leaseHolder": holder,
+        }
+        etag = entry.metadata["etag"]
+        try:
+            self._call(
+                lambda table: table.update_entity(
+                    change,
+                    mode=UpdateMode.MERGE,
+                    etag=etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
 
     # --- history -----------------------------------------------------------------------------
     def account_history(

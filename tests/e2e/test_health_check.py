@@ -160,7 +160,7 @@ def test_a_run_stopped_at_its_deadline_resumes_with_the_rest(app: RunningApp, sa
         second = health_check.run(app.context, budget_seconds=60, account_seconds=1, concurrency=2)
     finally:
         sandbox.admin.set_latency(0)
-    assert 1 <= first.checked < 6 and first.not_reached == 6 - first.checked
+    assert 1 <= first.checked < 6
     assert len(reached) == first.checked
     assert second.checked == 6 and all(c.current()["lastVerifiedAt"] for c in fleet)
     assert all(c.current()["status"] == "connected" for c in fleet)
@@ -266,7 +266,8 @@ def test_a_budget_of_two_seconds_verifies_accounts_and_ends_in_time(
     elapsed = time.monotonic() - started
     print(f"timer run, budget 2 s, 1000 ms latency: {elapsed:.2f} s, {summary.as_dict()}")
     assert elapsed < 2 + 1.0  # the budget, plus local bookkeeping; no request outlived it
-    assert summary.by_status["connected"] >= 1 and summary.not_reached >= 1
+    # Six accounts of 1 s each on two workers need 3 s: some wait for the next run.
+    assert summary.by_status["connected"] >= 1 and summary.checked < len(fleet)
     verified = [c for c in fleet if c.current()["lastVerifiedAt"] != before[c.account["id"]]]
     assert len(verified) == summary.checked
     assert all(c.current()["status"] == "connected" for c in fleet)
