@@ -109,7 +109,7 @@ param authJwksUri string = 'https://login.microsoftonline.com/common/discovery/v
 param authOwnerClaim string = 'tid'
 
 @description('HEALTH_CHECK_SCHEDULE: NCRONTAB (six fields, UTC) of the health_check timer.')
-param healthCheckSchedule string = '0 0 */6 * * *'
+param healthCheckSchedule string = '0 */10 * * * *'
 
 @description('HEALTH_CHECK_CONCURRENCY: linked accounts verified at once by the health check.')
 @minValue(1)
@@ -140,6 +140,11 @@ param historyRetentionDays int = 90
 @minValue(0)
 @maxValue(90)
 param keyRetirementDays int = 7
+
+@description('HEALTH_CHECK_INTERVAL_HOURS: an account is due for re-verification by the timer this many hours after its last verification (0: at every run).')
+@minValue(0)
+@maxValue(168)
+param healthCheckIntervalHours int = 6
 
 @description('HEALTH_CHECK_TIME_BUDGET_SECONDS: the health_check timer stops taking accounts after this; keep it below host.json functionTimeout (10 min).')
 @minValue(1)
@@ -323,6 +328,7 @@ module functionApp './app/function-app.bicep' = {
     unlinkedKeyRetentionDays: unlinkedKeyRetentionDays
     historyRetentionDays: historyRetentionDays
     keyRetirementDays: keyRetirementDays
+    healthCheckIntervalHours: healthCheckIntervalHours
     healthCheckTimeBudgetSeconds: healthCheckTimeBudgetSeconds
     vnetEnabled: vnetEnabled
     appSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''

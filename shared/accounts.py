@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 import uuid
+import zlib
 from typing import Any
 
 from shared import history, paging
@@ -141,9 +143,13 @@ def delete_keys(ctx: AppContext, owner: str, key_ids: tuple[str, ...]) -> None:
 
 # --- PATCH and If-Match ----------------------------------------------------------------------
 PATCHABLE = ("displayName", "organizationName", "certificateRenewal")
-# A PATCH that lost a race reads again and re-applies its fields; each round one writer wins,
-# so this many tries lets a burst of concurrent PATCHes all land (jittered, as verify.record).
-PATCH_ATTEMPTS = 12
+_ATTRIBUTES = ("display_name", "organization_name", "certificate_renewal")
+# PATCHes of one account in this instance take turns (read, decide, write), so a burst of them
+# never loses races to each other and every one lands; a race lost to another instance or to
+# another write (a verification) is read again and re-applied, with jitter.
+_TURNS = tuple(threading.Lock() for _ in range(64))
+TURN_WAIT_SECONDS = 10.0
+PATCH_ATTEMPTS = 10
 PATCH_JITTER_SECONDS = 0.01
 
 
@@ -187,6 +193,26 @@ def patch_account(
     if "certificateRenewal" in body and body["certificateRenewal"] is None:
         fields.problems.add("certificateRenewal", "must be one of " + ", ".join(RENEWALS))
     fields.done()
+    values: dict[str, Any] = {}
+    if display_name is not None:
+        values["display_name"] = display_name
+    if "organizationName" in body:
+        values["organization_name"] = organization_name
+    if renewal is not None:
+        values["certificate_renewal"] = renewal
+    turn = _TURNS[zlib.crc32(account_id.lower().encode()) % len(_TURNS)]
+    if not turn.acquire(timeout=TURN_WAIT_SECONDS):
+        raise VersionConflict(account_id)
+    try:
+        return _apply_patch(ctx, owner, account_id, values, if_match)
+    finally:
+        turn.release()
+
+
+def _apply_patch(
+    ctx: AppContext, owner: str, account_id: str, values: dict[str, Any], if_match: str | None
+) -> Account:
+    """Apply the patch's values to the account as it is now; on a lost race read again."""
     # `*` matches whatever version is current: a lost race is read again, as without If-Match.
     # A named tag that matched the version read and lost the race names a version now gone.
     pinned = if_match is not None and "*" not in _tags(if_match)
@@ -196,17 +222,15 @@ def patch_account(
         current = get_account(ctx, owner, account_id)
         if if_match is not None:
             matched_version(current, if_match)
-        changes: dict[str, Any] = {}
-        if display_name is not None:
-            changes["display_name"] = display_name
-        if "organizationName" in body:
-            changes["organization_name"] = organization_name
-        if renewal is not None:
-            changes["certificate_renewal"] = renewal
-        changed = current.updated(**changes)
+        changed = current.updated(**values)
         if changed == current:
             return current  # nothing to change: no write, no event
-        named = [n for n in PATCHABLE if n in body]
+        # The event names the fields whose value changed, not every field the body repeated.
+        named = [
+            name
+            for name, attribute in zip(PATCHABLE, _ATTRIBUTES, strict=True)
+            if getattr(changed, attribute) != getattr(current, attribute)
+        ]
         event = history.event(
             owner,
             current.id,

@@ -99,6 +99,9 @@ param historyRetentionDays int
 @description('KEY_RETIREMENT_DAYS: a key replaced by a renewal is deleted this many days after the switch.')
 param keyRetirementDays int
 
+@description('HEALTH_CHECK_INTERVAL_HOURS: an account is due for re-verification this many hours after its last one.')
+param healthCheckIntervalHours int
+
 @description('HEALTH_CHECK_TIME_BUDGET_SECONDS: the health_check timer stops taking accounts after this.')
 param healthCheckTimeBudgetSeconds int
 
@@ -274,6 +277,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'KEY_RETIREMENT_DAYS'
           value: string(keyRetirementDays)
+        }
+        {
+          name: 'HEALTH_CHECK_INTERVAL_HOURS'
+          value: string(healthCheckIntervalHours)
         }
         {
           name: 'HEALTH_CHECK_TIME_BUDGET_SECONDS'

@@ -131,9 +131,16 @@ def test_a_real_change_writes_one_updated_event_by_the_caller(
     assert response.headers["ETag"] == read(customer).headers["ETag"]
     (event,) = updated_events(customer)
     assert event["actor"] == {"kind": "user", "id": "local-dev"}  # the caller, not the timer
-    assert "displayName" in event["detail"] and "certificateRenewal" in event["detail"]
-    assert "organizationName" not in event["detail"]
+    assert event["detail"] == "changed displayName, certificateRenewal"
     assert event["status"] == customer.current()["status"]
+    # A body repeating a field's current value next to a real change: the event names only
+    # what changed.
+    again = patch(customer, {"displayName": "Renamed", "organizationName": "fabrikam.example"})
+    assert again.status_code == 200, again.text
+    assert [e["detail"] for e in updated_events(customer)] == [
+        "changed displayName, certificateRenewal",
+        "changed organizationName",
+    ]
 
 
 def test_the_updated_event_names_the_signed_in_caller(

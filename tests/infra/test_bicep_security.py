@@ -861,7 +861,7 @@ def check_app_settings(p: Project) -> None:
         "https://login.microsoftonline.com/common/discovery/v2.0/keys",
     )
     _param_setting(s, "AUTH_OWNER_CLAIM", "authOwnerClaim", "tid")
-    _param_setting(s, "HEALTH_CHECK_SCHEDULE", "healthCheckSchedule", "0 0 */6 * * *")
+    _param_setting(s, "HEALTH_CHECK_SCHEDULE", "healthCheckSchedule", "0 */10 * * * *")
     for setting, param, default in (
         ("HEALTH_CHECK_CONCURRENCY", "healthCheckConcurrency", 8),
         ("CERT_EXPIRY_WARNING_DAYS", "certExpiryWarningDays", 30),

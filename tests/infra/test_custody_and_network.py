@@ -613,6 +613,7 @@ LIMIT_SETTINGS = [
     ("UNLINKED_KEY_RETENTION_DAYS", "unlinkedKeyRetentionDays", "unlinked_key_retention_days"),
     ("HISTORY_RETENTION_DAYS", "historyRetentionDays", "history_retention_days"),
     ("KEY_RETIREMENT_DAYS", "keyRetirementDays", "key_retirement_days"),
+    ("HEALTH_CHECK_INTERVAL_HOURS", "healthCheckIntervalHours", "health_check_interval_hours"),
     (
         "HEALTH_CHECK_TIME_BUDGET_SECONDS",
         "healthCheckTimeBudgetSeconds",

@@ -26,7 +26,8 @@ def test_defaults_are_local_stores_and_entra_auth() -> None:
     assert settings.auth.owner_claim == "tid"
     assert settings.key_store_backend == "local" and settings.account_store_backend == "sqlite"
     assert settings.health_check_concurrency == 8 and settings.cert_expiry_warning_days == 30
-    assert settings.health_check_schedule == "0 0 */6 * * *"
+    assert settings.health_check_schedule == "0 */10 * * * *"
+    assert settings.health_check_interval_hours == 6 and settings.key_retirement_days == 7
     assert settings.entra_authority_host is None and settings.graph_endpoint is None
 
 
@@ -52,6 +53,10 @@ def test_local_mode_is_refused_in_azure() -> None:
         ("HEALTH_CHECK_CONCURRENCY", "0", "HEALTH_CHECK_CONCURRENCY must be between"),
         ("HEALTH_CHECK_CONCURRENCY", "many", "must be an integer"),
         ("CERT_EXPIRY_WARNING_DAYS", "-1", "CERT_EXPIRY_WARNING_DAYS must be between"),
+        ("HEALTH_CHECK_INTERVAL_HOURS", "169", "HEALTH_CHECK_INTERVAL_HOURS must be between"),
+        ("HEALTH_CHECK_INTERVAL_HOURS", "-1", "HEALTH_CHECK_INTERVAL_HOURS must be between"),
+        ("KEY_RETIREMENT_DAYS", "91", "KEY_RETIREMENT_DAYS must be between"),
+        ("KEY_RETIREMENT_DAYS", "-1", "KEY_RETIREMENT_DAYS must be between"),
         ("HEALTH_CHECK_SCHEDULE", "0 */6 * * *", "six-field NCRONTAB"),
         ("ACCOUNTS_TABLE_NAME", "bad-name", "ACCOUNTS_TABLE_NAME must be"),
         ("AUTH_JWKS_URI", "ftp://keys", "AUTH_JWKS_URI must be an https"),
@@ -60,6 +65,17 @@ def test_local_mode_is_refused_in_azure() -> None:
 def test_each_invalid_setting_is_named(name: str, value: str, fragment: str) -> None:
     found = problems({**ENTRA, name: value})
     assert len(found) == 1 and fragment in found[0] and name.split("_")[0] in found[0]
+
+
+def test_interval_and_retirement_take_their_whole_ranges() -> None:
+    for hours in ("0", "168"):
+        assert load_settings(
+            {**ENTRA, "HEALTH_CHECK_INTERVAL_HOURS": hours}
+        ).health_check_interval_hours == int(hours)
+    for days in ("0", "90"):
+        assert load_settings({**ENTRA, "KEY_RETIREMENT_DAYS": days}).key_retirement_days == int(
+            days
+        )
 
 
 def test_table_storage_by_connection_string_or_identity() -> None:
