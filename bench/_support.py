@@ -245,8 +245,17 @@ class RunningApp:
 
 
 def app_settings(state_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Local mode (every caller is owner `local-dev`), embedded stores under `state_dir`."""
-    return {"AUTH_MODE": "local", "LOCAL_STATE_DIR": str(state_dir), **(extra or {})}
+    """Local mode (every caller is owner `local-dev`), embedded stores under `state_dir`.
+
+    HEALTH_CHECK_INTERVAL_HOURS=0 (every account due at every timer run, as in the tests): the
+    benchmarks time back-to-back `health_check.run`s, and with the default 6 hours a warm run
+    would find nothing due. `extra` may set it back (bench.fleet does)."""
+    return {
+        "AUTH_MODE": "local",
+        "LOCAL_STATE_DIR": str(state_dir),
+        "HEALTH_CHECK_INTERVAL_HOURS": "0",
+        **(extra or {}),
+    }
 
 
 def build_app_context(settings: Mapping[str, str], **options: Any) -> Any:

@@ -55,6 +55,11 @@ def run(
     try:
         if out_of_time():
             return
+        # The timer runs every few minutes; the key store's sweep (every key record, every
+        # stored key) runs once per HEALTH_CHECK_INTERVAL_HOURS, by one instance.
+        every = timedelta(hours=ctx.settings.health_check_interval_hours)
+        if not ctx.accounts.claim_chore("housekeeping", now, every):
+            return
         _expire_events(ctx, now, out_of_time)
         records = list(ctx.accounts.list_keys())
         for key in records:

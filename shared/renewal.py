@@ -42,8 +42,18 @@ def start(ctx: AppContext, owner: str, account_id: str, body: dict[str, Any]) ->
     if account.rotation is not None and account.rotation.in_progress:
         raise rotations.in_progress_conflict(account)
     days, size = rotations.options(ctx, account, body)
+    account = retire_before_renewing(ctx, account, utc_now())
     account = rotations.begin(ctx, account, validity_days=days, key_size=size)
     return push_new_certificate(ctx, account)
+
+
+def retire_before_renewing(ctx: AppContext, account: Account, now: datetime) -> Account:
+    """A renewal starting while the last one's replaced key is in its retirement window
+    retires that key first, with removeKey when automatic (`begin` releases it in any case,
+    so a removeKey that must wait leaves its certificate on the app registration)."""
+    if rotations.retiring_key(account) is None:
+        return account
+    return _retire(ctx, account, now, early=True)
 
 
 def cancel(ctx: AppContext, owner: str, account_id: str) -> Account:
@@ -201,6 +211,7 @@ def upkeep(ctx: AppContext, account: Account, now: datetime | None = None) -> Ac
             detail=f"certificate {account.thumbprint} expires on "
             f"{to_rfc3339(account.certificate_not_after)}; a renewal was started",
         )
+        account = retire_before_renewing(ctx, account, now)
         account = rotations.begin(
             ctx, account, validity_days=days, key_size=size, reason=[expiring]
         )
@@ -212,11 +223,11 @@ def _in_progress(account: Account) -> bool:
     return account.rotation is not None and account.rotation.in_progress
 
 
-def _retire(ctx: AppContext, account: Account, now: datetime) -> Account:
+def _retire(ctx: AppContext, account: Account, now: datetime, *, early: bool = False) -> Account:
     rotation = account.rotation
     assert rotation is not None
     if rotation.remove_key != "pending":
-        return rotations.retire(ctx, account, now)
+        return rotations.retire(ctx, account, now, early=early)
     write = _own_write(
         ctx,
         account,
@@ -243,4 +254,4 @@ def _retire(ctx: AppContext, account: Account, now: datetime) -> Account:
             f"Completed; the previous key was deleted. {write.words()} Remove certificate "
             f"{rotation.previous_thumbprint} from the app registration by hand."
         )
-    return rotations.retire(ctx, account, now, remove_key=write.outcome, detail=detail)
+    return rotations.retire(ctx, account, now, early=early, remove_key=write.outcome, detail=detail)

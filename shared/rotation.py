@@ -146,9 +146,16 @@ def begin(
         add_key="pending" if automatic else None,
     )
 
+    released: list[str] = []  # by the decision that was written
+
     def decide(current: Account) -> Change:
         if current.rotation is not None and current.rotation.in_progress:
             raise in_progress_conflict(current)
+        # The new rotation replaces the record of the last one: a key that one replaced and
+        # that is still in its retirement window is retired now, in this write, or no rotation
+        # would name it any more and neither the timer nor unlink would ever delete it.
+        retired = retiring_key(current)
+        released[:] = [retired] if retired else []
         return Change(
             current.updated(rotation=started, updated_at=utc_now()),
             [
@@ -162,7 +169,7 @@ def begin(
                     f"{to_rfc3339(record.not_after)}",
                 ),
             ],
-            KeyChanges(bind=(record.key_id,)),
+            KeyChanges(bind=(record.key_id,), release=(retired,) if retired else ()),
         )
 
     try:
@@ -170,6 +177,9 @@ def begin(
     except (Conflict, KeyTaken, VersionConflict, NotFound):
         _discard(ctx, account.owner, record.key_id)
         raise
+    if released:
+        delete_keys(ctx, account.owner, tuple(released))
+        log.info("replaced key retired early accountId=%s keyId=%s", account.id, released[0])
     log.info(
         "rotation started accountId=%s keyId=%s renewal=%s",
         account.id,
@@ -177,6 +187,12 @@ def begin(
         account.certificate_renewal,
     )
     return saved
+
+
+def retiring_key(account: Account) -> str | None:
+    """The key the last rotation replaced, while it is still in its retirement window."""
+    rotation = account.rotation
+    return rotation.previous_key_id if rotation is not None and rotation.retiring else None
 
 
 def _discard(ctx: AppContext, owner: str, key_id: str) -> None:
@@ -320,12 +336,15 @@ def retirement_due(account: Account, now: datetime) -> bool:
     )
 
 
-def retire(ctx: AppContext, account: Account, now: datetime, **changes: Any) -> Account:
-    """After the retirement window: release the replaced key (then delete it, private key
-    included). `changes` amend the rotation in the same write (removeKey's outcome)."""
+def retire(
+    ctx: AppContext, account: Account, now: datetime, *, early: bool = False, **changes: Any
+) -> Account:
+    """After the retirement window (or inside it, `early`: a new renewal is starting): release
+    the replaced key (then delete it, private key included). `changes` amend the rotation in
+    the same write (removeKey's outcome)."""
 
     def decide(current: Account) -> Change | None:
-        if not retirement_due(current, now):
+        if not (retiring_key(current) if early else retirement_due(current, now)):
             return None
         assert current.rotation is not None
         retired = current.rotation.updated(previous_retired_at=now, **changes)

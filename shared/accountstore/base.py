@@ -187,6 +187,11 @@ class AccountStore(ABC):
         so the next run takes them at once."""
 
     @abstractmethod
+    def claim_chore(self, name: str, now: datetime, every: timedelta) -> bool:
+        """True when the chore `name` last ran `every` or longer ago (or never), and now
+        counts as its run: of instances asking at once, one gets True. `every` 0: always."""
+
+    @abstractmethod
     def prepare_schedule(self, stop_at: float) -> None:
         """Give accounts of an older release their schedule entries (bounded by `stop_at`, a
         `time.monotonic()` deadline; later calls go on)."""

@@ -52,7 +52,7 @@ from shared.accountstore.codec import (
 from shared.errors import DependencyUnavailable
 from shared.records import Account, Event, KeyRecord
 from shared.schedule import DEFAULT_POLICY, SchedulePolicy, due_key
-from shared.timefmt import to_rfc3339
+from shared.timefmt import from_rfc3339, to_rfc3339
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (
@@ -86,6 +86,10 @@ CREATE TABLE IF NOT EXISTS events (
     at TEXT NOT NULL,
     data TEXT NOT NULL,
     PRIMARY KEY (owner, seq)
+);
+CREATE TABLE IF NOT EXISTS chores (
+    name TEXT PRIMARY KEY,
+    last_run TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_account ON events (owner, account_id, seq);
 CREATE INDEX IF NOT EXISTS events_by_time ON events (at);
@@ -278,6 +282,20 @@ class SqliteAccountStore(AccountStore):
                 "WHERE id = ? AND lease_holder = ?",
                 [(a.id, holder) for a in accounts],
             )
+
+    def claim_chore(self, name: str, now: datetime, every: timedelta) -> bool:
+        if every <= timedelta(0):
+            return True
+        with self._write() as db:
+            row = db.execute("SELECT last_run FROM chores WHERE name = ?", (name,)).fetchone()
+            if row and now - from_rfc3339(row[0]) < every:
+                return False
+            db.execute(
+                "INSERT INTO chores (name, last_run) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET last_run = excluded.last_run",
+                (name, to_rfc3339(now)),
+            )
+        return True
 
     def prepare_schedule(self, stop_at: float) -> None:
         """Nothing to do: opening the file filled `due_at` for every account."""

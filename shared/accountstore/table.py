@@ -139,6 +139,17 @@ def _upper(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
+def _backfill_row(continuation: str) -> dict[str, Any]:
+    """Where the scan giving older accounts their schedule entries stands ('' and done: over)."""
+    return {
+        "PartitionKey": _SCHEDULE,
+        "RowKey": _BACKFILL,
+        "Kind": "backfill",
+        "continuation": continuation,
+        "done": not continuation,
+    }
+
+
 def _due_rk(due: str, owner: str, account_id: str) -> str:
     return f"{_DUE}{due}_{partition_of(owner)}_{account_id}"
 
@@ -228,7 +239,12 @@ class TableAccountStore(AccountStore):
         if not self._ready:
             with self._lock, self._guard():
                 if not self._ready:
-                    self._service.create_table_if_not_exists(self._table_name)
+                    try:
+                        self._service.create_table(self._table_name)
+                    except ResourceExistsError:
+                        pass
+                    else:  # a table this release made holds no account without its entry
+                        self._table.upsert_entity(_backfill_row(""), mode=UpdateMode.REPLACE)
                     self._ready = True
         return self._table
 
@@ -729,6 +745,32 @@ class TableAccountStore(AccountStore):
             if entry is not None and entry.get("leaseHolder") == holder:
                 self._lease(entry, 0, "")  # ETag-checked: a lease taken over since stays
 
+    def claim_chore(self, name: str, now: datetime, every: timedelta) -> bool:
+        if every <= timedelta(0):
+            return True
+        key = (_SWEEP[0], f"chore_{name}")
+        row = self._get(*key)
+        if row is not None and int(now.timestamp()) - int(row["lastRun"]) < every.total_seconds():
+            return False
+        entity = {"PartitionKey": key[0], "RowKey": key[1], "Kind": "chore",
+                  "lastRun": int(now.timestamp())}  # fmt: skip
+        try:
+            if row is None:
+                self._call(lambda table: table.create_entity(entity))
+            else:
+                etag = row.metadata["etag"]
+                self._call(
+                    lambda table: table.update_entity(
+                        entity,
+                        mode=UpdateMode.REPLACE,
+                        etag=etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                )
+        except (ResourceExistsError, ResourceModifiedError):
+            return False  # another instance claimed it first
+        return True
+
     def prepare_schedule(self, stop_at: float) -> None:
         """Entries for accounts written before the schedule existed (no `dueAt`): a scan of
         every account, once, in bounded steps that later timer runs continue."""
@@ -755,13 +797,7 @@ class TableAccountStore(AccountStore):
                 return
 
     def _save_backfill(self, continuation: str) -> None:
-        saved = {
-            "PartitionKey": _SCHEDULE,
-            "RowKey": _BACKFILL,
-            "Kind": "backfill",
-            "continuation": continuation,
-            "done": not continuation,
-        }
+        saved = _backfill_row(continuation)
         self._call(lambda table: table.upsert_entity(saved, mode=UpdateMode.REPLACE))
 
     def _lease(self, entry: Any, until: int, holder: str) -> bool:

@@ -121,8 +121,10 @@ def test_table_accounts_of_the_last_release_get_their_entries(
     table_store: TableAccountStore, azurite: Azurite
 ) -> None:
     account = linked(table_store)
-    # As the last release wrote it: the account without a due time, no schedule entry.
+    # As the last release wrote it: the account without a due time, no schedule entry, and a
+    # table this release did not make (so no note that every account has its entry).
     table_store._delete("%schedule", f"due_{due_key(account.created_at)}_owner-a_{account.id}")
+    table_store._delete("%schedule", "backfill")
     entity = table_store._get("owner-a", f"acct_{account.id}")
     table_store._table.upsert_entity(
         {k: v for k, v in entity.items() if k != "dueAt"}, mode=UpdateMode.REPLACE
@@ -130,6 +132,21 @@ def test_table_accounts_of_the_last_release_get_their_entries(
     assert table_store.take_due(NOW, 10, LEASE, "a") == []
     table_store.prepare_schedule(stop_at=float("inf"))
     assert [a.id for a in table_store.take_due(NOW, 10, LEASE, "a")] == [account.id]
+
+
+def test_a_chore_runs_once_per_period_whoever_asks(store: AccountStore) -> None:
+    every = timedelta(hours=6)
+    assert store.claim_chore("housekeeping", NOW, every)
+    assert not store.claim_chore("housekeeping", NOW + timedelta(hours=5), every)
+    assert store.claim_chore("other", NOW, every)  # chores are counted apart
+    assert store.claim_chore("housekeeping", NOW + timedelta(hours=6), every)
+    assert store.claim_chore("housekeeping", NOW, timedelta(0))  # a period of 0: every time
+    from concurrent.futures import ThreadPoolExecutor
+
+    later = NOW + timedelta(days=1)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        claims = list(pool.map(lambda _: store.claim_chore("housekeeping", later, every), range(6)))
+    assert claims.count(True) == 1
 
 
 # --- at fleet scale ----------------------------------------------------------------------------

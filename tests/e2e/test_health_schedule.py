@@ -97,3 +97,18 @@ def test_two_timer_processes_verify_each_due_account_once(
     verifications = token_requests_by_tenant(sandbox)
     assert verifications == Counter({c.tenant_id: 1 for c in fleet})
     assert all(c.current()["status"] == "connected" for c in fleet)
+
+
+def test_the_key_store_sweep_runs_once_per_interval(app: RunningApp) -> None:
+    from tests.e2e.test_health_check import aged_key
+
+    first = aged_key(app, days=8)  # never linked, past its retention
+    assert health_check.run(app.context).keys_removed == 1
+    second = aged_key(app, days=8)
+    # The timer runs every 10 minutes; the sweep of every key only once per interval.
+    assert health_check.run(app.context).keys_removed == 0
+    assert app.http.get(app.api(f"/keys/{second}")).status_code == 200
+    later = health_check.run(app.context, now=utc_now() + timedelta(hours=6, minutes=1))
+    assert later.keys_removed == 1
+    for key_id in (first, second):
+        assert app.http.get(app.api(f"/keys/{key_id}")).status_code == 404

@@ -20,7 +20,7 @@ from tests.conftest import RunningApp
 from tests.contract.test_key_store import StaticCredential
 from tests.e2e.customer import faulted
 from tests.e2e.test_renewal_timer import expiring, registration
-from tests.e2e.test_rotation import connected, key_status, start
+from tests.e2e.test_rotation import connected, key_status, start, upload
 
 
 @pytest.fixture(params=["vault-key", "vault-secret"])
@@ -178,3 +178,28 @@ def test_the_vault_down_for_the_old_key_at_retirement_is_finished_by_the_next_ru
     assert vault_name(old_key) not in live and vault_name(old_key) in deleted
     assert customer.current()["rotation"]["appRegistration"]["removeKey"] == "done"
     assert customer.verify()["status"] == "connected"
+
+
+def test_a_renewal_started_inside_the_retirement_window_leaves_no_key_behind(
+    app: RunningApp, sandbox: Any, custody: str
+) -> None:
+    # Renewed by hand and switched; a second renewal starts before the first one's replaced
+    # key is retired (a key to replace again at once, say). The first key must not be
+    # forgotten: bound to the account with no rotation naming it, no timer or unlink would
+    # ever delete it, and its private key would stay in the vault for good.
+    customer = connected(app, sandbox)
+    first = customer.current()["keyId"]
+    second = start(customer)["key"]["keyId"]
+    upload(customer, second)
+    customer.verify()
+    assert customer.current()["keyId"] == second
+    third = start(customer)["key"]["keyId"]
+    assert key_status(app, first) == 404  # retired early: the account is on its next key
+    assert vault_name(first) not in vault(sandbox, custody)[0]
+    assert key_status(app, second) == 200  # the current key, still signing in
+    assert customer.verify()["status"] == "connected"
+    assert app.http.delete(app.api(f"/accounts/{customer.account['id']}")).status_code == 204
+    live, deleted = vault(sandbox, custody)
+    for key_id in (first, second, third):
+        assert vault_name(key_id) not in live and vault_name(key_id) in deleted, key_id
+    assert list(app.context.accounts.list_keys()) == []
