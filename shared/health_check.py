@@ -116,7 +116,8 @@ def run(
     lock = threading.Lock()
     exhausted = False
     try:
-        ctx.accounts.prepare_schedule(started + budget / 2)
+        with deadline(budget / 2):  # at most half the run, once per table (older releases)
+            ctx.accounts.prepare_schedule(started + budget / 2)
     except AppError as error:
         log.warning("schedule not prepared: %s", error.detail)
 

@@ -754,21 +754,12 @@ class TableAccountStore(AccountStore):
             return False
         entity = {"PartitionKey": key[0], "RowKey": key[1], "Kind": "chore",
                   "lastRun": int(now.timestamp())}  # fmt: skip
+        if row is not None:  # False: another instance claimed it first
+            return self._update_unchanged(entity, row, UpdateMode.REPLACE)
         try:
-            if row is None:
-                self._call(lambda table: table.create_entity(entity))
-            else:
-                etag = row.metadata["etag"]
-                self._call(
-                    lambda table: table.update_entity(
-                        entity,
-                        mode=UpdateMode.REPLACE,
-                        etag=etag,
-                        match_condition=MatchConditions.IfNotModified,
-                    )
-                )
-        except (ResourceExistsError, ResourceModifiedError):
-            return False  # another instance claimed it first
+            self._call(lambda table: table.create_entity(entity))
+        except ResourceExistsError:
+            return False
         return True
 
     def prepare_schedule(self, stop_at: float) -> None:
@@ -808,14 +799,16 @@ class TableAccountStore(AccountStore):
             "leaseUntil": until,
             "leaseHolder": holder,
         }
-        etag = entry.metadata["etag"]
+        return self._update_unchanged(change, entry, UpdateMode.MERGE)
+
+    def _update_unchanged(self, change: dict[str, Any], read: Any, mode: UpdateMode) -> bool:
+        """Write `change` only if the row is still as `read` left it (its ETag); False when
+        it changed or went meanwhile."""
+        etag = read.metadata["etag"]
         try:
             self._call(
                 lambda table: table.update_entity(
-                    change,
-                    mode=UpdateMode.MERGE,
-                    etag=etag,
-                    match_condition=MatchConditions.IfNotModified,
+                    change, mode=mode, etag=etag, match_condition=MatchConditions.IfNotModified
                 )
             )
         except (ResourceModifiedError, ResourceNotFoundError):
