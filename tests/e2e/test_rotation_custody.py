@@ -203,3 +203,20 @@ def test_a_renewal_started_inside_the_retirement_window_leaves_no_key_behind(
     for key_id in (first, second, third):
         assert vault_name(key_id) not in live and vault_name(key_id) in deleted, key_id
     assert list(app.context.accounts.list_keys()) == []
+
+
+def test_automatic_renewal_started_inside_the_retirement_window_removes_the_old_certificate(
+    app: RunningApp, sandbox: Any, custody: str
+) -> None:
+    customer = expiring(app, sandbox, certificateRenewal="automatic")
+    first = customer.current()
+    health_check.run(app.context)  # renewed and switched; the first key in its window
+    second = customer.current()
+    assert second["rotation"]["appRegistration"]["removeKey"] == "pending"
+    third = start(customer)["key"]
+    # The app took the first certificate off the registration (it said it would) and added
+    # the third; the second, the account's current one, stays.
+    assert registration(customer) == {second["thumbprint"], third["thumbprint"]}
+    assert key_status(app, first["keyId"]) == 404
+    assert vault_name(first["keyId"]) not in vault(sandbox, custody)[0]
+    assert customer.verify()["status"] == "connected"
