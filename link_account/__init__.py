@@ -2,10 +2,11 @@
 
 import azure.functions as func
 
-from shared import accounts
+from shared import accounts, renewal
 from shared.app_context import AppContext, get_context
 from shared.history import acting_as
 from shared.http_edge import endpoint, json_response, read_json_object
+from shared.outbound import deadline
 
 # A JSON merge patch (RFC 7396); plain JSON is read the same way.
 PATCH_MEDIA_TYPES = ("application/merge-patch+json", "application/json")
@@ -39,7 +40,10 @@ def serve(req: func.HttpRequest, ctx: AppContext, owner: str) -> func.HttpRespon
         return func.HttpResponse(status_code=204, headers={"Cache-Control": "no-store"})
     if req.method == "PATCH":
         body = read_json_object(req, PATCH_MEDIA_TYPES)
-        account = accounts.patch_account(ctx, owner, account_id, body, if_match)
+        with deadline(ctx.settings.verify_timeout_seconds):  # a taken-over renewal's addKey
+            account = renewal.push_new_certificate(
+                ctx, accounts.patch_account(ctx, owner, account_id, body, if_match)
+            )
     else:
         account = accounts.get_account(ctx, owner, account_id)
     return json_response(account.to_resource(), headers={"ETag": account.etag})

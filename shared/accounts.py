@@ -222,7 +222,7 @@ def _apply_patch(
         current = get_account(ctx, owner, account_id)
         if if_match is not None:
             matched_version(current, if_match)
-        changed = current.updated(**values)
+        changed = _with_renewal_taken_over(current.updated(**values))
         if changed == current:
             return current  # nothing to change: no write, no event
         # The event names the fields whose value changed, not every field the body repeated.
@@ -251,6 +251,20 @@ def _apply_patch(
         log.info("account updated accountId=%s fields=%s", saved.id, ",".join(named))
         return saved
     raise VersionConflict(account_id)  # not reached: the loop returns or raises
+
+
+def _with_renewal_taken_over(account: Account) -> Account:
+    """Automatic renewal switched on during a manual rotation takes that rotation over: the app
+    adds its certificate itself (`renewal.push_new_certificate`, which the route calls next)."""
+    rotation = account.rotation
+    if (
+        account.certificate_renewal != "automatic"
+        or rotation is None
+        or not rotation.in_progress
+        or rotation.renewal == "automatic"
+    ):
+        return account
+    return account.updated(rotation=rotation.updated(renewal="automatic", add_key="pending"))
 
 
 def finish_key_deletion(ctx: AppContext, record: KeyRecord) -> bool:

@@ -62,19 +62,7 @@ def cancel(ctx: AppContext, owner: str, account_id: str) -> Account:
     account = rotations.cancel(ctx, get_account(ctx, owner, account_id))
     rotation = account.rotation
     if rotation is not None and rotation.add_key == "done":
-        write = _own_write(
-            ctx,
-            account,
-            lambda tenant, graph, token, object_id, signer: own_credentials.remove_certificate(
-                tenant,
-                graph,
-                token,
-                object_id=object_id,
-                thumbprint=rotation.thumbprint,
-                signer=signer,
-                signer_thumbprint=account.thumbprint,
-            ),
-        )
+        write = remove_from_registration(ctx, account, rotation.thumbprint)
         left = (
             ""
             if write.outcome == "done"
@@ -90,6 +78,24 @@ def cancel(ctx: AppContext, owner: str, account_id: str) -> Account:
             + left,
         )
     return account
+
+
+def remove_from_registration(ctx: AppContext, account: Account, thumbprint: str) -> GraphWrite:
+    """removeKey of one certificate from the app registration, the proof signed by the
+    account's current key (own_credentials never removes the one that signs)."""
+    return _own_write(
+        ctx,
+        account,
+        lambda tenant, graph, token, object_id, signer: own_credentials.remove_certificate(
+            tenant,
+            graph,
+            token,
+            object_id=object_id,
+            thumbprint=thumbprint,
+            signer=signer,
+            signer_thumbprint=account.thumbprint,
+        ),
+    )
 
 
 def push_new_certificate(ctx: AppContext, account: Account) -> Account:
@@ -228,19 +234,7 @@ def _retire(ctx: AppContext, account: Account, now: datetime, *, early: bool = F
     assert rotation is not None
     if rotation.remove_key != "pending":
         return rotations.retire(ctx, account, now, early=early)
-    write = _own_write(
-        ctx,
-        account,
-        lambda tenant, graph, token, object_id, signer: own_credentials.remove_certificate(
-            tenant,
-            graph,
-            token,
-            object_id=object_id,
-            thumbprint=rotation.previous_thumbprint,
-            signer=signer,
-            signer_thumbprint=account.thumbprint,
-        ),
-    )
+    write = remove_from_registration(ctx, account, rotation.previous_thumbprint)
     if write.outcome == "transient":
         log.info("replaced certificate not removed yet accountId=%s", account.id)
         return account  # the key stays until removeKey answers; the next run tries again

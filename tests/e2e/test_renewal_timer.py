@@ -182,3 +182,24 @@ def test_a_rotation_adds_one_token_request_and_none_once_finished(
     sandbox.admin.reset_requests()
     health_check.run(app.context)
     assert token_requests(sandbox) == 0  # finished: the new key's cached token, nothing more
+
+
+def test_switching_automatic_renewal_on_takes_over_a_manual_rotation(
+    app: RunningApp, sandbox: Any
+) -> None:
+    customer = Customer(app, sandbox).link_all_the_way()
+    customer.verify()
+    rotation = start(customer)
+    assert rotation["renewal"] == "manual" and rotation["appRegistration"] is None
+    patched = app.http.patch(
+        app.api(f"/accounts/{customer.account['id']}"),
+        json={"certificateRenewal": "automatic"},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert patched.status_code == 200, patched.text
+    taken_over = patched.json()["rotation"]
+    assert taken_over["renewal"] == "automatic"
+    assert taken_over["appRegistration"] == {"addKey": "done", "removeKey": None}
+    assert rotation["key"]["thumbprint"] in registration(customer)
+    customer.verify()
+    assert customer.current()["keyId"] == rotation["key"]["keyId"]
