@@ -11,7 +11,7 @@ import time
 
 from bench._support import ROOT
 
-BENCHMARKS = ("keygen", "accounts", "verify", "health_check", "custody")
+BENCHMARKS = ("keygen", "accounts", "verify", "health_check", "custody", "fleet", "rotation")
 
 
 def main() -> int:
