@@ -28,6 +28,9 @@ from shared.errors import (
 )
 
 MAX_BODY_BYTES = 64 * 1024
+# A portal on another origin reads these (CORS shows a script only "simple" headers otherwise):
+# the account's version for If-Match, where a created resource is, when to try again.
+EXPOSED = {"Access-Control-Expose-Headers": "ETag, Location, Retry-After"}
 PROBLEM_BASE = "https://m365-link.dev/problems/"
 log = logging.getLogger("m365link.http")
 
@@ -45,6 +48,7 @@ def json_response(
         headers={
             "Content-Type": "application/json; charset=utf-8",
             "Cache-Control": "no-store",
+            **EXPOSED,
             **(headers or {}),
         },
         mimetype="application/json",
@@ -68,6 +72,7 @@ def problem_response(error: AppError, instance: str | None = None) -> func.HttpR
         headers={
             "Content-Type": "application/problem+json",
             "Cache-Control": "no-store",
+            **EXPOSED,
             **error.headers(),
         },
         mimetype="application/problem+json",

@@ -283,3 +283,24 @@ def test_concurrent_patches_of_different_fields_all_land_with_no_lost_update(
         ), f"version {version} is not version {version - 1} plus one PATCH: {writers[version]}"
     # One `updated` event per write, none for the PATCHes that changed nothing.
     assert len(updated_events(customer)) == last - initial
+
+
+def test_a_portal_on_another_origin_can_read_the_etag(app: Any) -> None:
+    """CORS shows a script only simple response headers unless the answer exposes others."""
+    key = app.http.post(
+        app.api("/keys"),
+        json={
+            "tenantId": str(uuid.uuid4()),
+            "applicationId": str(uuid.uuid4()),
+            "displayName": "x",
+        },
+    ).json()
+    created = app.http.post(
+        app.api("/accounts"),
+        json={"displayName": "x", "tenantId": key["tenantId"],
+              "applicationId": key["applicationId"], "keyId": key["keyId"]},
+    )  # fmt: skip
+    read = app.http.get(app.api(f"/accounts/{created.json()['id']}"))
+    for response in (created, read):
+        exposed = {h.strip() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
+        assert {"ETag", "Location", "Retry-After"} <= exposed
