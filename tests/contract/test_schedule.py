@@ -257,5 +257,6 @@ def test_table_finding_due_accounts_among_10000_reads_only_the_due_ones(
     table_store._table = counting  # type: ignore[assignment]
     taken = take_all(table_store, batch=20)
     assert len(taken) == due
+    print(f"store calls to take {due} due accounts among {count}: {counting.calls}")
     # One query per batch (and one that finds none), then per due account its lease and its read.
     assert counting.calls <= (due // 20 + 1) + 2 * due, counting.calls
