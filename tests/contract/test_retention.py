@@ -35,7 +35,14 @@ ONE_KEY = certificates.new_private_key(2048)
 
 @pytest.fixture
 def ctx(store: AccountStore, tmp_path: Path) -> AppContext:
-    settings = load_settings({"AUTH_MODE": "local", "LOCAL_STATE_DIR": str(tmp_path / "state")})
+    # The sweep of every key at every run (the default interval runs it once per 6 hours).
+    settings = load_settings(
+        {
+            "AUTH_MODE": "local",
+            "LOCAL_STATE_DIR": str(tmp_path / "state"),
+            "HEALTH_CHECK_INTERVAL_HOURS": "0",
+        }
+    )
     return AppContext(
         settings=settings,
         keys=LocalKeyStore(tmp_path / "keys", generate=lambda size: ONE_KEY),
