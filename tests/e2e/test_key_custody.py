@@ -136,6 +136,7 @@ def test_keys_of_every_custody_keep_working_after_the_setting_changes(
                 "AUTH_MODE": "local",
                 "LOCAL_STATE_DIR": str(app.context.settings.local_state_dir),
                 "KEY_VAULT_URL": sandbox.keyvault_url,
+                "HEALTH_CHECK_INTERVAL_HOURS": "0",  # verified a moment ago, due again
                 **sandbox.app_settings(),
             }
         ),
