@@ -22,7 +22,7 @@ import uuid
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared import housekeeping, renewal
@@ -108,7 +108,8 @@ def run(
     stop_at = started + budget
     shortest = min(SHORTEST_ACCOUNT_SECONDS, budget)
     workers = concurrency or settings.health_check_concurrency
-    due_by = now or utc_now()
+    # To the millisecond: an account this run verifies started after it, so it is not met again.
+    due_by = now or datetime.now(UTC)
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     lease = timedelta(seconds=per_account + LEASE_MARGIN_SECONDS)
     taken: deque[Account] = deque()
@@ -138,6 +139,9 @@ def run(
                         log.warning("due accounts not read: %s", error.detail)
                         batch = []
                     fresh = [a for a in batch if a.id not in seen]
+                    again = [a for a in batch if a.id in seen]
+                    if again:  # due again within this run (interval 0): free for the next run
+                        _release(ctx, again, holder, left)
                     exhausted = not fresh
                     taken.extend(fresh)
                 if not taken:
@@ -178,11 +182,7 @@ def run(
     # Taken but not reached: released, so the next run starts with them (still the stalest).
     summary.not_reached = len(taken)
     if taken:
-        try:
-            with deadline(max(stop_at - time.monotonic(), 1.0)):
-                ctx.accounts.release(list(taken), holder)
-        except AppError as error:
-            log.warning("leases not released (they lapse by themselves): %s", error.detail)
+        _release(ctx, list(taken), holder, max(stop_at - time.monotonic(), 1.0))
     with deadline(max(stop_at - time.monotonic(), 0.0)):
         housekeeping.run(ctx, summary, now or utc_now(), stop_at=stop_at)
     summary.duration_ms = round((time.monotonic() - started) * 1000)
@@ -202,3 +202,11 @@ def _looked_after(ctx: AppContext, account: Account, now: datetime | None) -> Ac
     except AppError as error:
         log.warning("renewal upkeep failed accountId=%s reason=%s", account.id, error.detail)
         return account
+
+
+def _release(ctx: AppContext, accounts: list[Account], holder: str, seconds: float) -> None:
+    try:
+        with deadline(seconds):
+            ctx.accounts.release(accounts, holder)
+    except AppError as error:
+        log.warning("leases not released (they lapse by themselves): %s", error.detail)

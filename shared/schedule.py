@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.records import Account
+from shared.timefmt import from_rfc3339
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,8 @@ class SchedulePolicy:
 
     def due_at(self, account: Account) -> datetime:
         verified = account.last_verified_at
-        moments = [verified + self.interval if verified is not None else account.created_at]
+        started = _started(account)
+        moments = [started + self.interval if started is not None else account.created_at]
         rotation = account.rotation
         if rotation is not None and rotation.retiring and rotation.retire_after is not None:
             moments.append(rotation.retire_after)
@@ -42,6 +44,21 @@ class SchedulePolicy:
 DEFAULT_POLICY = SchedulePolicy()
 
 
+def _started(account: Account) -> datetime | None:
+    """When the last verification started, to the millisecond (its report's `startedAt`), so
+    that a timer run, which takes accounts due by the moment it started, never meets again an
+    account it verified itself, even with an interval of 0; `lastVerifiedAt` (whole seconds)
+    for a report without it."""
+    report = account.last_verification or {}
+    started = report.get("startedAt")
+    if isinstance(started, str):
+        try:
+            return from_rfc3339(started)
+        except ValueError:
+            pass
+    return account.last_verified_at
+
+
 def due_key(moment: datetime) -> str:
-    """A due time as text that sorts as the time does (whole seconds since the epoch)."""
-    return f"{max(int(moment.timestamp()), 0):012d}"
+    """A due time as text that sorts as the time does (milliseconds since the epoch)."""
+    return f"{max(round(moment.timestamp() * 1000), 0):015d}"

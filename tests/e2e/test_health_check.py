@@ -297,3 +297,13 @@ def test_a_slow_key_vault_keeps_the_pool_parallel(
     assert in_flight["maxByTarget"]["keyvault"] >= 2  # key reads overlapped
     # One after the other, the four accounts' read + sign would take 12 s; in parallel about 3.
     assert elapsed < 2 * (1.5 + 1.5)
+
+
+def test_back_to_back_runs_with_an_interval_of_zero_each_verify_every_account(
+    app: RunningApp, sandbox: Any
+) -> None:
+    """An account verified early in a run is due again before the run ends (interval 0): the
+    run must not keep it leased, or the next run skips it."""
+    fleet = [Customer(app, sandbox).link_all_the_way() for _ in range(7)]
+    runs = [health_check.run(app.context, concurrency=1) for _ in range(2)]
+    assert [r.checked for r in runs] == [len(fleet), len(fleet)]
