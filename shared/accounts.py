@@ -113,8 +113,12 @@ def unlink_account(
     canonical = parse_guid(account_id)
     if canonical is None:
         raise NotFound(f"no account {account_id!r}")
+    # `*` matches whatever version is current (a change meanwhile is no 412); a named tag pins
+    # the delete to the version it matched.
     version = (
-        None if if_match is None else matched_version(get_account(ctx, owner, canonical), if_match)
+        None
+        if if_match is None or "*" in _tags(if_match)
+        else matched_version(get_account(ctx, owner, canonical), if_match)
     )
     try:
         account = ctx.accounts.unlink(

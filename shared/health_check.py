@@ -146,16 +146,14 @@ def run(
                     taken.extend(fresh)
                 if not taken:
                     return None
-                account = taken.popleft()
-                if account.id in seen:
-                    continue
+                account = taken.popleft()  # never seen: `fresh` keeps those out
                 seen.add(account.id)
                 summary.accounts += 1
                 return account, min(per_account, left)
 
     def worker() -> None:
-        while (taken := next_account()) is not None:
-            account, seconds = taken
+        while (job := next_account()) is not None:
+            account, seconds = job
             try:
                 with deadline(seconds):
                     # The checks leave a share of the account's time for recording their report.

@@ -24,10 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from shared import certificates
 from shared.app_registration import thumbprint_of
 from shared.client_assertion import KeyUnavailable, sign_jwt
 from shared.guid import parse_guid
@@ -269,10 +268,9 @@ def _object_id(object_id: str, signer_thumbprint: str, operation: str) -> str | 
 
 def _der(certificate_pem: str) -> bytes | None:
     try:
-        certificate = x509.load_pem_x509_certificate(certificate_pem.encode("ascii"))
+        return certificates.export(certificate_pem, "cer")[0]
     except (ValueError, UnicodeEncodeError):
         return None
-    return certificate.public_bytes(serialization.Encoding.DER)
 
 
 def _proof(signer: rsa.RSAPrivateKey, object_id: str, signer_thumbprint: str) -> str:

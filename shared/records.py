@@ -173,6 +173,11 @@ class Account:
             ids.append(rotation.previous_key_id)
         return tuple(dict.fromkeys(ids))
 
+    def renewal_window(self, warning: timedelta) -> datetime:
+        """When the certificate enters the CERT_EXPIRY_WARNING_DAYS window: the timer starts
+        a renewal from then on (and the schedule makes the account due then)."""
+        return self.certificate_not_after - warning
+
     @property
     def etag(self) -> str:
         """The account's version as an HTTP entity tag (`GET` answers it, `If-Match` takes it)."""

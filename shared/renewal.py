@@ -21,7 +21,6 @@ from shared import rotation as rotations
 from shared.accounts import get_account
 from shared.app_context import AppContext
 from shared.client_assertion import KeyUnavailable
-from shared.errors import AppError
 from shared.guid import parse_guid
 from shared.own_credentials import GraphWrite
 from shared.records import Account
@@ -168,17 +167,11 @@ def _own_write(ctx: AppContext, account: Account, call: GraphCall) -> GraphWrite
         object_id = found
     try:
         signer = ctx.signer_of_key(account.owner, account.key_id)
-    except AppError as error:
-        return GraphWrite("transient", message=f"The current key could not sign: {error.detail}")
-    except Exception as error:
-        return GraphWrite(
-            "transient", message=f"The current key could not sign ({type(error).__name__})"
-        )
-    try:
         return call(tenant, sign_in.graph, token, object_id, signer)
-    except KeyUnavailable as failure:  # the key store could not sign the proof: nothing sent
+    except Exception as failure:  # the key store could not sign the proof: nothing was sent
+        cause = failure.cause if isinstance(failure, KeyUnavailable) else failure
         return GraphWrite(
-            "transient", message=f"The current key could not sign ({type(failure.cause).__name__})"
+            "transient", message=f"The current key could not sign ({type(cause).__name__})"
         )
 
 
@@ -207,7 +200,7 @@ def upkeep(ctx: AppContext, account: Account, now: datetime | None = None) -> Ac
     if rotations.retirement_due(account, now):
         account = _retire(ctx, account, now)
     window = timedelta(days=ctx.settings.cert_expiry_warning_days)
-    if account.certificate_not_after - now <= window and not _in_progress(account):
+    if now >= account.renewal_window(window) and not _in_progress(account):
         days, size = rotations.default_validity(ctx, account)
         expiring = history.event(
             account.owner,

@@ -76,14 +76,19 @@ def default_validity(ctx: AppContext, account: Account) -> tuple[int, int]:
         days, size = 365, 2048
     else:
         days, size = (record.not_after - record.not_before).days, record.key_size
-    shortest = max(2 * ctx.settings.cert_expiry_warning_days, 1)
-    return min(max(days, shortest), MAX_VALIDITY_DAYS), size
+    return min(max(days, shortest_validity(ctx)), MAX_VALIDITY_DAYS), size
+
+
+def shortest_validity(ctx: AppContext) -> int:
+    """Twice CERT_EXPIRY_WARNING_DAYS (at least a day): a renewal's certificate is never inside
+    the warning window, and so never due for renewal, the moment it is made."""
+    return max(2 * ctx.settings.cert_expiry_warning_days, 1)
 
 
 def options(ctx: AppContext, account: Account, body: dict[str, Any]) -> tuple[int, int]:
     """`validityDays` and `keySize` of POST /rotation, defaulting to the replaced key's."""
     days, size = default_validity(ctx, account)
-    shortest = max(2 * ctx.settings.cert_expiry_warning_days, 1)
+    shortest = shortest_validity(ctx)
     fields = Fields(body)
     days = fields.integer("validityDays", default=days, lo=1, hi=MAX_VALIDITY_DAYS)
     size = fields.one_of("keySize", certificates.KEY_SIZES, default=size)

@@ -26,7 +26,6 @@ class SchedulePolicy:
     warning: timedelta = timedelta(days=30)
 
     def due_at(self, account: Account) -> datetime:
-        verified = account.last_verified_at
         started = _started(account)
         moments = [started + self.interval if started is not None else account.created_at]
         rotation = account.rotation
@@ -35,8 +34,8 @@ class SchedulePolicy:
         if rotation is not None and rotation.in_progress:
             moments.append(rotation.not_after)
         else:
-            window = account.certificate_not_after - self.warning
-            if verified is None or verified < window:
+            window = account.renewal_window(self.warning)
+            if started is None or started < window:
                 moments.append(window)
         return min(moments)
 
