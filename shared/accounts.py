@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 import uuid
-import zlib
 from typing import Any
 
 from shared import history, paging
@@ -21,6 +19,7 @@ from shared.app_context import AppContext
 from shared.errors import AppError, Conflict, NotFound, PreconditionFailed, invalid
 from shared.guid import parse_guid
 from shared.records import ACCOUNT_STATUSES, CLOUDS, RENEWALS, Account, KeyRecord
+from shared.striped import StripedLocks
 from shared.timefmt import utc_now
 from shared.validation import Fields
 
@@ -151,7 +150,7 @@ _ATTRIBUTES = ("display_name", "organization_name", "certificate_renewal")
 # PATCHes of one account in this instance take turns (read, decide, write), so a burst of them
 # never loses races to each other and every one lands; a race lost to another instance or to
 # another write (a verification) is read again and re-applied, with jitter.
-_TURNS = tuple(threading.Lock() for _ in range(64))
+_TURNS = StripedLocks()
 TURN_WAIT_SECONDS = 10.0
 PATCH_ATTEMPTS = 10
 PATCH_JITTER_SECONDS = 0.01
@@ -204,7 +203,7 @@ def patch_account(
         values["organization_name"] = organization_name
     if renewal is not None:
         values["certificate_renewal"] = renewal
-    turn = _TURNS[zlib.crc32(account_id.lower().encode()) % len(_TURNS)]
+    turn = _TURNS.of(account_id.lower())
     if not turn.acquire(timeout=TURN_WAIT_SECONDS):
         raise VersionConflict(account_id)
     try:

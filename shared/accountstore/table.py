@@ -42,7 +42,6 @@ import json
 import random
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
@@ -96,6 +95,7 @@ from shared.outbound import deadline_at
 from shared.records import Account, Event, KeyRecord
 from shared.schedule import DEFAULT_POLICY, SchedulePolicy, due_key
 from shared.settings import TableSettings
+from shared.striped import StripedLocks
 from shared.timefmt import to_rfc3339
 
 T = TypeVar("T")
@@ -215,8 +215,7 @@ class TableAccountStore(AccountStore):
         self._ready = False
         self._lock = threading.Lock()
         self._indexed: set[str] = set()  # partitions known to have their index rows
-        # Striped, so memory stays flat however many owners there are.
-        self._turns = [threading.Lock() for _ in range(64)]
+        self._turns = StripedLocks()  # writers of one owner take turns (see _contended)
 
     # --- plumbing ----------------------------------------------------------------------------
     @contextmanager
@@ -295,7 +294,7 @@ class TableAccountStore(AccountStore):
         rather than a number of tries, as a busy owner's writers lose races often. Writers of
         one process take turns on a lock first, so only other instances make them lose (the
         ETag check, not the lock, is what keeps events in order)."""
-        turn = self._turns[zlib.crc32(pk.encode()) % len(self._turns)]
+        turn = self._turns.of(pk)
         give_up = time.monotonic() + _CONTENDED_SECONDS
         at = deadline_at()  # the unit of work's deadline, when it has one, bounds the wait too
         if at is not None:

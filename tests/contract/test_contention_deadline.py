@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-import zlib
 
 import pytest
 
@@ -33,7 +32,7 @@ def test_a_write_waiting_for_a_busy_owner_gives_up_at_the_deadline(
     owner = "busy-owner"
     # Another writer of this process holds the owner's turn (a long transaction, say).
     pk = partition_of(owner)
-    turn = table_store._turns[zlib.crc32(pk.encode()) % len(table_store._turns)]
+    turn = table_store._turns.of(pk)
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
