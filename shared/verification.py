@@ -52,6 +52,7 @@ class Renewal:
     detail: str | None = None  # the rotation's own detail (Graph's words on a refusal)
     answer: TokenAnswer | None = None
     key_failure: str | None = None
+    replaces: str = ""  # the thumbprint of the certificate this renewal replaces
 
     @property
     def accepted(self) -> bool:
@@ -597,6 +598,8 @@ def _renewal_words(renewal: Renewal | None) -> tuple[str, str]:
     )
     if renewal is None:
         return "", start
+    if renewal.accepted:  # this verification switched: nothing is left to upload
+        return _switched_words(renewal), start
     download = f"GET /api/keys/{renewal.key_id}?format=cer"
     if renewal.answer is not None and renewal.answer.error_code is not None:
         entra = f" Entra does not accept it yet (AADSTS{renewal.answer.error_code})."
@@ -626,6 +629,23 @@ def _renewal_words(renewal: Renewal | None) -> tuple[str, str]:
         f"Download the new certificate ({download}), upload it under App registrations > your "
         "app > Certificates & secrets > Certificates > Upload certificate, and keep the old one "
         "until the account has switched.",
+    )
+
+
+def _switched_words(renewal: Renewal) -> str:
+    said = (
+        f" Entra accepted the renewed certificate {renewal.thumbprint}: the account now signs in "
+        "with it."
+    )
+    if renewal.automatic:
+        return (
+            f"{said} The app removes the previous certificate {renewal.replaces} from its app "
+            "registration when the rotation's retirement window ends; nothing to do."
+        )
+    return (
+        f"{said} Remove the previous certificate {renewal.replaces} under App registrations > "
+        "your app > Certificates & secrets once the rotation's retirement window ends "
+        "(its retiresAt)."
     )
 
 

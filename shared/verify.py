@@ -189,6 +189,7 @@ def _renewal(
         automatic=rotation.renewal == "automatic",
         add_key=rotation.add_key,
         detail=rotation.detail,
+        replaces=rotation.previous_thumbprint,
     )
     if rotation.not_after <= now:
         return renewal
@@ -244,8 +245,10 @@ def gather(
         rotation_thumbprints=frozenset({rotation.thumbprint})
         if rotation and rotation.in_progress
         else frozenset(),
+        # `previous` only while the replaced key exists: once retired (deleted), a certificate
+        # of it still on the registration is nobody's, `other`.
         previous_thumbprints=frozenset({rotation.previous_thumbprint.upper()})
-        if rotation and rotation.status == "completed"
+        if rotation and rotation.retiring
         else frozenset(),
     )
     if renewal is not None and renewal.accepted:
