@@ -111,6 +111,25 @@ class PreconditionFailed(AppError):
     title = "The account changed"
 
 
+class CursorExpired(AppError):
+    """A change-feed cursor behind the oldest event kept: the reader missed events that
+    retention removed and must start again from `oldestCursor`."""
+
+    status = 410
+    problem = "cursor-expired"
+    title = "The cursor is older than the events kept"
+
+    def __init__(self, oldest_cursor: str) -> None:
+        super().__init__(
+            "events after this cursor were removed by retention before they were read; start "
+            "again from oldestCursor (the oldest event kept) and resynchronise what you missed"
+        )
+        self.oldest_cursor = oldest_cursor
+
+    def extensions(self) -> dict[str, object]:
+        return {"oldestCursor": self.oldest_cursor}
+
+
 class PayloadTooLarge(AppError):
     status = 413
     problem = "payload-too-large"

@@ -14,9 +14,9 @@ from contextvars import ContextVar
 from typing import Any
 
 from shared import paging
-from shared.accountstore.base import seq_position
+from shared.accountstore.base import FeedExpired, seq_position
 from shared.app_context import AppContext
-from shared.errors import NotFound
+from shared.errors import CursorExpired, NotFound
 from shared.guid import parse_guid
 from shared.records import TIMER, Account, Actor, Event
 from shared.timefmt import utc_now
@@ -86,10 +86,17 @@ def account_history(
 
 
 def change_feed(ctx: AppContext, owner: str, params: dict[str, str]) -> dict[str, Any]:
-    """The owner's events after the cursor, oldest first, and the cursor to pass next."""
+    """The owner's events after the cursor (without one: from the oldest kept), oldest first,
+    and the cursor to pass next; a cursor retention has passed is the 410 naming where to
+    start again."""
     top = paging.top(params)
     raw = params.get("after")
-    events, cursor = paging.at_position(
-        lambda: ctx.accounts.events_after(owner, 0 if raw is None else seq_position(raw), top)
-    )
+    try:
+        events, cursor = paging.at_position(
+            lambda: ctx.accounts.events_after(
+                owner, None if raw is None else seq_position(raw), top
+            )
+        )
+    except FeedExpired as behind:
+        raise CursorExpired(str(behind.oldest)) from None
     return {"value": [e.to_resource() for e in events], "cursor": str(cursor)}

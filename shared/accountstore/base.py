@@ -27,6 +27,15 @@ class BadPosition(ValueError):
     """A continuation the store never handed out (forged, garbled or of another list)."""
 
 
+class FeedExpired(Exception):
+    """A feed cursor behind the oldest event still kept: retention removed events the reader
+    never saw. `oldest` is the cursor to start again from (just before the oldest kept)."""
+
+    def __init__(self, oldest: int) -> None:
+        super().__init__(str(oldest))
+        self.oldest = oldest
+
+
 @dataclass(frozen=True)
 class Page(Generic[T]):
     """One page of a list; `next` is where the next page starts (None: this is the last)."""
@@ -235,13 +244,17 @@ class AccountStore(ABC):
         newest first, `top` at most per page. Raises BadPosition."""
 
     @abstractmethod
-    def events_after(self, owner: str, after: int, top: int) -> tuple[list[Event], int]:
-        """The owner's events with a sequence number above `after`, oldest first, and the
-        cursor to pass next. Raises BadPosition for a cursor the feed never reached."""
+    def events_after(self, owner: str, after: int | None, top: int) -> tuple[list[Event], int]:
+        """The owner's events with a sequence number above `after` (None: from the oldest
+        kept), oldest first, and the cursor to pass next. Raises BadPosition for a cursor the
+        feed never reached, FeedExpired for one behind the oldest event kept (retention removed
+        events after it: the reader would skip them silently)."""
 
     @abstractmethod
     def expire_events(self, before: datetime, limit: int) -> int:
-        """Delete up to `limit` events of any owner that happened before `before`."""
+        """Delete up to `limit` events that happened before `before`, each owner's oldest
+        first in feed order: an event goes only with every event before it, so retention
+        never leaves a gap behind a kept event (and a cursor in a gap is FeedExpired)."""
 
     @abstractmethod
     def ping(self) -> None:

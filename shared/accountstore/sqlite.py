@@ -17,6 +17,7 @@ appear there later, so a reader that passes back the cursor sees every event onc
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import time
@@ -30,6 +31,7 @@ from shared.accountstore.base import (
     NO_KEY_CHANGES,
     AccountStore,
     BadPosition,
+    FeedExpired,
     KeyChanges,
     KeyTaken,
     Page,
@@ -395,30 +397,51 @@ class SqliteAccountStore(AccountStore):
         shown = events[:top]
         return Page(shown, str(shown[-1].seq) if len(events) > top else None)
 
-    def events_after(self, owner: str, after: int, top: int) -> tuple[list[Event], int]:
+    def events_after(self, owner: str, after: int | None, top: int) -> tuple[list[Event], int]:
         with self._connect() as db:
             db.execute("BEGIN")  # one snapshot for both reads
             row = db.execute("SELECT seq FROM owner_seq WHERE owner = ?", (owner,)).fetchone()
             last = int(row[0]) if row else 0
-            if after > last:
+            if after is not None and after > last:
                 db.execute("COMMIT")
                 raise BadPosition(str(after))
             rows = db.execute(
-                "SELECT data FROM events WHERE owner = ? AND seq > ? AND seq <= ? "
+                "SELECT seq, data FROM events WHERE owner = ? AND seq > ? AND seq <= ? "
                 "ORDER BY seq LIMIT ?",
-                (owner, after, last, top),
+                (owner, after or 0, last, top),
             ).fetchall()
             db.execute("COMMIT")
-        events = [event_from_row(json.loads(r[0])) for r in rows]
+        # Events commit with no gap and retention removes a prefix: a first event beyond
+        # after + 1 (or none though some were written) means retention passed the cursor.
+        oldest = int(rows[0][0]) - 1 if rows else last
+        if after is not None and after < oldest:
+            raise FeedExpired(oldest)
+        events = [event_from_row(json.loads(r[1])) for r in rows]
         return events, events[-1].seq if len(events) == top else last
 
     def expire_events(self, before: datetime, limit: int) -> int:
+        """Each owner's events older than `before` from its oldest on, up to the first one
+        that is not: the owners found are those whose oldest event is old enough."""
+        cutoff = to_rfc3339(before)
+        removed = 0
         with self._write() as db:
-            cursor = db.execute(
-                "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE at < ? LIMIT ?)",
-                (to_rfc3339(before), limit),
-            )
-        return cursor.rowcount
+            owners = db.execute(
+                "SELECT e.owner FROM events e WHERE e.at < ? AND e.seq = "
+                "(SELECT MIN(seq) FROM events WHERE owner = e.owner) LIMIT ?",
+                (cutoff, limit),
+            ).fetchall()
+            for (owner,) in owners:
+                rows = db.execute(
+                    "SELECT seq, at FROM events WHERE owner = ? ORDER BY seq LIMIT ?",
+                    (owner, limit - removed),
+                ).fetchall()
+                old = [seq for seq, at in itertools.takewhile(lambda r: r[1] < cutoff, rows)]
+                if old:
+                    db.execute("DELETE FROM events WHERE owner = ? AND seq <= ?", (owner, old[-1]))
+                removed += len(old)
+                if removed >= limit:
+                    break
+        return removed
 
     def ping(self) -> None:
         with self._connect() as db:

@@ -38,6 +38,7 @@ a transaction with an ETag check of its account.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import threading
@@ -68,6 +69,7 @@ from shared.accountstore.base import (
     NO_KEY_CHANGES,
     AccountStore,
     BadPosition,
+    FeedExpired,
     KeyChanges,
     KeyTaken,
     Page,
@@ -830,56 +832,68 @@ class TableAccountStore(AccountStore):
         last = str(shown[-1].seq) if shown else None
         return Page(shown, last if (len(entities) > top or more) else None)
 
-    def events_after(self, owner: str, after: int, top: int) -> tuple[list[Event], int]:
+    def events_after(self, owner: str, after: int | None, top: int) -> tuple[list[Event], int]:
         pk = partition_of(owner)
         meta = self._get(pk, _META)  # S first: every event up to S is committed (see above)
         last = int(meta["seq"]) if meta is not None else 0
-        if after > last:
+        if after is not None and after > last:
             raise BadPosition(str(after))
         if after == last:
             return [], last
         entities, more = self._one_page(
             "PartitionKey eq @pk and RowKey gt @start and RowKey le @end",
-            {"pk": pk, "start": _event_rk(after), "end": _event_rk(last)},
+            {"pk": pk, "start": _event_rk(after or 0), "end": _event_rk(last)},
             min(top, MAX_PAGE),
         )
         events = [event_from_row(_row(e)) for e in entities]
+        # Events commit with no gap and retention removes a prefix: a first event beyond
+        # after + 1 (or none though some were written) means retention passed the cursor.
+        oldest = events[0].seq - 1 if events else last
+        if after is not None and after < oldest:
+            raise FeedExpired(oldest)
         if len(events) >= top or more:
-            return events, events[-1].seq if events else after
+            return events, events[-1].seq if events else after or 0
         return events, last
 
     def expire_events(self, before: datetime, limit: int) -> int:
-        """Events older than `before` (their `at`), `limit` or a little more, each deleted with
-        its history row in batches per partition. Table Storage has no index on `at`, so this
-        is a cross-partition scan: each call reads at most a few service pages and keeps the
-        scan's continuation in a row of its own, so calls of later timer runs go on from there
-        and every partition is reached in turn."""
-        entities = self._sweep_page(
+        """Events older than `before` (their `at`), each owner's from its oldest on up to the
+        first that is not, each deleted with its history row in batches. Table Storage has no
+        index on `at`, so the owners are found by a cross-partition scan: each call reads at
+        most a few service pages and keeps the scan's continuation in a row of its own, so
+        calls of later timer runs go on from there and every partition is reached in turn."""
+        found = self._sweep_page(
             f"{_prefix_filter(_EVENT)} and at lt @before",
             {"before": to_rfc3339(before)},
             min(limit, MAX_PAGE),
         )
-        by_partition: dict[str, list[Any]] = {}
-        for entity in entities:
-            by_partition.setdefault(entity["PartitionKey"], []).append(entity)
         removed = 0
-        for pk, rows in by_partition.items():
-            for i in range(0, len(rows), 50):  # 100 operations per transaction at most
-                batch = rows[i : i + 50]
-                operations: list[Any] = []
-                for row in batch:
-                    operations.append(("delete", {"PartitionKey": pk, "RowKey": row["RowKey"]}))
-                    history = _history_rk(row["accountId"], int(row["seq"]))
-                    operations.append(("delete", {"PartitionKey": pk, "RowKey": history}))
-                try:
-                    self._transaction(operations)
-                except TableTransactionError as exc:
-                    if _transient(exc):
-                        raise DependencyUnavailable("account store") from exc
-                    for op in operations:  # a row already gone fails the batch: one by one
-                        self._delete(op[1]["PartitionKey"], op[1]["RowKey"])
-                removed += len(batch)
+        for pk in dict.fromkeys(entity["PartitionKey"] for entity in found):
+            if removed >= limit:
+                break
+            removed += self._expire_prefix(pk, to_rfc3339(before), limit - removed)
         return removed
+
+    def _expire_prefix(self, pk: str, before: str, limit: int) -> int:
+        """Delete the partition's oldest events while they are older than `before`, in feed
+        order (a batch at a time, oldest batch first), so what is kept has no gap behind it."""
+        oldest, _ = self._one_page(
+            f"PartitionKey eq @pk and {_prefix_filter(_EVENT)}", {"pk": pk}, min(limit, MAX_PAGE)
+        )
+        old = list(itertools.takewhile(lambda e: str(e["at"]) < before, oldest))
+        for i in range(0, len(old), 50):  # 100 operations per transaction at most
+            operations: list[Any] = []
+            for row in old[i : i + 50]:
+                operations.append(("delete", {"PartitionKey": pk, "RowKey": row["RowKey"]}))
+                history = _history_rk(row["accountId"], int(row["seq"]))
+                operations.append(("delete", {"PartitionKey": pk, "RowKey": history}))
+            try:
+                self._transaction(operations)
+            except TableTransactionError as exc:
+                if _transient(exc):
+                    raise DependencyUnavailable("account store") from exc
+                for op in operations:  # a row already gone fails the batch: one by one, in order
+                    self._delete(op[1]["PartitionKey"], op[1]["RowKey"])
+        return len(old)
 
     def ping(self) -> None:
         # One point read of a row that never exists: a 404 proves the service answered. A table

@@ -171,7 +171,7 @@ def test_retention_removes_old_events_only(store: AccountStore) -> None:
     )
     assert store.expire_events(T0 + timedelta(days=1), 500) == 1
     assert store.expire_events(T0 + timedelta(days=1), 500) == 0
-    events, _ = store.events_after("owner-a", 0, 100)
+    events, _ = store.events_after("owner-a", None, 100)
     assert [e.type for e in events] == ["verified"]
     assert [e.type for e in store.account_history("owner-a", account.id, 10).items] == ["verified"]
 
@@ -335,9 +335,9 @@ def test_retention_goes_on_where_it_stopped_in_bounded_steps(store: AccountStore
     cutoff = T0 + timedelta(days=1)
     assert [store.expire_events(cutoff, 1) for _ in range(4)] == [1, 1, 1, 1]
     assert store.expire_events(cutoff, 1) == 0
-    assert [e.type for e in store.events_after("owner-d", 0, 10)[0]] == ["verified"]
+    assert [e.type for e in store.events_after("owner-d", None, 10)[0]] == ["verified"]
     for owner in ("owner-a", "owner-b", "owner-c"):
-        assert store.events_after(owner, 0, 10)[0] == []
+        assert store.events_after(owner, None, 10)[0] == []
 
 
 def test_reading_an_owner_without_accounts_writes_nothing(store: AccountStore) -> None:

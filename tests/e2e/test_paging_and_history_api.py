@@ -6,15 +6,16 @@ import base64
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from shared import health_check, housekeeping
+from shared import health_check, history, housekeeping
 from shared.records import Account
 from shared.settings import SettingsInvalid, load_settings
-from shared.timefmt import utc_now
+from shared.timefmt import from_rfc3339, utc_now
 from tests.conftest import SEEN, RunningApp
 from tests.contract.test_account_store import T0, account_for, key
 from tests.e2e.customer import Customer
@@ -207,22 +208,51 @@ def test_history_retention_setting_is_checked() -> None:
         assert "ninety" not in str(refused.value) and "3651" not in str(refused.value)
 
 
-def test_the_timer_removes_events_past_retention(app: RunningApp) -> None:
-    seed(app)  # no event
-    old = connect(app, new_key(app)).json()
+def test_the_timer_removes_events_past_retention_in_feed_order(app: RunningApp) -> None:
+    account = seed(app)  # no event
     store = app.context.accounts
-    current = store.get_account(LOCAL, old["id"])
-    assert current is not None
-    from shared import history
-
-    long_ago = history.event(LOCAL, old["id"], "verified", status="connected")
-    store.update_account(
-        current.updated(status="connected"),
-        [type(long_ago)(**{**long_ago.__dict__, "at": utc_now() - timedelta(days=91)})],
-    )
+    long_ago = utc_now() - timedelta(days=91)
+    current = account
+    # An old event, a recent one, then one whose `at` is old though it follows the recent one
+    # in the feed (its time was taken before a slow commit).
+    for at in (long_ago, utc_now(), long_ago):
+        stamped = replace(history.event(LOCAL, account.id, "verified"), at=at)
+        current = store.update_account(current.updated(status="connected"), [stamped])
     housekeeping.run(app.context, health_check.RunSummary(), utc_now())
-    events = app.http.get(app.api("/events")).json()["value"]
-    assert [e["type"] for e in events] == ["linked"]
+    body = app.http.get(app.api("/events")).json()
+    # Only the oldest went: the late-stamped third event stays, behind the kept second one.
+    kept = [from_rfc3339(e["at"]) for e in body["value"]]
+    assert len(kept) == 2 and body["cursor"] == "3"
+    assert kept[0] > utc_now() - timedelta(hours=1) and kept[1] < utc_now() - timedelta(days=90)
+
+
+def test_a_feed_reader_behind_retention_gets_a_410_with_where_to_start_again(
+    app: RunningApp,
+) -> None:
+    account = seed(app)
+    store = app.context.accounts
+    current = account
+    for days in (91, 91, 0):
+        stamped = replace(
+            history.event(LOCAL, account.id, "verified"), at=utc_now() - timedelta(days=days)
+        )
+        current = store.update_account(current.updated(status="connected"), [stamped])
+    first = app.http.get(app.api("/events"), params={"top": 1}).json()
+    assert first["cursor"] == "1"  # the reader has seen the first event only
+    housekeeping.run(app.context, health_check.RunSummary(), utc_now())
+
+    behind = app.http.get(app.api("/events"), params={"after": first["cursor"]})
+    assert behind.status_code == 410
+    assert behind.headers["Content-Type"] == "application/problem+json"
+    problem = behind.json()
+    assert problem["type"].endswith("/problems/cursor-expired") and problem["status"] == 410
+    assert problem["oldestCursor"] == "2"
+    again = app.http.get(app.api("/events"), params={"after": problem["oldestCursor"]})
+    assert again.status_code == 200
+    assert [e["accountId"] for e in again.json()["value"]] == [account.id]
+    assert again.json()["cursor"] == "3"
+    # A reader that kept up is not disturbed.
+    assert app.http.get(app.api("/events"), params={"after": "3"}).json()["value"] == []
 
 
 # --- verifications and the actor of a real caller -------------------------------------------
