@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import unquote
 
 import pytest
 import requests
@@ -63,12 +64,17 @@ def _remember(response: requests.Response, *args: Any, **kwargs: Any) -> None:
     )
 
 
+# A compact JWS (a token, a client assertion, an addKey/removeKey proof) anywhere in a text.
+_JWS = re.compile(r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
 def _remember_tokens(response: requests.Response, *args: Any, **kwargs: Any) -> None:
-    """Tokens the app received and client assertions it sent, for zz_final/test_no_secrets."""
+    """Every token and signed JWT the app sent or received on its outbound session (client
+    assertions in form bodies, Graph proofs of possession in JSON bodies, bearer tokens, the
+    tokens Entra answered), for zz_final/test_no_secrets."""
     body = response.request.body
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
-    for assertion in parse_qs(text).get("client_assertion", []):
-        SEEN.secrets.add(assertion)
+    SEEN.secrets.update(_JWS.findall(unquote(text)))
     auth = response.request.headers.get("Authorization", "")
     if auth.startswith("Bearer "):
         SEEN.secrets.add(auth[7:])

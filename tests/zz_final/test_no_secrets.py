@@ -1,23 +1,37 @@
 """Runs last: looks through every response the app gave and every log line of the whole run.
 
 No response body, header or log line may hold a private key (PEM, or bare base64 / hex DER), an
-access token or a client assertion (both are JWTs), any token a test handed to the app, a stack
-trace, or the storage account key of the run's Azurite connection strings (a setting's value).
-The detectors are tested on samples first, so a detector that can never match fails here too.
+access token or a client assertion (both are JWTs), a Graph proof of possession (addKey /
+removeKey), any token a test handed to the app, a stack trace, or the storage account key of the
+run's Azurite connection strings (a setting's value). The detectors are tested on samples first,
+so a detector that can never match fails here too.
+
+The module walks a flow of its own first (link, verify, automatic renewal with its addKey and
+removeKey, a bearer-token caller, refusals), so run alone it still judges every kind of secret;
+run last in the whole suite it judges everything the suite saw as well.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from localdev.azurite import AZURITE_KEY
-from tests.conftest import SEEN
+from shared import health_check
+from shared.timefmt import utc_now
+from tests.conftest import SEEN, RunningApp
+from tests.e2e.customer import Customer
+
+PROOF_AUDIENCE = "00000002-0000-0000-c000-000000000000"  # FACTS §10: addKey/removeKey proofs
+PORTAL_AUDIENCE = "api://portal-backend"
 
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
 PEM_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
@@ -124,13 +138,75 @@ def test_the_detectors_pass_what_the_app_may_say() -> None:
         assert leaks_in(text) == [], text
 
 
+# --- a flow of its own, so that the module judges every kind of secret even when run alone ----
+def _claims(jws: str) -> dict[str, Any]:
+    payload = jws.split(".")[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except ValueError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _automatic_renewal_all_the_way(app: RunningApp, sandbox: Any) -> None:
+    """Link, verify, renew automatically (addKey), switch, retire (removeKey), and a few
+    refusals: the app signs assertions and proofs and receives tokens along the way."""
+    customer = Customer(app, sandbox).link_all_the_way()
+    assert customer.verify()["status"] == "connected"
+    account = app.api(f"/accounts/{customer.account['id']}")
+    patched = app.http.patch(account, json={"certificateRenewal": "automatic"})
+    assert patched.status_code == 200, patched.text
+    started = app.http.post(f"{account}/rotation", json={})
+    assert started.status_code == 201, started.text
+    assert started.json()["appRegistration"]["addKey"] == "done"
+    assert customer.verify()["rotation"]["status"] == "completed"
+    health_check.run(app.context, now=utc_now() + timedelta(days=8))
+    assert customer.current()["rotation"]["appRegistration"]["removeKey"] == "done"
+    assert app.http.post(app.api("/keys"), data=b"{not json").status_code in (400, 415)
+    unknown = app.api("/accounts/00000000-0000-0000-0000-000000000000")
+    assert app.http.get(unknown).status_code == 404
+    assert app.http.put(account).status_code == 405
+
+
+def _a_caller_with_a_token(app: RunningApp, sandbox: Any) -> None:
+    good = sandbox.admin.mint_portal_token("72f988bf-86f1-41af-91ab-2d7cd011db47", PORTAL_AUDIENCE)
+    SEEN.secrets.add(good)
+    assert app.http.get(app.api("/accounts"), headers={"Authorization": f"Bearer {good}"}).ok
+    wrong = sandbox.admin.mint_portal_token("72f988bf-86f1-41af-91ab-2d7cd011db47", "api://other")
+    SEEN.secrets.add(wrong)
+    refused = app.http.get(app.api("/accounts"), headers={"Authorization": f"Bearer {wrong}"})
+    assert refused.status_code == 401
+
+
+def test_a_flow_of_its_own_hands_the_app_every_kind_of_secret(
+    sandboxed_app: Callable[..., RunningApp], sandbox: Any
+) -> None:
+    _automatic_renewal_all_the_way(sandboxed_app(), sandbox)
+    _a_caller_with_a_token(
+        sandboxed_app(
+            {
+                "AUTH_MODE": "entra",
+                "AUTH_AUDIENCE": PORTAL_AUDIENCE,
+                "AUTH_ISSUER": sandbox.base_url + "/{tid}/v2.0",
+                "AUTH_JWKS_URI": sandbox.base_url + "/portal/common/discovery/v2.0/keys",
+            }
+        ),
+        sandbox,
+    )
+
+
 # --- the run -----------------------------------------------------------------------------------
 def test_the_run_saw_enough_to_judge() -> None:
     bodies = b"\n".join(body for _, _, _, body in SEEN.responses)
-    assert len(SEEN.responses) > 200, "run the whole suite: this test looks at what it saw"
+    assert len(SEEN.responses) > 10
     assert b'"checks"' in bodies and b"BEGIN CERTIFICATE" in bodies
-    assert len(SEEN.log_lines) > 500
-    assert SEEN.secrets, "the caller-identity tests hand tokens to the app"
+    assert len(SEEN.log_lines) > 100
+    audiences = [_claims(secret).get("aud") for secret in SEEN.secrets]
+    # Client assertions (aud: the token endpoint), proofs of possession (aud: the AAD Graph
+    # id) and bearer tokens were all registered, so every kind is looked for below.
+    assert any(isinstance(a, str) and a.endswith("/oauth2/v2.0/token") for a in audiences)
+    assert audiences.count(PROOF_AUDIENCE) >= 2, "addKey and removeKey proofs"
+    assert PORTAL_AUDIENCE in audiences
 
 
 def test_no_private_key_token_assertion_or_stack_trace_anywhere() -> None:
