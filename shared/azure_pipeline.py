@@ -7,6 +7,8 @@ through the transport. So the transport bounds the waits:
 
 - each attempt's connect and read timeouts shrink to what is left of the thread's deadline
   (`shared.outbound.deadline`); an attempt past it fails at once;
+- the whole answer arrives within that deadline, whatever trickles (the session's adapter is
+  the outbound session's `DeadlineAdapter`), and no larger than `max_answer_bytes` when given;
 - an answer whose Retry-After (seconds, HTTP date, `retry-after-ms`) would end at or past the
   deadline fails at once with `DeadlineExceeded` instead of being waited for, and so does every
   later attempt in the same deadline (the service asked for more time than is left);
@@ -26,10 +28,12 @@ import time
 from collections.abc import MutableMapping
 from typing import Any
 
+import requests
 from azure.core.exceptions import ServiceRequestTimeoutError
 from azure.core.pipeline.transport import RequestsTransport
+from urllib3.util.retry import Retry
 
-from shared.outbound import RETRY_AFTER_CAP, deadline_at, parse_retry_after
+from shared.outbound import RETRY_AFTER_CAP, DeadlineAdapter, deadline_at, mount, parse_retry_after
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 15.0
@@ -61,11 +65,19 @@ def requested_wait(headers: MutableMapping[str, str]) -> float | None:
 class DeadlineTransport(RequestsTransport):  # type: ignore[misc]  # lazily exported: Any
     """The SDK's requests transport, with every attempt and every wait inside the deadline."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, max_answer_bytes: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._max_answer_bytes = max_answer_bytes
         # The deadline (monotonic value) for which this thread was asked to wait too long.
         self._gave_up = threading.local()
         self.open()  # one session from the start: clients sharing this transport never race
+
+    def _init_session(self, session: requests.Session) -> None:
+        super()._init_session(session)
+        # As azure-core's own adapter: no retries of its own (the SDK's policy retries).
+        no_retries = Retry(total=False, redirect=False, raise_on_status=False)
+        adapter = DeadlineAdapter(max_retries=no_retries, max_answer_bytes=self._max_answer_bytes)
+        mount(session, adapter)
 
     def close(self) -> None:
         # Shared by every client built with these options, for the life of the process: a
@@ -124,6 +136,7 @@ def client_options(
     backoff_max: float = 2.0,
     connect_timeout: float = CONNECT_TIMEOUT,
     read_timeout: float = READ_TIMEOUT,
+    max_answer_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for an Azure SDK client: bounded retries over a `DeadlineTransport`.
 
@@ -133,6 +146,8 @@ def client_options(
         "retry_backoff_factor": backoff,
         "retry_backoff_max": backoff_max,
         "transport": DeadlineTransport(
-            connection_timeout=connect_timeout, read_timeout=read_timeout
+            connection_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            max_answer_bytes=max_answer_bytes,
         ),
     }

@@ -19,10 +19,10 @@ from typing import Any, Protocol
 import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from requests.adapters import HTTPAdapter
 
 from shared.errors import DependencyUnavailable, Unauthorized
 from shared.guid import parse_guid
+from shared.outbound import DeadlineAdapter, deadline, mount
 from shared.records import Actor
 from shared.settings import AuthSettings
 
@@ -71,11 +71,10 @@ class LocalAuthenticator:
 
 def jwks_session() -> requests.Session:
     """A session for the JWKS alone: no retries (the cache's interval is the retry policy, and a
-    request must not wait through someone else's back-off), short timeouts set per call."""
+    request must not wait through someone else's back-off), short timeouts set per call, and an
+    answer no larger than a key set."""
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
+    mount(session, DeadlineAdapter(max_retries=0, max_answer_bytes=JWKS_MAX_BYTES))
     session.headers["User-Agent"] = "m365-link-functions/1.0"
     return session
 
@@ -187,20 +186,14 @@ class JwksCache:
         self._next_attempt = now + JWKS_MIN_INTERVAL
 
     def _fetch(self) -> dict[str, jwt.PyJWK]:
-        started = time.monotonic()
-        with self._session.get(
-            self._uri, timeout=JWKS_TIMEOUT, stream=True, headers={"Accept": "application/json"}
-        ) as response:
-            response.raise_for_status()
-            body = bytearray()
-            for chunk in response.iter_content(16 * 1024):
-                body += chunk
-                if len(body) > JWKS_MAX_BYTES:
-                    raise JwksInvalid("the answer is too large for a key set")
-                if time.monotonic() - started > sum(JWKS_TIMEOUT):
-                    # The read timeout is per chunk; a trickling answer is cut off here.
-                    raise requests.Timeout("the key set took too long to arrive")
-        return parse_jwks(json.loads(bytes(body)))
+        # The whole answer within the caller's deadline and this fetch's own (the session's
+        # adapter bounds every read by it, and the answer's size).
+        with deadline(sum(JWKS_TIMEOUT)):
+            response = self._session.get(
+                self._uri, timeout=JWKS_TIMEOUT, headers={"Accept": "application/json"}
+            )
+        response.raise_for_status()
+        return parse_jwks(json.loads(response.content))
 
 
 class EntraAuthenticator:

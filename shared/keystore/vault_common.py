@@ -17,7 +17,10 @@ from shared.guid import is_canonical_guid
 from shared.keystore.base import KeyLabels, PrivateKeyMissing, StoredKey, check_key_id
 
 PREFIX = "m365link-"  # secret and key names: m365link-<keyId>
-CLIENT_OPTIONS: dict[str, Any] = client_options()
+# Key Vault answers a key, a secret or a page of 25 listed items in a few kB: a larger answer is
+# not read whole, it is an unavailable vault.
+MAX_ANSWER_BYTES = 1024 * 1024
+CLIENT_OPTIONS: dict[str, Any] = client_options(max_answer_bytes=MAX_ANSWER_BYTES)
 
 
 def vault_name(key_id: str) -> str:
