@@ -16,6 +16,7 @@ answer marked `unexpected`, never mistaken for a certificate problem.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -91,6 +92,25 @@ def first_line(text: object) -> str | None:
     if not isinstance(text, str) or not text.strip():
         return None
     return text.strip().splitlines()[0].strip()[:500]
+
+
+_AADSTS = re.compile(r"(?:AADSTS)?([1-9][0-9]{0,8})", re.ASCII)
+
+
+def aadsts_number(codes: object) -> int | None:
+    """The AADSTS number of an Entra error body's `error_codes` (a list of integers; its first
+    is the one that counts), for metadata and token errors alike. Whatever else a server put
+    there (text, null, an empty list, a boolean, a number beyond any code) is no code, never a
+    crash; "90002" and "AADSTS90002" are read as 90002."""
+    if not isinstance(codes, list) or not codes:
+        return None
+    first = codes[0]
+    if isinstance(first, str):
+        match = _AADSTS.fullmatch(first.strip())
+        return int(match.group(1)) if match else None
+    if isinstance(first, int) and not isinstance(first, bool) and 0 < first < 10**9:
+        return first
+    return None
 
 
 class _MetadataCache:
@@ -212,10 +232,9 @@ class TenantClient:
         if response.status_code == 429 or response.status_code >= 500:
             return MetadataAnswer(status=response.status_code, transient=True)
         body = json_object(response)
-        codes = body.get("error_codes") or []
         return MetadataAnswer(
             status=response.status_code,
-            error_code=int(codes[0]) if codes else None,
+            error_code=aadsts_number(body.get("error_codes")),
             description=first_line(body.get("error_description")),
         )
 
@@ -260,15 +279,10 @@ class TenantClient:
             except jwt.PyJWTError:
                 claims = {}
             return TokenAnswer(access_token=token, claims=claims)
-        codes = result.get("error_codes") or []
-        try:
-            code = int(codes[0]) if codes else None
-        except (TypeError, ValueError):
-            code = None
         error = result.get("error")
         return TokenAnswer(
             error=str(error) if error else None,
-            error_code=code,
+            error_code=aadsts_number(result.get("error_codes")),
             description=first_line(str(result.get("error_description") or "")),
             unexpected=not error,
         )
