@@ -41,9 +41,7 @@ def serve(req: func.HttpRequest, ctx: AppContext, owner: str) -> func.HttpRespon
     if req.method == "PATCH":
         body = read_json_object(req, PATCH_MEDIA_TYPES)
         with deadline(ctx.settings.verify_timeout_seconds):  # a taken-over renewal's addKey
-            account = renewal.push_new_certificate(
-                ctx, accounts.patch_account(ctx, owner, account_id, body, if_match)
-            )
+            account = renewal.patch(ctx, owner, account_id, body, if_match)
     else:
         account = accounts.get_account(ctx, owner, account_id)
     return json_response(account.to_resource(), headers={"ETag": account.etag})

@@ -11,6 +11,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from shared import history, paging
@@ -181,10 +182,13 @@ def patch_account(
     account_id: str,
     body: dict[str, Any],
     if_match: str | None = None,
+    *,
+    follow: Callable[[Account], Account],
 ) -> Account:
     """A JSON merge patch (RFC 7396) of the fields a customer may change: `null` removes the
     organisation name; the other two cannot be removed. Any other field is a 400 naming it.
-    A patch that changes nothing writes nothing."""
+    A patch that changes nothing writes nothing. `follow` gives what else the patched values
+    change, written in the same write (the rotation follows `certificateRenewal`)."""
     fields = Fields(body)
     for name in sorted(set(body) - set(PATCHABLE)):
         fields.problems.add(name, "cannot be changed; PATCH takes " + ", ".join(PATCHABLE))
@@ -207,13 +211,18 @@ def patch_account(
     if not turn.acquire(timeout=TURN_WAIT_SECONDS):
         raise VersionConflict(account_id)
     try:
-        return _apply_patch(ctx, owner, account_id, values, if_match)
+        return _apply_patch(ctx, owner, account_id, values, if_match, follow)
     finally:
         turn.release()
 
 
 def _apply_patch(
-    ctx: AppContext, owner: str, account_id: str, values: dict[str, Any], if_match: str | None
+    ctx: AppContext,
+    owner: str,
+    account_id: str,
+    values: dict[str, Any],
+    if_match: str | None,
+    follow: Callable[[Account], Account],
 ) -> Account:
     """Apply the patch's values to the account as it is now; on a lost race read again."""
     # `*` matches whatever version is current: a lost race is read again, as without If-Match.
@@ -225,7 +234,7 @@ def _apply_patch(
         current = get_account(ctx, owner, account_id)
         if if_match is not None:
             matched_version(current, if_match)
-        changed = _with_renewal_taken_over(current.updated(**values))
+        changed = follow(current.updated(**values))
         if changed == current:
             return current  # nothing to change: no write, no event
         # The event names the fields whose value changed, not every field the body repeated.
@@ -254,20 +263,6 @@ def _apply_patch(
         log.info("account updated accountId=%s fields=%s", saved.id, ",".join(named))
         return saved
     raise VersionConflict(account_id)  # not reached: the loop returns or raises
-
-
-def _with_renewal_taken_over(account: Account) -> Account:
-    """Automatic renewal switched on during a manual rotation takes that rotation over: the app
-    adds its certificate itself (`renewal.push_new_certificate`, which the route calls next)."""
-    rotation = account.rotation
-    if (
-        account.certificate_renewal != "automatic"
-        or rotation is None
-        or not rotation.in_progress
-        or rotation.renewal == "automatic"
-    ):
-        return account
-    return account.updated(rotation=rotation.updated(renewal="automatic", add_key="pending"))
 
 
 def finish_key_deletion(ctx: AppContext, record: KeyRecord) -> bool:

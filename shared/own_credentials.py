@@ -57,8 +57,9 @@ class GraphWrite:
     key_credential_id: str | None = None  # addKey: the keyCredential keyId Graph gave the new cert
     operation: str = "addKey"  # what was asked, named in `words()`
 
-    def words(self) -> str:
-        """One sentence for a rotation's `detail`."""
+    def words(self, *, again: bool = True) -> str:
+        """One sentence for a rotation's `detail` (`again` False: a transient failure is not
+        tried again)."""
         said = f": {self.message}" if self.message else ""
         op = self.operation
         if self.outcome == "done":
@@ -69,7 +70,9 @@ class GraphWrite:
             answer += f" {self.code}"
         if self.outcome == "transient":
             return _sentence(
-                f"Microsoft Graph could not be reached for {op} ({answer}), to be tried again{said}"
+                f"Microsoft Graph could not be reached for {op} ({answer})"
+                + (", to be tried again" if again else "")
+                + said
             )
         if self.status is None:  # judged here, before or instead of Graph's answer
             return _sentence(f"{op} could not be done{said}")

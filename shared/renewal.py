@@ -16,14 +16,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import history, own_credentials
+from shared import accounts, history, own_credentials
 from shared import rotation as rotations
-from shared.accounts import get_account
 from shared.app_context import AppContext
 from shared.client_assertion import KeyUnavailable
 from shared.guid import parse_guid
 from shared.own_credentials import GraphWrite
-from shared.records import Account
+from shared.records import Account, Event, Rotation
 from shared.tenant_client import TenantClient
 from shared.timefmt import to_rfc3339, utc_now
 from shared.verify import signed_in
@@ -35,47 +34,68 @@ log = logging.getLogger("m365link.renewal")
 GraphCall = Callable[[TenantClient, str, str, str, Any], GraphWrite]
 
 
+def patch(
+    ctx: AppContext, owner: str, account_id: str, body: dict[str, Any], if_match: str | None
+) -> Account:
+    """PATCH /api/accounts/{id}: the rotation follows `certificateRenewal` in the same write
+    (`rotation.follow_renewal`); one automatic renewal took over gets its addKey at once."""
+    patched = accounts.patch_account(
+        ctx, owner, account_id, body, if_match, follow=rotations.follow_renewal
+    )
+    return push_new_certificate(ctx, patched)
+
+
 def start(ctx: AppContext, owner: str, account_id: str, body: dict[str, Any]) -> Account:
     """POST /api/accounts/{id}/rotation."""
-    account = get_account(ctx, owner, account_id)
+    account = accounts.get_account(ctx, owner, account_id)
     if account.rotation is not None and account.rotation.in_progress:
         raise rotations.in_progress_conflict(account)
     days, size = rotations.options(ctx, account, body)
-    account = retire_before_renewing(ctx, account, utc_now())
-    account = rotations.begin(ctx, account, validity_days=days, key_size=size)
-    return push_new_certificate(ctx, account)
+    return _begin(ctx, account, days, size)
 
 
-def retire_before_renewing(ctx: AppContext, account: Account, now: datetime) -> Account:
-    """A renewal starting while the last one's replaced key is in its retirement window
-    retires that key first, with removeKey when automatic (`begin` releases it in any case,
-    so a removeKey that must wait leaves its certificate on the app registration)."""
-    if rotations.retiring_key(account) is None:
-        return account
-    return _retire(ctx, account, now, early=True)
+def _begin(
+    ctx: AppContext, account: Account, days: int, size: int, reason: list[Event] | None = None
+) -> Account:
+    """Start a rotation; only once it has started, the Graph writes that follow (a failed start
+    changes nothing): addKey of its certificate, and removeKey of the certificate whose key the
+    start retired early (`begin` releases that key in its write)."""
+    started = rotations.begin(ctx, account, validity_days=days, key_size=size, reason=reason)
+    account = push_new_certificate(ctx, started.account)
+    replaced = started.replaced
+    if replaced is not None and replaced.remove_key == "pending":
+        account = _remove_replaced(ctx, account, replaced.previous_thumbprint)
+    return account
+
+
+def _remove_replaced(ctx: AppContext, account: Account, thumbprint: str) -> Account:
+    """removeKey of the certificate the last rotation replaced (its key retired early by the
+    rotation just started), said in the new rotation's `detail` when it is left to do by hand."""
+    write = _remove_if_automatic(ctx, account, thumbprint)
+    if write is not None and write.outcome == "done":
+        said = f" The previous certificate {thumbprint} was removed from the app registration."
+    else:
+        why = f" {write.words(again=False)}" if write is not None else ""
+        said = (
+            f"{why} Remove the previous certificate {thumbprint} from the app registration by hand."
+        )
+    assert account.rotation is not None
+    return rotations.amend(
+        ctx,
+        account,
+        account.rotation.key_id,
+        "awaiting_upload",
+        lambda rotation: rotation.updated(detail=f"{rotation.detail or ''}{said}".strip()),
+    )
 
 
 def cancel(ctx: AppContext, owner: str, account_id: str) -> Account:
     """DELETE /api/accounts/{id}/rotation: also takes back a certificate automatic renewal had
     added (best effort: the key behind it is deleted either way)."""
-    account = rotations.cancel(ctx, get_account(ctx, owner, account_id))
+    account = rotations.cancel(ctx, accounts.get_account(ctx, owner, account_id))
     rotation = account.rotation
     if rotation is not None and rotation.add_key == "done":
-        write = remove_from_registration(ctx, account, rotation.thumbprint)
-        left = (
-            ""
-            if write.outcome == "done"
-            else f" {write.words()} Remove certificate {rotation.thumbprint} from the app "
-            "registration by hand."
-        )
-        account = rotations.amend(
-            ctx,
-            account,
-            rotation.key_id,
-            detail=f"Cancelled; the new key {rotation.key_id} was deleted"
-            + (" and its certificate removed from the app registration." if not left else ".")
-            + left,
-        )
+        account = _take_back(ctx, account, rotation, landed=True)
     return account
 
 
@@ -97,15 +117,68 @@ def remove_from_registration(ctx: AppContext, account: Account, thumbprint: str)
     )
 
 
-def push_new_certificate(ctx: AppContext, account: Account) -> Account:
-    """Automatic renewal: addKey the rotation's certificate to the app registration. Nothing
-    to do for a manual renewal or once done or refused."""
-    rotation = account.rotation
-    if rotation is None or not rotation.in_progress or rotation.add_key != "pending":
-        return account
-    write = _own_write(
+def _remove_if_automatic(ctx: AppContext, account: Account, thumbprint: str) -> GraphWrite | None:
+    """removeKey of `thumbprint`, made only if a fresh read of the account still has automatic
+    renewal (None: not made, the customer removes it by hand)."""
+    current = rotations.fresh(ctx, account)
+    if current.certificate_renewal != "automatic":
+        return None
+    return remove_from_registration(ctx, current, thumbprint)
+
+
+def _take_back(ctx: AppContext, account: Account, ended: Rotation, *, landed: bool) -> Account:
+    """A rotation ended (cancelled, failed, replaced) with its certificate added, or perhaps
+    added (`landed` False: addKey's answer was lost) by the app: remove it from the app
+    registration again, while automatic renewal is on; else the ended rotation's `detail`
+    asks the customer to."""
+    thumbprint = ended.thumbprint
+    write = _remove_if_automatic(ctx, account, thumbprint)
+    if write is not None and write.outcome == "done":
+        if write.key_credential_id is None:  # not on the app registration: nothing to say
+            return rotations.fresh(ctx, account)
+        said = f" Its certificate {thumbprint} was removed from the app registration."
+    else:
+        why = f" {write.words(again=False)}" if write is not None else ""
+        added = "added" if landed else "may have added"
+        said = (
+            f" The app {added} its certificate {thumbprint} to the app registration.{why} "
+            f"Remove certificate {thumbprint} from the app registration by hand."
+        )
+    log.info(
+        "ended renewal's certificate taken back accountId=%s outcome=%s",
+        account.id,
+        write.outcome if write is not None else "by hand",
+    )
+    return rotations.amend(
         ctx,
         account,
+        ended.key_id,
+        ended.status,
+        lambda rotation: rotation.updated(
+            add_key="done" if landed else rotation.add_key,
+            detail=f"{rotation.detail or ''}{said}".strip(),
+        ),
+    )
+
+
+def push_new_certificate(ctx: AppContext, account: Account) -> Account:
+    """Automatic renewal: addKey the rotation's certificate to the app registration, decided on
+    a fresh read: only while the rotation awaits it and automatic renewal is on. Nothing to do
+    for a manual renewal or once done or refused."""
+    if account.rotation is None or not account.rotation.in_progress:
+        return account
+    current = rotations.fresh(ctx, account)
+    rotation = current.rotation
+    if (
+        current.certificate_renewal != "automatic"
+        or rotation is None
+        or not rotation.in_progress
+        or rotation.add_key != "pending"
+    ):
+        return current
+    write = _own_write(
+        ctx,
+        current,
         lambda tenant, graph, token, object_id, signer: own_credentials.add_certificate(
             tenant,
             graph,
@@ -113,38 +186,70 @@ def push_new_certificate(ctx: AppContext, account: Account) -> Account:
             object_id=object_id,
             certificate_pem=str(rotation.key["certificatePem"]),
             signer=signer,
-            signer_thumbprint=account.thumbprint,
+            signer_thumbprint=current.thumbprint,
         ),
     )
-    if write.outcome == "done":
-        log.info("renewal certificate added accountId=%s", account.id)
-        return rotations.amend(
-            ctx,
-            account,
-            rotation.key_id,
-            add_key="done",
-            detail=f"The app added the new certificate {rotation.thumbprint} to its app "
+    log.info("renewal addKey accountId=%s outcome=%s", current.id, write.outcome)
+    return _record_add_key(ctx, current, rotation, write)
+
+
+def _record_add_key(
+    ctx: AppContext, account: Account, rotation: Rotation, write: GraphWrite
+) -> Account:
+    """addKey's outcome, written on the rotation as it is now. A rotation that ended while the
+    addKey was on its way gets no certificate it no longer awaits: it is taken back."""
+    ended: list[Rotation] = []
+
+    def decide(current: Account) -> rotations.Change | None:
+        latest = current.rotation
+        if latest is None or latest.key_id != rotation.key_id:
+            ended[:] = [rotation]  # replaced by another rotation meanwhile
+            return None
+        if latest.status in ("cancelled", "failed"):
+            ended[:] = [latest]
+            return None
+        ended.clear()
+        amended = latest.updated(**_add_key_outcome(latest, write))
+        return None if amended == latest else rotations.Change(current.updated(rotation=amended))
+
+    saved = rotations.transition(ctx, account, decide)
+    if ended and write.outcome != "refused":
+        return _take_back(ctx, saved, ended[0], landed=write.outcome == "done")
+    return saved
+
+
+def _add_key_outcome(rotation: Rotation, write: GraphWrite) -> dict[str, Any]:
+    """The changes addKey's outcome makes to the rotation as it is now (awaiting its upload, or
+    completed: Entra accepted the certificate meanwhile)."""
+    done = write.outcome == "done"
+    if rotation.add_key == "done":
+        return {}
+    if not rotation.in_progress:
+        return {"add_key": "done"} if done else {}
+    if rotation.add_key != "pending":  # handed over to the customer, or refused meanwhile
+        if not done or rotation.add_key is not None:
+            return {}
+        return {
+            "add_key": "done",
+            "detail": rotations.awaiting(
+                rotation.thumbprint, rotation.key_id, False, switched=True, added=True
+            ),
+        }
+    if done:
+        return {
+            "add_key": "done",
+            "detail": f"The app added the new certificate {rotation.thumbprint} to its app "
             "registration (Microsoft Graph addKey). Entra takes up to a few minutes to accept a "
             "new certificate; the account switches to it at the first verification after that.",
-        )
+        }
     if write.outcome == "refused":
-        log.warning("renewal certificate refused accountId=%s code=%s", account.id, write.code)
-        return rotations.amend(
-            ctx,
-            account,
-            rotation.key_id,
-            add_key="refused",
-            detail=f"{write.words()} Upload the new certificate {rotation.thumbprint} by hand "
+        return {
+            "add_key": "refused",
+            "detail": f"{write.words()} Upload the new certificate {rotation.thumbprint} by hand "
             f"(GET /api/keys/{rotation.key_id}?format=cer) under App registrations > your app > "
             "Certificates & secrets; the account switches to it once Entra accepts it.",
-        )
-    log.info("renewal certificate not added yet accountId=%s", account.id)
-    return rotations.amend(
-        ctx,
-        account,
-        rotation.key_id,
-        detail=f"{write.words()} The app tries again at the next health check.",
-    )
+        }
+    return {"detail": f"{write.words()} The app tries again at the next health check."}
 
 
 def _own_write(ctx: AppContext, account: Account, call: GraphCall) -> GraphWrite:
@@ -190,7 +295,9 @@ def upkeep(ctx: AppContext, account: Account, now: datetime | None = None) -> Ac
     """What the timer does for an account's renewal before verifying it: fail a rotation
     whose new certificate expired, retry automatic renewal's addKey, retire the replaced key
     after KEY_RETIREMENT_DAYS (removeKey first, when automatic), and start a rotation when the
-    certificate enters the CERT_EXPIRY_WARNING_DAYS window. `now` is injectable (tests)."""
+    certificate enters the CERT_EXPIRY_WARNING_DAYS window. `account` is the timer's read: it
+    only says what may be due; each step is decided again on a fresh read. `now` is
+    injectable (tests)."""
     now = now or utc_now()
     rotation = account.rotation
     if rotation is not None and rotation.in_progress:
@@ -210,11 +317,7 @@ def upkeep(ctx: AppContext, account: Account, now: datetime | None = None) -> Ac
             detail=f"certificate {account.thumbprint} expires on "
             f"{to_rfc3339(account.certificate_not_after)}; a renewal was started",
         )
-        account = retire_before_renewing(ctx, account, now)
-        account = rotations.begin(
-            ctx, account, validity_days=days, key_size=size, reason=[expiring]
-        )
-        account = push_new_certificate(ctx, account)
+        account = _begin(ctx, account, days, size, reason=[expiring])
     return account
 
 
@@ -222,15 +325,20 @@ def _in_progress(account: Account) -> bool:
     return account.rotation is not None and account.rotation.in_progress
 
 
-def _retire(ctx: AppContext, account: Account, now: datetime, *, early: bool = False) -> Account:
-    rotation = account.rotation
+def _retire(ctx: AppContext, account: Account, now: datetime) -> Account:
+    """Retire the replaced key, decided on a fresh read; with automatic renewal on at that
+    moment, removeKey of its certificate first."""
+    current = rotations.fresh(ctx, account)
+    rotation = current.rotation
+    if not rotations.retirement_due(current, now):
+        return current
     assert rotation is not None
-    if rotation.remove_key != "pending":
-        return rotations.retire(ctx, account, now, early=early)
-    write = remove_from_registration(ctx, account, rotation.previous_thumbprint)
+    if rotation.remove_key != "pending" or current.certificate_renewal != "automatic":
+        return rotations.retire(ctx, current, now)
+    write = remove_from_registration(ctx, current, rotation.previous_thumbprint)
     if write.outcome == "transient":
-        log.info("replaced certificate not removed yet accountId=%s", account.id)
-        return account  # the key stays until removeKey answers; the next run tries again
+        log.info("replaced certificate not removed yet accountId=%s", current.id)
+        return current  # the key stays until removeKey answers; the next run tries again
     if write.outcome == "done":
         detail = (
             f"Completed; the previous certificate {rotation.previous_thumbprint} was removed "
@@ -241,4 +349,4 @@ def _retire(ctx: AppContext, account: Account, now: datetime, *, early: bool = F
             f"Completed; the previous key was deleted. {write.words()} Remove certificate "
             f"{rotation.previous_thumbprint} from the app registration by hand."
         )
-    return rotations.retire(ctx, account, now, early=early, remove_key=write.outcome, detail=detail)
+    return rotations.retire(ctx, current, now, remove_key=write.outcome, detail=detail)

@@ -21,7 +21,7 @@ from typing import Any
 
 from shared import certificates, history
 from shared.accounts import delete_keys, get_account
-from shared.accountstore import KeyChanges, KeyTaken, VersionConflict
+from shared.accountstore import KeyChanges, VersionConflict
 from shared.accountstore.base import NO_KEY_CHANGES
 from shared.app_context import AppContext
 from shared.errors import Conflict, NotFound, invalid
@@ -111,6 +111,16 @@ def in_progress_conflict(account: Account) -> Conflict:
     )
 
 
+@dataclass(frozen=True)
+class Started:
+    """A rotation begun: the account as written, and the last rotation when that write retired
+    the key it had replaced (still in its retirement window: its certificate may be left on the
+    app registration, for automatic renewal to remove)."""
+
+    account: Account
+    replaced: Rotation | None = None
+
+
 def begin(
     ctx: AppContext,
     account: Account,
@@ -119,11 +129,13 @@ def begin(
     key_size: int,
     now: datetime | None = None,
     reason: list[Event] | None = None,
-) -> Account:
+) -> Started:
     """Make the new key and start the rotation: the key is bound to the account in the same
     write that records the rotation (so it is never an unlinked key that retention could
     take). Raises Conflict when one is in progress (also when another request started one
-    meanwhile: the key made here is then deleted again)."""
+    meanwhile: the key made here is then deleted again). Nothing else changes before that
+    write: a start that fails (the key store down, a 409) leaves the account, and the key in
+    its retirement window, as they were."""
     if account.rotation is not None and account.rotation.in_progress:
         raise in_progress_conflict(account)
     now = now or utc_now()
@@ -138,20 +150,8 @@ def begin(
         key_size=key_size,
         now=now,
     )
-    bound = with_expiry(ctx, replace(record, account_id=account.id))
-    automatic = account.certificate_renewal == "automatic"
-    started = Rotation(
-        key=bound.to_resource(),
-        previous_key_id=account.key_id,
-        previous_thumbprint=account.thumbprint,
-        status="awaiting_upload",
-        renewal=account.certificate_renewal,
-        started_at=now,
-        detail=_awaiting(record.thumbprint, record.key_id, automatic),
-        add_key="pending" if automatic else None,
-    )
-
-    released: list[str] = []  # by the decision that was written
+    key = with_expiry(ctx, replace(record, account_id=account.id)).to_resource()
+    replaced: list[Rotation] = []  # by the decision that was written
 
     def decide(current: Account) -> Change:
         if current.rotation is not None and current.rotation.in_progress:
@@ -160,38 +160,56 @@ def begin(
         # that is still in its retirement window is retired now, in this write, or no rotation
         # would name it any more and neither the timer nor unlink would ever delete it.
         retired = retiring_key(current)
-        released[:] = [retired] if retired else []
-        return Change(
-            current.updated(rotation=started, updated_at=utc_now()),
-            [
-                *(reason or []),
-                history.event(
-                    current.owner,
-                    current.id,
-                    "rotation_started",
-                    status=current.status,
-                    detail=f"new certificate {record.thumbprint} valid until "
-                    f"{to_rfc3339(record.not_after)}",
-                ),
-            ],
-            KeyChanges(bind=(record.key_id,), release=(retired,) if retired else ()),
-        )
+        replaced[:] = [current.rotation] if retired and current.rotation else []
+        return _starting(current, key, now, reason or [], retired)
 
     try:
         saved = transition(ctx, account, decide)
-    except (Conflict, KeyTaken, VersionConflict, NotFound):
+    except Exception:
         _discard(ctx, account.owner, record.key_id)
         raise
-    if released:
-        delete_keys(ctx, account.owner, tuple(released))
-        log.info("replaced key retired early accountId=%s keyId=%s", account.id, released[0])
+    if replaced:
+        retired_key = replaced[0].previous_key_id
+        delete_keys(ctx, account.owner, (retired_key,))
+        log.info("replaced key retired early accountId=%s keyId=%s", account.id, retired_key)
     log.info(
         "rotation started accountId=%s keyId=%s renewal=%s",
         account.id,
         record.key_id,
-        account.certificate_renewal,
+        saved.certificate_renewal,
     )
-    return saved
+    return Started(saved, replaced[0] if replaced else None)
+
+
+def _starting(
+    current: Account, key: dict[str, Any], now: datetime, reason: list[Event], retired: str | None
+) -> Change:
+    """The write that starts the rotation to `key` on the account as it is now: the rotation
+    (its renewal as the account has it now), the new key bound, the retiring one released."""
+    automatic = current.certificate_renewal == "automatic"
+    thumbprint, key_id = str(key["thumbprint"]), str(key["keyId"])
+    started = Rotation(
+        key=key,
+        previous_key_id=current.key_id,
+        previous_thumbprint=current.thumbprint,
+        status="awaiting_upload",
+        renewal=current.certificate_renewal,
+        started_at=now,
+        detail=awaiting(thumbprint, key_id, automatic),
+        add_key="pending" if automatic else None,
+    )
+    event = history.event(
+        current.owner,
+        current.id,
+        "rotation_started",
+        status=current.status,
+        detail=f"new certificate {thumbprint} valid until {key['notAfter']}",
+    )
+    return Change(
+        current.updated(rotation=started, updated_at=utc_now()),
+        [*reason, event],
+        KeyChanges(bind=(key_id,), release=(retired,) if retired else ()),
+    )
 
 
 def retiring_key(account: Account) -> str | None:
@@ -209,15 +227,25 @@ def _discard(ctx: AppContext, owner: str, key_id: str) -> None:
         log.warning("unused renewal key left for retention keyId=%s", key_id)
 
 
-def _awaiting(thumbprint: str, key_id: str, automatic: bool) -> str:
+def awaiting(
+    thumbprint: str, key_id: str, automatic: bool, *, switched: bool = False, added: bool = False
+) -> str:
+    """A rotation in progress: what happens next, and who does it (after `switched`: the
+    renewal setting changed; `added`: the app's addKey had landed)."""
+    said = f"Automatic renewal was switched {'on' if automatic else 'off'}. " if switched else ""
+    if added:
+        return (
+            f"{said}The app has added the new certificate {thumbprint} to its app registration, "
+            "so there is nothing to upload: the account switches to it as soon as Entra accepts it."
+        )
     if automatic:
         return (
-            f"The app adds the new certificate {thumbprint} to its app registration itself; the "
-            "account switches to it as soon as Entra accepts it."
+            f"{said}The app adds the new certificate {thumbprint} to its app registration itself; "
+            "the account switches to it as soon as Entra accepts it."
         )
     return (
-        f"Upload the new certificate {thumbprint} (GET /api/keys/{key_id}?format=cer) under App "
-        "registrations > your app > Certificates & secrets, and leave the old one until the "
+        f"{said}Upload the new certificate {thumbprint} (GET /api/keys/{key_id}?format=cer) under "
+        "App registrations > your app > Certificates & secrets, and leave the old one until the "
         "account has switched."
     )
 
@@ -341,15 +369,12 @@ def retirement_due(account: Account, now: datetime) -> bool:
     )
 
 
-def retire(
-    ctx: AppContext, account: Account, now: datetime, *, early: bool = False, **changes: Any
-) -> Account:
-    """After the retirement window (or inside it, `early`: a new renewal is starting): release
-    the replaced key (then delete it, private key included). `changes` amend the rotation in
-    the same write (removeKey's outcome)."""
+def retire(ctx: AppContext, account: Account, now: datetime, **changes: Any) -> Account:
+    """After the retirement window: release the replaced key (then delete it, private key
+    included). `changes` amend the rotation in the same write (removeKey's outcome)."""
 
     def decide(current: Account) -> Change | None:
-        if not (retiring_key(current) if early else retirement_due(current, now)):
+        if not retirement_due(current, now):
             return None
         assert current.rotation is not None
         retired = current.rotation.updated(previous_retired_at=now, **changes)
@@ -367,18 +392,77 @@ def retire(
     return saved
 
 
-def amend(ctx: AppContext, account: Account, key_id: str, **changes: Any) -> Account:
-    """Change fields of the rotation of `key_id` (automatic renewal's progress), if it is
-    still the account's."""
+def amend(
+    ctx: AppContext,
+    account: Account,
+    key_id: str,
+    status: str,
+    change: Callable[[Rotation], Rotation],
+) -> Account:
+    """Apply `change` to the rotation of `key_id` as it is now, if it is still the account's and
+    still has `status` (automatic renewal's progress never lands on a rotation that ended
+    meanwhile)."""
 
     def decide(current: Account) -> Change | None:
         rotation = current.rotation
-        if rotation is None or rotation.key_id != key_id:
+        if rotation is None or rotation.key_id != key_id or rotation.status != status:
             return None
-        amended = rotation.updated(**changes)
+        amended = change(rotation)
         return None if amended == rotation else Change(current.updated(rotation=amended))
 
     return transition(ctx, account, decide)
+
+
+def fresh(ctx: AppContext, account: Account) -> Account:
+    """The account as the store holds it now (what a Graph write is decided on)."""
+    return transition(ctx, account, lambda current: None)
+
+
+# --- the renewal setting ------------------------------------------------------------------
+def follow_renewal(account: Account) -> Account:
+    """The account with its rotation handed to whoever `certificateRenewal` now names (applied
+    by PATCH in the write that changes the setting). To `automatic`: the app takes over the
+    Graph writes still to come (addKey of a rotation in progress, removeKey at retirement).
+    To `manual`: those pending writes are dropped and `detail` says what the customer now does
+    by hand. A finished rotation stays as it is."""
+    rotation = account.rotation
+    renewal = account.certificate_renewal
+    if rotation is None or rotation.renewal == renewal:
+        return account
+    automatic = renewal == "automatic"
+    if rotation.in_progress:
+        added = rotation.add_key == "done"
+        followed = rotation.updated(
+            renewal=renewal,
+            add_key="done" if added else ("pending" if automatic else None),
+            detail=awaiting(
+                rotation.thumbprint, rotation.key_id, automatic, switched=True, added=added
+            ),
+        )
+    elif rotation.retiring:
+        followed = rotation.updated(
+            renewal=renewal,
+            remove_key="pending" if automatic else None,
+            detail=_retiring(rotation, automatic),
+        )
+    else:
+        return account
+    return account.updated(rotation=followed)
+
+
+def _retiring(rotation: Rotation, automatic: bool) -> str:
+    when = to_rfc3339(rotation.retire_after) if rotation.retire_after else "the retirement"
+    if automatic:
+        return (
+            f"Automatic renewal was switched on: the app removes the previous certificate "
+            f"{rotation.previous_thumbprint} from its app registration when its key retires "
+            f"({when})."
+        )
+    return (
+        f"Automatic renewal was switched off: the app no longer removes the previous certificate "
+        f"{rotation.previous_thumbprint}; remove it from the app registration by hand (App "
+        f"registrations > your app > Certificates & secrets) once its key retires ({when})."
+    )
 
 
 # --- reading one -------------------------------------------------------------------------
