@@ -617,6 +617,13 @@ def _renewal_words(renewal: Renewal | None) -> tuple[str, str]:
             f" A renewal is in progress with certificate {renewal.thumbprint}.{said}{entra}",
             step,
         )
+    if not renewal.automatic and renewal.add_key == "done":  # handed over after the app added it
+        return (
+            f" A renewal is in progress: certificate {renewal.thumbprint} is already on the app "
+            f"registration (the app added it before renewal was switched to manual).{entra}",
+            "Nothing to upload: the account switches to the new certificate once Entra accepts "
+            "it (usually within minutes).",
+        )
     if renewal.automatic:
         return (
             f" A renewal is in progress: the app adds certificate {renewal.thumbprint} to its "

@@ -15,6 +15,7 @@ from shared import health_check
 from shared.timefmt import utc_now
 from tests.conftest import RunningApp
 from tests.e2e.customer import check
+from tests.e2e.test_renewal_switch import patch_renewal
 from tests.e2e.test_rotation import app, connected, key_status, start, upload
 
 __all__ = ["app"]  # the store-parametrised fixture, shared with test_rotation
@@ -70,3 +71,20 @@ def test_the_verification_that_switches_no_longer_asks_for_the_upload(
     # The next verification, with the rotation completed, says nothing of it any more.
     later = check(customer.verify(), "certificate_expiry")
     assert later["status"] == "pass" and new_key["thumbprint"] not in later["detail"]
+
+
+def test_a_renewal_handed_over_after_the_app_added_it_asks_for_no_upload(
+    app: RunningApp, sandbox: Any
+) -> None:
+    customer = connected(app, sandbox)
+    # Entra is slow to accept the new certificate, so the rotation stays awaiting its switch.
+    customer.admin.update_tenant(customer.tenant_id, certificate_propagation_seconds=3600)
+    patch_renewal(customer, "automatic")
+    new_key = start(customer)["key"]
+    assert customer.current()["rotation"]["appRegistration"]["addKey"] == "done"
+    patch_renewal(customer, "manual")
+    report = customer.verify()
+    assert report["rotation"]["status"] == "awaiting_upload"
+    expiry = check(report, "certificate_expiry")
+    assert "upload certificate" not in expiry["detail"].lower()
+    assert f"{new_key['thumbprint']} is already on the app registration" in expiry["detail"]
