@@ -17,6 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,46 @@ _HOP_HEADERS = {
     "content-length",
     "keep-alive",
 }
+
+
+@dataclass(frozen=True)
+class HostRequest:
+    """An HTTP request as the Functions host hands it to the worker (`ToRpcHttp`)."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    route_params: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class HostAnswer:
+    """A function's HTTP answer as the host writes it to the client."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def host_query(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The query as the Functions host hands it to the worker.
+
+    ASP.NET Core's query collection matches names case-insensitively (the first spelling is
+    kept) and joins a name's values with commas, skipping empty ones (`StringValues`); the host
+    then keeps a name only when that value is not empty. So `?top=` reaches the app as no `top`,
+    and `?top=5&TOP=6` as `top=5,6`.
+    """
+    spelled: dict[str, str] = {}
+    values: dict[str, list[str]] = {}
+    for name, value in pairs:
+        key = name.upper()  # ordinal, ignoring case
+        spelled.setdefault(key, name)
+        values.setdefault(key, [])
+        if value:
+            values[key].append(value)
+    return {spelled[k]: ",".join(v) for k, v in values.items() if v}
 
 
 def resolve_setting_refs(value: str) -> str:
@@ -141,29 +182,48 @@ class LocalHost:
         # The URL as the client sent it, still percent-encoded, as the Functions host passes it.
         raw_path = request.environ.get("REQUEST_URI") or request.environ.get("RAW_URI")
         url = request.host_url.rstrip("/") + raw_path if raw_path else request.url
-        http_request = func.HttpRequest(
+        handed = HostRequest(
             method=request.method,
             url=url,
             headers=dict(request.headers),
-            params=dict(request.args),
+            query=host_query(request.args.items(multi=True)),
             route_params={k: str(v) for k, v in args.items()},
             body=body,
+        )
+        answer = self.invoke_http(name, handed)
+        return Response(answer.body, status=answer.status, headers=answer.headers)
+
+    def invoke_http(self, name: str, request: HostRequest) -> HostAnswer:
+        """Call the function with a real `azure.functions.HttpRequest` and read its response (the
+        runtime suite replaces this with Microsoft's Python worker)."""
+        http_request = func.HttpRequest(
+            method=request.method,
+            url=request.url,
+            headers=request.headers,
+            params=request.query,
+            route_params=request.route_params,
+            body=request.body,
         )
         result: func.HttpResponse = self.handler(name)(http_request)
         headers = [(k, v) for k, v in result.headers.items()]
         if not any(k.lower() == "content-type" for k, _ in headers):
             headers.append(("Content-Type", f"{result.mimetype}; charset={result.charset}"))
-        return Response(result.get_body(), status=result.status_code, headers=headers)
+        return HostAnswer(result.status_code, headers, result.get_body())
 
     def _read_body(self, request: Request) -> bytes | None:
-        """At most the host's limit; None when the body is longer (chunked bodies included)."""
-        limit = self.body_limit
+        """The body as the Functions host hands it over: only one that declares its length
+        (`ToRpcHttp` reads the body only when Content-Length > 0, so a chunked body never reaches
+        the function); None when it is longer than the host's limit."""
         declared = request.content_length
-        if declared is not None and declared > limit:
+        if not declared:
+            # Read and thrown away, so the connection stays usable; the function sees no body.
+            while request.stream.read(64 * 1024):
+                pass
+            return b""
+        if declared > self.body_limit:
             return None
-        # request.stream ends at Content-Length, or at the last chunk of a chunked body.
-        body = request.stream.read(limit + 1)
-        return None if len(body) > limit else body
+        body: bytes = request.stream.read(declared)
+        return body
 
     def _admin_invoke(self, name: str, request: Request) -> Response:
         spec = self.functions.get(name)
