@@ -1,4 +1,4 @@
-// Flex Consumption plan + Linux function app (Python 3.11, v1 programming model).
+// Flex Consumption plan + Linux function app (Python 3.13, v1 programming model).
 //
 // Flex Consumption takes the language and version from functionAppConfig.runtime and
 // the package from functionAppConfig.deployment, so the FUNCTIONS_WORKER_RUNTIME,
@@ -50,6 +50,11 @@ param portalOrigins array
   4096
 ])
 param instanceMemoryMB int = 2048
+
+@description('HTTP requests one instance is sent at once; the Python worker runs as many at once (PYTHON_THREADPOOL_THREAD_COUNT).')
+@minValue(1)
+@maxValue(64)
+param httpPerInstanceConcurrency int = 16
 
 @description('Upper bound on the number of instances the app scales out to.')
 @minValue(40)
@@ -294,6 +299,14 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'FUNCTIONS_REQUEST_BODY_SIZE_LIMIT'
           value: '131072'
         }
+        // The Python worker runs each request on a thread of its pool, by default min(32, CPUs
+        // + 4): a few threads on a Flex instance. A verification mostly waits on Entra, Graph
+        // and Key Vault, so the pool gets one thread per request the instance is sent
+        // (scaleAndConcurrency below): none waits in the worker for a thread meanwhile.
+        {
+          name: 'PYTHON_THREADPOOL_THREAD_COUNT'
+          value: string(httpPerInstanceConcurrency)
+        }
       ]
     }
     functionAppConfig: {
@@ -310,10 +323,15 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       scaleAndConcurrency: {
         instanceMemoryMB: instanceMemoryMB
         maximumInstanceCount: maximumInstanceCount
+        triggers: {
+          http: {
+            perInstanceConcurrency: httpPerInstanceConcurrency
+          }
+        }
       }
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: '3.13'
       }
     }
   }

@@ -717,7 +717,7 @@ def check_function_app_identity(p: Project) -> None:
 def check_flex_runtime_and_deployment(p: Project) -> None:
     site = _site(p)
     expect_value(p, site, "properties.functionAppConfig.runtime.name", "python")
-    expect_value(p, site, "properties.functionAppConfig.runtime.version", "3.11")
+    expect_value(p, site, "properties.functionAppConfig.runtime.version", "3.13")
     storage = "properties.functionAppConfig.deployment.storage"
     expect_value(p, site, f"{storage}.type", "blobContainer")
     expect_value(p, site, f"{storage}.authentication.type", "UserAssignedIdentity")
@@ -811,6 +811,7 @@ def check_app_settings(p: Project) -> None:
         "HEALTH_CHECK_CONCURRENCY",
         "CERT_EXPIRY_WARNING_DAYS",
         "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT",
+        "PYTHON_THREADPOOL_THREAD_COUNT",
     ]
     missing = [k for k in required if k not in s]
     assert not missing, f"function app is missing app settings {missing}"
@@ -881,6 +882,23 @@ def check_app_settings(p: Project) -> None:
     assert MAX_BODY_BYTES < int(limit.value) <= 1024 * 1024, (
         "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT must be above the app's 64 KiB rule (so the app answers "
         f"its own 413 problem) and at most 1 MiB, is {limit.value}"
+    )
+
+    # One worker thread per HTTP request an instance is sent: none waits in the worker.
+    threads = re.fullmatch(
+        r"string\((\w+)\)", getattr(s["PYTHON_THREADPOOL_THREAD_COUNT"], "text", "")
+    )
+    assert threads, "PYTHON_THREADPOOL_THREAD_COUNT must be string(<the HTTP concurrency>)"
+    site = _site(p)
+    per_instance = path_get(
+        site.value,
+        "properties.functionAppConfig.scaleAndConcurrency.triggers.http.perInstanceConcurrency",
+    )
+    assert per_instance is not None, "the function app must set its HTTP per-instance concurrency"
+    count = p.resolve(site.file, Expr(threads.group(1)))
+    assert isinstance(count, Literal) and count == p.resolve(site.file, per_instance), (
+        "PYTHON_THREADPOOL_THREAD_COUNT must equal the HTTP per-instance concurrency, "
+        f"{count!r} != {p.resolve(site.file, per_instance)!r}"
     )
 
     forbidden = {
@@ -1234,9 +1252,16 @@ MUTATIONS: list[tuple[Any, ...]] = [
     (
         "python 3.12",
         "app/function-app.bicep",
-        "version: '3.11'",
+        "version: '3.13'",
         "version: '3.12'",
         check_flex_runtime_and_deployment,
+    ),
+    (
+        "fewer worker threads than requests",
+        "app/function-app.bicep",
+        "value: string(httpPerInstanceConcurrency)",
+        "value: '4'",
+        check_app_settings,
     ),
     (
         "deployment by connection string",
