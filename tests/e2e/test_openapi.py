@@ -10,21 +10,30 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from localdev.functions import APP_ROOT, discover, route_prefix
 from localdev.host import LocalHost
+from shared import health_check, history, housekeeping
+from shared.validation import Fields
 from tests.conftest import RunningApp
+from tests.contract.test_account_store import account_for
+from tests.contract.test_account_store import key as stored_key
 from tests.e2e.customer import Customer, statuses
+from tests.fuzz import base64_patterns
 
 DOCUMENT_PATH = APP_ROOT / "openapi.yaml"
 DOCUMENT_URI = "urn:m365link:openapi"
@@ -540,6 +549,152 @@ def test_a_paged_list_matches_the_document(app: RunningApp) -> None:
     assert len(first["value"]) == 2
     last = check_response("/api/accounts", "GET", app.http.get(app.url + first["nextLink"]))
     assert len(last["value"]) == 1 and "nextLink" not in last
+
+
+# --- input rules the schemas state exactly ----------------------------------------------------
+def parameter_pattern(name: str) -> str:
+    pattern: str = document()["components"]["parameters"][name]["schema"]["pattern"]
+    return pattern
+
+
+def anchored(pattern: str) -> re.Pattern[str]:
+    """A document pattern as ECMA-262 reads `^...$` (Python's `$` also matches before a final
+    newline, ECMA's does not)."""
+    return re.compile(pattern.removeprefix("^").removesuffix("$"))
+
+
+def test_the_continuation_patterns_are_made_from_the_apps_formats() -> None:
+    assert parameter_pattern("AccountsAfter") == base64_patterns.account_after()
+    assert parameter_pattern("HistoryAfter") == base64_patterns.history_after()
+    assert parameter_pattern("FeedAfter") == r"^[0-9]{1,16}$"
+
+
+def after_of(link: str) -> str:
+    return parse_qs(urlsplit(link).query)["after"][0]
+
+
+def test_the_continuations_the_app_hands_out_match_the_document(
+    app: RunningApp, resources: dict[str, str]
+) -> None:
+    for _ in range(2):  # three accounts, so a page of one has a continuation
+        body = {"tenantId": str(uuid.uuid4()), "applicationId": str(uuid.uuid4())}
+        key = app.http.post(app.api("/keys"), json={**body, "displayName": "x"}).json()
+        linked = app.http.post(
+            app.api("/accounts"), json={**body, "displayName": "x", "keyId": key["keyId"]}
+        )
+        assert linked.status_code == 201, linked.text
+    seen = 0
+    link = "/api/accounts?top=1"
+    while link:
+        page = app.http.get(app.url + link).json()
+        link = page.get("nextLink")
+        if link:
+            assert anchored(parameter_pattern("AccountsAfter")).fullmatch(after_of(link)), link
+            seen += 1
+    assert seen == 2
+    account_id = resources["{id}"]
+    for _ in range(3):  # history: linked, then three renamings
+        renamed = app.http.patch(app.api(f"/accounts/{account_id}"), json={"displayName": _ * "y"})
+        assert renamed.status_code in (200, 400)
+    history_page = app.http.get(app.api(f"/accounts/{account_id}/history"), params={"top": 1})
+    link = history_page.json()["nextLink"]
+    assert anchored(parameter_pattern("HistoryAfter")).fullmatch(after_of(link)), link
+    feed = app.http.get(app.api("/events")).json()
+    assert anchored(parameter_pattern("FeedAfter")).fullmatch(feed["cursor"])
+
+
+EVERY_CONTINUATION = settings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+def strings_of(parameter: str) -> st.SearchStrategy[str]:
+    """Strings matching a parameter's pattern (read when the test runs, not when collected)."""
+    return st.deferred(
+        lambda: st.from_regex(anchored(parameter_pattern(parameter)), fullmatch=True)
+    )
+
+
+@EVERY_CONTINUATION
+@given(after=strings_of("AccountsAfter"))
+def test_every_string_of_the_accounts_after_pattern_is_accepted(
+    app: RunningApp, after: str
+) -> None:
+    listed = app.http.get(app.api("/accounts"), params={"after": after})
+    assert listed.status_code == 200, listed.text
+
+
+@EVERY_CONTINUATION
+@given(after=strings_of("HistoryAfter"))
+def test_every_string_of_the_history_after_pattern_is_accepted(
+    app: RunningApp, resources: dict[str, str], after: str
+) -> None:
+    path = f"/accounts/{resources['{id}']}/history"
+    listed = app.http.get(app.api(path), params={"after": after})
+    assert listed.status_code == 200, listed.text
+
+
+def schema_pattern(name: str) -> str:
+    pattern: str = document()["components"]["schemas"][name]["pattern"]
+    return pattern
+
+
+def accepted_as_text(value: str, max_len: int) -> bool:
+    fields = Fields({"name": value})
+    fields.text("name", max_len=max_len)
+    return not fields.problems.errors
+
+
+def test_the_text_pattern_is_the_apps_text_rule() -> None:
+    """Display and organization names: the pattern refuses exactly the characters the app
+    refuses (control, separator and bidi control characters), and names of whitespace only.
+    Each code point of the Basic Multilingual Plane, and every 97th beyond it, alone and
+    between two letters."""
+    assert schema_pattern("OrganizationName") == schema_pattern("DisplayName")
+    pattern = anchored(schema_pattern("DisplayName"))
+    points = [*range(0xD800), *range(0xE000, 0x10000), *range(0x10000, 0x110000, 97)]
+    wrong = [
+        f"U+{point:04X} in {value!r}"
+        for point in points
+        for value in (chr(point), f"a{chr(point)}b", f" {chr(point)} ")
+        if bool(pattern.fullmatch(value)) != accepted_as_text(value, 64)
+    ]
+    assert not wrong, wrong[:20]
+    # Kept as given: leading and trailing spaces are part of a name.
+    assert pattern.fullmatch("  Contoso  ") and accepted_as_text("  Contoso  ", 64)
+
+
+# --- the change feed's 410 ---------------------------------------------------------------------
+def test_an_expired_cursor_matches_the_document(app: RunningApp) -> None:
+    """A reader behind retention gets the documented 410, whose `oldestCursor` (the document's
+    link from the 410 back to the feed) reads on from the oldest event kept."""
+    store = app.context.accounts
+    made = stored_key("local-dev")  # written through the store: no `linked` event of today first
+    store.add_key(made)
+    current = account_for(made)
+    store.link(current)
+    for days in (400, 400, 0):  # two events past retention, one kept
+        stamped = replace(
+            history.event("local-dev", current.id, "verified"),
+            at=datetime.now().astimezone() - timedelta(days=days),
+        )
+        current = store.update_account(current.updated(status="connected"), [stamped])
+    first = check_response(
+        "/api/events", "GET", app.http.get(app.api("/events"), params={"top": 1})
+    )
+    housekeeping.run(app.context, health_check.RunSummary(), datetime.now().astimezone())
+    behind = app.http.get(app.api("/events"), params={"after": first["cursor"]})
+    assert behind.status_code == 410, behind.text
+    problem = check_response("/api/events", "GET", behind)
+    assert problem["type"].endswith("/problems/cursor-expired")
+    link = document()["components"]["responses"]["CursorExpired"]["links"]["StartAgain"]
+    assert link["parameters"]["after"] == "$response.body#/oldestCursor"
+    again = app.http.get(app.api("/events"), params={"after": problem["oldestCursor"]})
+    assert check_response("/api/events", "GET", again)["value"][-1]["type"] == "verified"
 
 
 # --- certificate renewal, PATCH and If-Match ---------------------------------------------------
