@@ -446,6 +446,11 @@ def test_problems_match_the_document(app: RunningApp) -> None:
     unknown = app.http.post(app.api(f"/accounts/{uuid.uuid4()}/verify"))
     assert unknown.status_code == 404
     check_response("/api/accounts/{id}/verify", "POST", unknown)
+    chunked = app.http.post(  # a generator body goes out chunked, with no Content-Length
+        app.api("/keys"), data=iter([b"{}"]), headers={"Content-Type": "application/json"}
+    )
+    assert chunked.status_code == 411, chunked.text
+    assert check_response("/api/keys", "POST", chunked)["type"].endswith("/length-required")
 
 
 def test_unauthorized_matches_the_document(sandboxed_app: Callable[..., RunningApp]) -> None:
