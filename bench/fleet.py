@@ -70,18 +70,18 @@ from bench.health_check import (
 )
 from shared import health_check, housekeeping
 from shared.accountstore.base import AccountStore
-from shared.accountstore.codec import account_sort_key, account_to_row, split_report
-from shared.accountstore.sqlite import SqliteAccountStore
+from shared.accountstore.codec import account_to_row, split_report
+from shared.accountstore.sqlite import ROW_COLUMNS, SqliteAccountStore, account_row
 from shared.accountstore.table import (
     TableAccountStore,
-    _due_rk,
     _index_entity,
     build_service,
     partition_of,
+    set_rows,
 )
 from shared.identity import LOCAL_OWNER
 from shared.records import Account
-from shared.schedule import DEFAULT_POLICY, SchedulePolicy, due_key
+from shared.schedule import DEFAULT_POLICY, SchedulePolicy
 from shared.settings import TableSettings
 from shared.timefmt import utc_now
 from shared.verify import verify_account
@@ -149,31 +149,24 @@ def fleet_of(
 def bulk_sqlite(store: SqliteAccountStore, accounts: Iterable[Account]) -> None:
     """Rows as `SqliteAccountStore.link` writes them (no key records: no route reads them
     here)."""
-    rows = (
-        (a.id, a.owner, a.tenant_id, a.application_id, a.version,
-         json.dumps(account_to_row(a)), account_sort_key(a.created_at, a.id), a.status,
-         due_key(store.policy.due_at(a)))
-        for a in accounts
-    )  # fmt: skip
+    rows = (account_row(a, store.policy) for a in accounts)
     with sqlite3.connect(store.path) as db:
         db.executemany(
-            "INSERT INTO accounts (id, owner, tenant_id, application_id, version, data, "
-            "sort_key, status, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO accounts ({', '.join(ROW_COLUMNS)}) "  # noqa: S608 - constant text
+            f"VALUES ({', '.join('?' * len(ROW_COLUMNS))})",
             rows,
         )
 
 
 def table_rows(account: Account, policy: SchedulePolicy, *, indexed: bool) -> list[dict[str, Any]]:
-    """The rows `TableAccountStore.link` writes for an account: the account (with its due
-    time), its schedule entry, and (`indexed`) the copy the list pages on. The pair row and key
-    record are left out: nothing measured here reads them."""
-    pk, due = partition_of(account.owner), due_key(policy.due_at(account))
+    """The rows `TableAccountStore.link` writes for an account: the account, its schedule set,
+    and (`indexed`) the copy the list pages on. The pair row and key record are left out:
+    nothing measured here reads them."""
+    pk, place = partition_of(account.owner), policy.place(account)
     rows = [
-        {"PartitionKey": pk, "RowKey": f"acct_{account.id}", "Kind": "account", "dueAt": due,
+        {"PartitionKey": pk, "RowKey": f"acct_{account.id}", "Kind": "account",
          **split_report(account_to_row(account))},
-        {"PartitionKey": "%schedule", "RowKey": _due_rk(due, account.owner, account.id),
-         "Kind": "due", "owner": account.owner, "accountId": account.id, "due": due,
-         "leaseUntil": 0, "writtenAt": int(time.time())},
+        *set_rows(pk, account.owner, account.id, place, account.version),
     ]  # fmt: skip
     if indexed:
         rows.append(_index_entity(pk, account))

@@ -183,17 +183,19 @@ class AccountStore(ABC):
     def take_due(
         self, due_by: datetime, limit: int, lease: timedelta, holder: str
     ) -> list[Account]:
-        """Up to `limit` accounts due by `due_by` (their `SchedulePolicy.due_at`), stalest
-        first, each leased to `holder` for `lease` from now (the real clock): another instance
-        does not take an account while its lease runs, and takes it again once it expired (an
-        instance died); the account's next write ends the lease. Reads only the due entries of
-        the schedule, never every account; an entry that disagrees with its account is
-        repaired on the way."""
+        """Up to `limit` accounts due by `due_by` under the store policy's interval (the one in
+        force: `SchedulePolicy.due_by`), stalest first, each leased to `holder` for `lease`
+        from now (the real clock): another instance does not take an account while its lease
+        runs, and takes it again once it expired (an instance died). Writes of the account
+        keep the lease; only its holder's `release` ends it. An empty list means no unleased
+        account is due (never that another instance won the race for this batch). Reads only
+        the due entries of the schedule, never every account; an entry that disagrees with
+        its account is mended on the way."""
 
     @abstractmethod
     def release(self, accounts: Sequence[Account], holder: str) -> None:
-        """End `holder`'s leases on accounts it took but did not verify (a run out of time),
-        so the next run takes them at once."""
+        """End `holder`'s leases on these accounts (verified, or taken but not reached: the
+        next run takes those at once); another holder's lease stays."""
 
     @abstractmethod
     def claim_chore(self, name: str, now: datetime, every: timedelta) -> bool:
@@ -204,6 +206,13 @@ class AccountStore(ABC):
     def prepare_schedule(self, stop_at: float) -> None:
         """Give accounts of an older release their schedule entries (bounded by `stop_at`, a
         `time.monotonic()` deadline; later calls go on)."""
+
+    @abstractmethod
+    def sweep_schedule(self, stop_at: float, pages: int, *, restart: bool) -> bool:
+        """Go on with a pass over every account that gives each account missing from the
+        schedule its entries (`restart`: begin a pass when none is going on), reading at most
+        `pages` pages and stopping at `stop_at`; later calls go on where it stopped. True
+        while the pass is not over."""
 
     @abstractmethod
     def update_account(

@@ -53,7 +53,7 @@ from shared.accountstore.codec import (
 )
 from shared.errors import DependencyUnavailable
 from shared.records import Account, Event, KeyRecord
-from shared.schedule import DEFAULT_POLICY, SchedulePolicy, due_key
+from shared.schedule import DEFAULT_POLICY, Place, SchedulePolicy
 from shared.timefmt import from_rfc3339, to_rfc3339
 
 _SCHEMA = """
@@ -74,6 +74,8 @@ CREATE TABLE IF NOT EXISTS accounts (
     due_at TEXT,
     lease_until INTEGER NOT NULL DEFAULT 0,
     lease_holder TEXT,
+    last_started TEXT,
+    renew_at TEXT,
     UNIQUE (owner, tenant_id, application_id)
 );
 CREATE INDEX IF NOT EXISTS accounts_by_owner ON accounts (owner);
@@ -100,7 +102,9 @@ CREATE INDEX IF NOT EXISTS events_by_time ON events (at);
 _PAGE_INDEXES = """
 CREATE INDEX IF NOT EXISTS accounts_page ON accounts (owner, sort_key);
 CREATE INDEX IF NOT EXISTS accounts_page_status ON accounts (owner, status, sort_key);
-CREATE INDEX IF NOT EXISTS accounts_due ON accounts (due_at, id);
+CREATE INDEX IF NOT EXISTS accounts_last ON accounts (last_started, id);
+CREATE INDEX IF NOT EXISTS accounts_renew ON accounts (renew_at, id);
+DROP INDEX IF EXISTS accounts_due;
 """
 
 
@@ -117,12 +121,10 @@ class SqliteAccountStore(AccountStore):
             db.executescript(_SCHEMA)
         self._migrate()
 
-    def _due(self, account: Account) -> str:
-        return due_key(self.policy.due_at(account))
-
     def _migrate(self) -> None:
         """Give a file of an earlier release the page and schedule columns, filled from each
-        account's data."""
+        account's data (`due_at`, the second release's interval-bound due time, is no longer
+        read)."""
         with self._write() as db:
             columns = {row[1] for row in db.execute("PRAGMA table_info(accounts)")}
             for column, kind in _LATER_COLUMNS:
@@ -130,13 +132,15 @@ class SqliteAccountStore(AccountStore):
                     db.execute(f"ALTER TABLE accounts ADD COLUMN {column} {kind}")
             rows = db.execute(
                 "SELECT id, data FROM accounts WHERE sort_key IS NULL OR status IS NULL "
-                "OR due_at IS NULL"
+                "OR last_started IS NULL"
             ).fetchall()
             for account_id, data in rows:
                 account = account_from_row(json.loads(data))
+                place = self.policy.place(account)
                 db.execute(
-                    "UPDATE accounts SET sort_key = ?, status = ?, due_at = ? WHERE id = ?",
-                    (_sort_key(account), account.status, self._due(account), account_id),
+                    "UPDATE accounts SET sort_key = ?, status = ?, last_started = ?, renew_at = ? "
+                    "WHERE id = ?",
+                    (_sort_key(account), account.status, place.last, place.renew, account_id),
                 )
             for statement in _PAGE_INDEXES.strip().splitlines():
                 db.execute(statement)
@@ -219,19 +223,9 @@ class SqliteAccountStore(AccountStore):
             bound["accountId"] = account.id
             db.execute("UPDATE keys SET data = ? WHERE key_id = ?", (json.dumps(bound), key.key_id))
             db.execute(
-                "INSERT INTO accounts (id, owner, tenant_id, application_id, version, data, "
-                "sort_key, status, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    account.id,
-                    account.owner,
-                    account.tenant_id,
-                    account.application_id,
-                    account.version,
-                    json.dumps(account_to_row(account)),
-                    _sort_key(account),
-                    account.status,
-                    self._due(account),
-                ),
+                f"INSERT INTO accounts ({', '.join(ROW_COLUMNS)}) "  # noqa: S608 - constant text
+                f"VALUES ({', '.join('?' * len(ROW_COLUMNS))})",
+                account_row(account, self.policy),
             )
             for event in events:
                 _record(db, event)
@@ -300,25 +294,40 @@ class SqliteAccountStore(AccountStore):
         return True
 
     def prepare_schedule(self, stop_at: float) -> None:
-        """Nothing to do: opening the file filled `due_at` for every account."""
+        """Nothing to do: opening the file filled the schedule columns of every account."""
+
+    def sweep_schedule(self, stop_at: float, pages: int, *, restart: bool) -> bool:
+        """Nothing to do: an account's schedule columns are written in its own row, in the
+        write's transaction, so none can go missing."""
+        return False
 
     def take_due(
         self, due_by: datetime, limit: int, lease: timedelta, holder: str
     ) -> list[Account]:
-        # One write transaction reads the due rows (the due index, in due order) and leases them,
-        # so two instances never take the same account while its lease runs.
+        # One write transaction reads the due rows (two index ranges: `last_started` older than
+        # the interval in force, `renew_at` passed; merged stalest first) and leases them, so
+        # two instances never take the same account while its lease runs.
         moment = int(time.time())
+        last, renew = self.policy.due_by(due_by)
         with self._write() as db:
-            rows = db.execute(
-                "SELECT id, data FROM accounts WHERE due_at <= ? AND lease_until < ? "
-                "ORDER BY due_at, id LIMIT ?",
-                (due_key(due_by), moment, limit),
-            ).fetchall()
+            rows = {
+                row[0]: row
+                for column, bound in (("last_started", last), ("renew_at", renew))
+                for row in db.execute(
+                    "SELECT id, data, last_started, renew_at FROM accounts "  # noqa: S608
+                    f"WHERE {column} <= ? AND lease_until < ? ORDER BY {column}, id LIMIT ?",
+                    (bound, moment, limit),
+                )
+            }
+            due = sorted(
+                rows.values(),
+                key=lambda r: (Place(r[2], r[3]).due_under(self.policy.interval), r[0]),
+            )[:limit]
             db.executemany(
                 "UPDATE accounts SET lease_until = ?, lease_holder = ? WHERE id = ?",
-                [(moment + int(lease.total_seconds()), holder, r[0]) for r in rows],
+                [(moment + int(lease.total_seconds()), holder, r[0]) for r in due],
             )
-        return [account_from_row(json.loads(r[1])) for r in rows]
+        return [account_from_row(json.loads(r[1])) for r in due]
 
     def update_account(
         self,
@@ -328,16 +337,18 @@ class SqliteAccountStore(AccountStore):
     ) -> Account:
         new = account.updated(version=account.version + 1)
         with self._write() as db:
+            place = self.policy.place(new)
             cursor = db.execute(
-                # A write moves the account in the schedule and ends the timer's lease on it.
-                "UPDATE accounts SET data = ?, version = ?, status = ?, due_at = ?, "
-                "lease_until = 0, lease_holder = NULL "
-                "WHERE id = ? AND owner = ? AND version = ?",
+                # A write moves the account in the schedule; a timer's lease on it stays (only
+                # its holder ends it: `release`).
+                "UPDATE accounts SET data = ?, version = ?, status = ?, last_started = ?, "
+                "renew_at = ? WHERE id = ? AND owner = ? AND version = ?",
                 (
                     json.dumps(account_to_row(new)),
                     new.version,
                     new.status,
-                    self._due(new),
+                    place.last,
+                    place.renew,
                     account.id,
                     account.owner,
                     account.version,
@@ -455,7 +466,30 @@ _LATER_COLUMNS = (
     ("due_at", "TEXT"),
     ("lease_until", "INTEGER NOT NULL DEFAULT 0"),
     ("lease_holder", "TEXT"),
+    ("last_started", "TEXT"),
+    ("renew_at", "TEXT"),
 )
+# An account's row as `link` inserts it (`account_row`); fleet benchmarks write the same.
+ROW_COLUMNS = (
+    "id", "owner", "tenant_id", "application_id", "version", "data", "sort_key", "status",
+    "last_started", "renew_at",
+)  # fmt: skip
+
+
+def account_row(account: Account, policy: SchedulePolicy) -> tuple[object, ...]:
+    place = policy.place(account)
+    return (
+        account.id,
+        account.owner,
+        account.tenant_id,
+        account.application_id,
+        account.version,
+        json.dumps(account_to_row(account)),
+        _sort_key(account),
+        account.status,
+        place.last,
+        place.renew,
+    )
 
 
 def _sort_key(account: Account) -> str:

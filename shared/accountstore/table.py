@@ -95,7 +95,7 @@ from shared.azure_pipeline import client_options
 from shared.errors import DependencyUnavailable
 from shared.outbound import deadline_at
 from shared.records import Account, Event, KeyRecord
-from shared.schedule import DEFAULT_POLICY, SchedulePolicy, due_key
+from shared.schedule import DEFAULT_POLICY, Place, SchedulePolicy
 from shared.settings import TableSettings
 from shared.striped import StripedLocks
 from shared.timefmt import to_rfc3339
@@ -110,12 +110,22 @@ _SEQ_CEILING = 10**16 - 1
 # PartitionKey, so no owner has this one).
 _SWEEP = ("%housekeeping", "events")
 _SWEEP_PAGES = 5  # service pages a sweep reads at most per call
-# The health check's schedule: one partition of its own ('%' is escaped in owners' keys), a row
-# per account whose RowKey sorts by due time, so due accounts are one range query.
-_SCHEDULE, _DUE, _BACKFILL = "%schedule", "due_", "backfill"
-# An entry whose account is missing is removed only when older than this: a link writes the
-# entry just before the account, and the timer may meet it in between.
+# The health check's schedule: a partition of its own ('%' is escaped in owners' keys) holding a
+# set of rows per account, always written together in one entity-group transaction (a set is
+# never half-moved): its anchor `acc_<owner>!<id>`, found by account (leases, the sweep), and its
+# entries `last_<last>_<owner>_<id>` and, with a renewal moment, `renew_<renew>_<owner>_<id>`:
+# the two orderings `take_due` reads (schedule.Place). Every row of a set carries the set's
+# place, its lease and the account version it was placed from. `sweep`: the pass that gives
+# accounts without a set theirs. `due_`: the second release's entries (removed on upgrade).
+_SCHEDULE, _ANCHOR, _LAST, _RENEW = "%schedule", "acc_", "last_", "renew_"
+_SWEEP_STATE, _LEGACY_DUE = "sweep", "due_"
+_SET_TRIES = 5  # a set changed under a writer is read again this often at most
+_SETS_PER_TRANSACTION = 30  # three rows each at most: 100 operations per transaction
+# A set whose account is missing is removed only when older than this: a link writes the set
+# just before the account, and the timer may meet it in between.
 _ORPHAN_ENTRY_SECONDS = 120
+_NEW_SWEEP = {"PartitionKey": _SCHEDULE, "RowKey": _SWEEP_STATE, "Kind": "sweep",
+              "active": False, "continuation": "", "migrated": True, "ready": True}  # fmt: skip
 MAX_PAGE = 1000  # the service's most entities per query page
 # Writers of one owner take turns on its `meta` row; the loser of a race tries again, with
 # jittered exponential back-off, for this long (or until the unit of work's deadline, if sooner)
@@ -141,19 +151,48 @@ def _upper(prefix: str) -> str:
     return prefix[:-1] + chr(ord(prefix[-1]) + 1)
 
 
-def _backfill_row(continuation: str) -> dict[str, Any]:
-    """Where the scan giving older accounts their schedule entries stands ('' and done: over)."""
-    return {
-        "PartitionKey": _SCHEDULE,
-        "RowKey": _BACKFILL,
-        "Kind": "backfill",
-        "continuation": continuation,
-        "done": not continuation,
-    }
+def _anchor_rk(pk: str, account_id: str) -> str:
+    # '!' sorts before every character of an escaped owner, so anchors sort as accounts do
+    # (PartitionKey, then id): the sweep reads a page of accounts' anchors in one range.
+    return f"{_ANCHOR}{pk}!{account_id}"
 
 
-def _due_rk(due: str, owner: str, account_id: str) -> str:
-    return f"{_DUE}{due}_{partition_of(owner)}_{account_id}"
+def set_rows(
+    pk: str,
+    owner: str,
+    account_id: str,
+    place: Place,
+    version: int,
+    lease: tuple[int, str] = (0, ""),
+) -> list[dict[str, Any]]:
+    """An account's rows in the schedule (see `_SCHEDULE`), its anchor first."""
+    common = {"PartitionKey": _SCHEDULE, "Kind": "scheduled", "owner": owner,
+              "accountId": account_id, "last": place.last, "renew": place.renew or "",
+              "version": version, "leaseUntil": lease[0], "leaseHolder": lease[1],
+              "writtenAt": int(time.time())}  # fmt: skip
+    keys = [_anchor_rk(pk, account_id), f"{_LAST}{place.last}_{pk}_{account_id}"]
+    if place.renew is not None:
+        keys.append(f"{_RENEW}{place.renew}_{pk}_{account_id}")
+    return [{**common, "RowKey": key} for key in keys]
+
+
+def _place_of(row: Any) -> Place:
+    return Place(str(row["last"]), str(row["renew"] or "") or None)
+
+
+def _set_keys(row: Any) -> list[str]:
+    """The RowKeys of the set a schedule row belongs to."""
+    owner = str(row["owner"])
+    place = _place_of(row)
+    return [r["RowKey"] for r in set_rows(partition_of(owner), owner, row["accountId"], place, 0)]
+
+
+def _accounts_page(table: TableClient, token: Any) -> tuple[list[Any], Any]:
+    """One service page of every owner's accounts from `token`, and where the next starts."""
+    pages: Any = table.query_entities(_prefix_filter(_ACCOUNT), results_per_page=MAX_PAGE).by_page(
+        continuation_token=token
+    )
+    return list(next(pages, [])), pages.continuation_token
 
 
 def _event_rk(seq: int) -> str:
@@ -244,8 +283,8 @@ class TableAccountStore(AccountStore):
                         self._service.create_table(self._table_name)
                     except ResourceExistsError:
                         pass
-                    else:  # a table this release made holds no account without its entry
-                        self._table.upsert_entity(_backfill_row(""), mode=UpdateMode.REPLACE)
+                    else:  # a table this release made holds no account without its set
+                        self._table.upsert_entity(_NEW_SWEEP, mode=UpdateMode.REPLACE)
                     self._ready = True
         return self._table
 
@@ -388,18 +427,19 @@ class TableAccountStore(AccountStore):
     def link(self, account: Account, events: Sequence[Event] = ()) -> None:
         pk = partition_of(account.owner)
         pair_rk = f"{_PAIR}{account.tenant_id}_{account.application_id}"
-        due = self._due(account)
-        # The schedule entry first: an account is never without one (see take_due).
-        self._schedule(account, due)
+        # The schedule set first: an account is never without one (see take_due).
+        place = self.policy.place(account)
+        self._set_change(
+            [("create", r) for r in set_rows(pk, account.owner, account.id, place, account.version)]
+        )
         try:
-            self._link(account, events, pk, pair_rk, due)
+            self._link(account, events, pk, pair_rk)
         except BaseException:
-            self._unschedule(account.owner, account.id, due)
+            with suppress(DependencyUnavailable):  # else removed when met (see take_due)
+                self._drop_set(account.owner, account.id)
             raise
 
-    def _link(
-        self, account: Account, events: Sequence[Event], pk: str, pair_rk: str, due: str
-    ) -> None:
+    def _link(self, account: Account, events: Sequence[Event], pk: str, pair_rk: str) -> None:
 
         def attempt() -> None:
             key_entity = self._get(pk, _KEY + account.key_id)
@@ -408,7 +448,7 @@ class TableAccountStore(AccountStore):
             meta = self._ensure_meta(pk)
             operations: list[Any] = [
                 ("create", {"PartitionKey": pk, "RowKey": _ACCOUNT + account.id, "Kind": "account",
-                            "dueAt": due, **split_report(account_to_row(account))}),
+                            **split_report(account_to_row(account))}),
                 ("create", {"PartitionKey": pk, "RowKey": pair_rk, "Kind": "pair",
                             "accountId": account.id}),
                 ("update", {"PartitionKey": pk, "RowKey": _KEY + account.key_id,
@@ -575,8 +615,8 @@ class TableAccountStore(AccountStore):
     ) -> Account:
         pk, rk = partition_of(account.owner), _ACCOUNT + account.id
         new = account.updated(version=account.version + 1)
-        due = self._due(new)
-        moved: list[str] = []  # the schedule entry the account leaves, once it has left it
+        place = self.policy.place(new)
+        moved: list[bool] = []  # the account left its place in the schedule
 
         def attempt() -> Account:
             current = self._get(pk, rk)
@@ -584,16 +624,11 @@ class TableAccountStore(AccountStore):
                 raise LookupError(account.id)
             if int(current["version"]) != account.version:
                 raise VersionConflict(account.id)
-            # The new schedule entry before the account names it; the old one goes after.
-            old_due = current.get("dueAt")
-            if old_due != due:
-                self._schedule(new, due)
             # REPLACE, not MERGE: a shorter report must not leave an older report's parts behind.
             entity = {
                 "PartitionKey": pk,
                 "RowKey": rk,
                 "Kind": "account",
-                "dueAt": due,
                 **split_report(account_to_row(new)),
             }
             operations: list[Any] = [
@@ -610,13 +645,17 @@ class TableAccountStore(AccountStore):
                     pk, meta, events, 0, int(now_connected) - int(was_connected)
                 )
             self._submit_or_stale(operations)
-            if old_due and old_due != due:
-                moved.append(old_due)
+            before = self.policy.place(account_from_row(join_report(_row(current))))
+            moved[:] = [before != place]
             return new
 
         saved = self._contended(pk, attempt, account.id)
-        for old in moved:
-            self._unschedule(account.owner, account.id, old)
+        if any(moved):
+            # Its schedule set follows the account, after it (a set only moves to a place an
+            # account version had, and keeps its lease); one left behind (this instance
+            # stopped here, the store went away) is mended when met or swept.
+            with suppress(DependencyUnavailable):
+                self._settle(saved, place)
         return saved
 
     def _key_operations(self, pk: str, account: Account, keys: KeyChanges) -> list[Any]:
@@ -685,66 +724,164 @@ class TableAccountStore(AccountStore):
                 pk, meta, recorded, -1, -int(account.status == "connected")
             )
             self._submit_or_stale(operations)
-            if entity.get("dueAt"):
-                self._unschedule(owner, account_id, str(entity["dueAt"]))
+            with suppress(DependencyUnavailable):  # else removed when met (see take_due)
+                self._drop_set(owner, account_id)
             return account
 
         return self._contended(pk, attempt, account_id)
 
     # --- the health check's schedule ----------------------------------------------------------
-    def _due(self, account: Account) -> str:
-        return due_key(self.policy.due_at(account))
-
-    def _schedule(self, account: Account, due: str) -> None:
-        entry = {
-            "PartitionKey": _SCHEDULE,
-            "RowKey": _due_rk(due, account.owner, account.id),
-            "Kind": "due",
-            "owner": account.owner,
-            "accountId": account.id,
-            "due": due,
-            "leaseUntil": 0,  # always set: a filter on a missing property never matches
-            "writtenAt": int(time.time()),
-        }
-        self._call(lambda table: table.upsert_entity(entry, mode=UpdateMode.REPLACE))
-
-    def _unschedule(self, owner: str, account_id: str, due: str) -> None:
-        """Best effort: an entry left behind is repaired when the timer meets it."""
-        with suppress(ResourceNotFoundError, DependencyUnavailable):
-            self._delete(_SCHEDULE, _due_rk(due, owner, account_id))
-
     def take_due(
         self, due_by: datetime, limit: int, lease: timedelta, holder: str
     ) -> list[Account]:
         moment = int(time.time())
-        entries, _ = self._one_page(
-            "PartitionKey eq @pk and RowKey ge @start and RowKey lt @end and leaseUntil lt @now",
-            {"pk": _SCHEDULE, "start": _DUE, "end": f"{_DUE}{due_key(due_by)}~", "now": moment},
-            min(limit, MAX_PAGE),
-        )
-        taken: list[Account] = []
-        for entry in entries:
-            if not self._lease(entry, moment + int(lease.total_seconds()), holder):
-                continue  # another instance took it first
-            account = self.get_account(str(entry["owner"]), str(entry["accountId"]))
-            if account is None:
-                if moment - int(entry.get("writtenAt") or 0) > _ORPHAN_ENTRY_SECONDS:
-                    self._unschedule(str(entry["owner"]), str(entry["accountId"]), entry["due"])
-                continue
-            right = self._due(account)
-            if right != entry["due"]:  # a write that crashed between account and schedule
-                self._schedule(account, right)
-                self._unschedule(account.owner, account.id, str(entry["due"]))
-                continue  # due or not, the repaired entry is met in its turn
-            taken.append(account)
-        return taken
+        until = moment + int(lease.total_seconds())
+        bounds = self.policy.due_by(due_by)
+        met_before: set[str] = set()
+        while met := [
+            e for e in self._due_entries(bounds, limit, moment) if e["RowKey"] not in met_before
+        ]:
+            taken = [a for e in met if (a := self._take(e, until, holder, bounds, moment))]
+            if taken:
+                return taken
+            # Each went to another instance, was moved by a write or mended on the way: leased
+            # or no longer due, none is met again, so the next read looks further (a batch
+            # lost to another instance is no reason to stop).
+            met_before.update(e["RowKey"] for e in met)
+        return []
+
+    def _due_entries(self, bounds: tuple[str, str], limit: int, moment: int) -> list[Any]:
+        """The `limit` stalest unleased entries: the first of each ordering, merged."""
+        found: dict[tuple[str, str], Any] = {}
+        for prefix, bound in zip((_LAST, _RENEW), bounds, strict=True):
+            entries, _ = self._one_page(
+                "PartitionKey eq @pk and RowKey ge @start and RowKey lt @end "
+                "and leaseUntil lt @now",
+                {"pk": _SCHEDULE, "start": prefix, "end": f"{prefix}{bound}~", "now": moment},
+                min(limit, MAX_PAGE),
+            )
+            for entry in entries:
+                found.setdefault((str(entry["owner"]), str(entry["accountId"])), entry)
+        interval = self.policy.interval
+        return sorted(
+            found.values(), key=lambda e: (_place_of(e).due_under(interval), e["accountId"])
+        )[:limit]
+
+    def _take(
+        self, entry: Any, until: int, holder: str, bounds: tuple[str, str], moment: int
+    ) -> Account | None:
+        """The met entry's account, leased to `holder`. None when another instance took it
+        first, when the account turns out not due (its set was behind it: mended, lease
+        ended), or when it is gone (an old set is removed; a young one, a link in flight,
+        keeps this lease, so it is not met again before the lease lapses)."""
+        if not self._lease(entry, until, holder):
+            return None
+        owner, account_id = str(entry["owner"]), str(entry["accountId"])
+        account = self.get_account(owner, account_id)
+        if account is None:
+            if moment - int(entry.get("writtenAt") or 0) > _ORPHAN_ENTRY_SECONDS:
+                self._drop_set(owner, account_id)  # unlinked, or a link that failed
+            return None
+        place = self.policy.place(account)
+        if place == _place_of(entry):
+            return account
+        # The account moved since its set did (a write between its two steps, or one that
+        # stopped there): the set follows it, keeping the lease just taken.
+        self._settle(account, place)
+        last, renew = bounds
+        if place.last <= last or (place.renew is not None and place.renew <= renew):
+            return account
+        self._release_one(owner, account_id, holder)
+        return None
 
     def release(self, accounts: Sequence[Account], holder: str) -> None:
         for account in accounts:
-            rk = _due_rk(self._due(account), account.owner, account.id)
-            entry = self._get(_SCHEDULE, rk)
-            if entry is not None and entry.get("leaseHolder") == holder:
-                self._lease(entry, 0, "")  # ETag-checked: a lease taken over since stays
+            self._release_one(account.owner, account.id, holder)
+
+    def _release_one(self, owner: str, account_id: str, holder: str) -> None:
+        anchor = self._get(_SCHEDULE, _anchor_rk(partition_of(owner), account_id))
+        if anchor is not None and anchor.get("leaseHolder") == holder:
+            self._lease(anchor, 0, "")  # ETag-checked: a lease taken over since stays
+
+    def _lease(self, row: Any, until: int, holder: str) -> bool:
+        """Lease (`until` 0: free) the set `row` belongs to, under the ETag `row` was read
+        with: False when the set changed since (another instance took it, a write moved it).
+        Every change of a set writes each of its rows, so one row's ETag stands for all."""
+        change = {"leaseUntil": until, "leaseHolder": holder}
+        checked = {"mode": UpdateMode.MERGE, "etag": row.metadata["etag"],
+                   "match_condition": MatchConditions.IfNotModified}  # fmt: skip
+        operations = [
+            ("update", {"PartitionKey": _SCHEDULE, "RowKey": key, **change},
+             checked if key == row["RowKey"] else {"mode": UpdateMode.MERGE})
+            for key in _set_keys(row)
+        ]  # fmt: skip
+        return self._set_change(operations)
+
+    def _set_change(self, operations: list[Any]) -> bool:
+        """Change one or more sets in one transaction; False when a row changed, went or
+        already exists."""
+        try:
+            self._transaction(operations)
+        except TableTransactionError as exc:
+            if _transient(exc):
+                raise DependencyUnavailable("account store") from exc
+            return False
+        return True
+
+    def _settle(self, account: Account, place: Place) -> None:
+        """Bring the account's set to `place` (this version's), unless it is there already or
+        a newer version of the account placed it: whoever read an older account never moves
+        the set back. A lease on the set stays where the set goes."""
+        pk = partition_of(account.owner)
+        for _ in range(_SET_TRIES):
+            anchor = self._get(_SCHEDULE, _anchor_rk(pk, account.id))
+            if anchor is not None:
+                if _place_of(anchor) == place or int(anchor["version"]) >= account.version:
+                    return  # there already, or placed by a newer version
+                if self._move_set(anchor, place, account.version):
+                    return
+            else:
+                rows = set_rows(pk, account.owner, account.id, place, account.version)
+                if self._set_change([("create", row) for row in rows]):
+                    return
+
+    def _move_set(self, anchor: Any, place: Place, version: int) -> bool:
+        """Move the set `anchor` (as read) heads to `place`, in one transaction under the
+        anchor's ETag, its lease kept."""
+        owner = str(anchor["owner"])
+        lease = (int(anchor["leaseUntil"]), str(anchor.get("leaseHolder") or ""))
+        rows = set_rows(partition_of(owner), owner, str(anchor["accountId"]), place, version, lease)
+        keep = {row["RowKey"] for row in rows}
+        checked = {"mode": UpdateMode.REPLACE, "etag": anchor.metadata["etag"],
+                   "match_condition": MatchConditions.IfNotModified}  # fmt: skip
+        operations: list[Any] = [
+            ("update", row, checked)
+            if row["RowKey"] == anchor["RowKey"]
+            else ("upsert", row, {"mode": UpdateMode.REPLACE})
+            for row in rows
+        ]
+        operations += [
+            ("delete", {"PartitionKey": _SCHEDULE, "RowKey": key})
+            for key in _set_keys(anchor)
+            if key not in keep
+        ]
+        return self._set_change(operations)
+
+    def _drop_set(self, owner: str, account_id: str) -> None:
+        """Remove the account's set (unlinked, or a link that failed)."""
+        for _ in range(_SET_TRIES):
+            anchor = self._get(_SCHEDULE, _anchor_rk(partition_of(owner), account_id))
+            if anchor is None:
+                return
+            checked = {"etag": anchor.metadata["etag"],
+                       "match_condition": MatchConditions.IfNotModified}  # fmt: skip
+            operations = [
+                ("delete", {"PartitionKey": _SCHEDULE, "RowKey": key},
+                 checked if key == anchor["RowKey"] else {})
+                for key in _set_keys(anchor)
+            ]  # fmt: skip
+            if self._set_change(operations):
+                return
 
     def claim_chore(self, name: str, now: datetime, every: timedelta) -> bool:
         if every <= timedelta(0):
@@ -763,44 +900,122 @@ class TableAccountStore(AccountStore):
             return False
         return True
 
+    # --- the schedule's sweep ------------------------------------------------------------------
     def prepare_schedule(self, stop_at: float) -> None:
-        """Entries for accounts written before the schedule existed (no `dueAt`): a scan of
-        every account, once, in bounded steps that later timer runs continue."""
-        state = self._get(_SCHEDULE, _BACKFILL)
-        if state is not None and state.get("done"):
+        """Sets for the accounts of an earlier release (which had none, or one entry each by
+        an interval-bound due time): a first pass of the sweep over every account, then those
+        old entries removed. Bounded by `stop_at`; later timer runs go on."""
+        state = self._get(_SCHEDULE, _SWEEP_STATE)
+        if state is not None and state.get("ready"):
             return
-        token = json.loads(state["continuation"]) if state and state.get("continuation") else None
-        while time.monotonic() < stop_at:
-
-            def run(table: TableClient, token: Any = token) -> tuple[list[Any], Any]:
-                pages: Any = table.query_entities(
-                    _prefix_filter(_ACCOUNT), results_per_page=MAX_PAGE
-                ).by_page(continuation_token=token)
-                page = list(next(pages, []))
-                return page, pages.continuation_token
-
-            page, token = self._call(run)
-            for entity in page:
-                if not entity.get("dueAt"):
-                    account = account_from_row(join_report(_row(entity)))
-                    self._schedule(account, self._due(account))
-            self._save_backfill(json.dumps(token) if token else "")
-            if not token:
+        if state is None or not state.get("migrated"):
+            while time.monotonic() < stop_at:
+                if not self.sweep_schedule(stop_at, 1, restart=True):
+                    break
+            state = self._get(_SCHEDULE, _SWEEP_STATE)
+            if state is None or not state.get("migrated"):
                 return
+        if self._drop_legacy_entries(stop_at):
+            self._update_unchanged(
+                {"PartitionKey": _SCHEDULE, "RowKey": _SWEEP_STATE, "ready": True},
+                state,
+                UpdateMode.MERGE,
+            )
 
-    def _save_backfill(self, continuation: str) -> None:
-        saved = _backfill_row(continuation)
-        self._call(lambda table: table.upsert_entity(saved, mode=UpdateMode.REPLACE))
+    def sweep_schedule(self, stop_at: float, pages: int, *, restart: bool) -> bool:
+        """Go on with the pass over every account (`restart`: begin one if none is going on),
+        at most `pages` service pages and until `stop_at`. Each account whose set is missing
+        gets one, each whose set is behind it has it moved: whatever interleaving of writes,
+        takes and crashes left an account out of the schedule, the next pass puts it back.
+        Pages are claimed one at a time under the sweep's ETag, so instances sweeping at
+        once share the pass. True while the pass is not over."""
+        if restart:
+            state = self._get(_SCHEDULE, _SWEEP_STATE)
+            if state is None or not state.get("active"):
+                begin = {"PartitionKey": _SCHEDULE, "RowKey": _SWEEP_STATE, "Kind": "sweep",
+                         "active": True, "continuation": ""}  # fmt: skip
+                self._call(lambda table: table.upsert_entity(begin, mode=UpdateMode.MERGE))
+        more = True
+        for _ in range(pages):
+            if time.monotonic() >= stop_at:
+                break
+            more = self._sweep_step()
+            if not more:
+                break
+        return more
 
-    def _lease(self, entry: Any, until: int, holder: str) -> bool:
-        """Take a due entry under the ETag it was read with; False when another took it."""
-        change = {
-            "PartitionKey": _SCHEDULE,
-            "RowKey": entry["RowKey"],
-            "leaseUntil": until,
-            "leaseHolder": holder,
+    def _sweep_step(self) -> bool:
+        """Claim the pass's next page of accounts (its continuation moved on under the
+        sweep's ETag; an instance that lost that race lets the winner mend it) and mend it.
+        False when no pass is going on any more."""
+        state = self._get(_SCHEDULE, _SWEEP_STATE)
+        if state is None or not state.get("active"):
+            return False
+        token = json.loads(state["continuation"]) if state.get("continuation") else None
+        page, resume = self._call(lambda table: _accounts_page(table, token))
+        change = {"PartitionKey": _SCHEDULE, "RowKey": _SWEEP_STATE, "active": bool(resume),
+                  "continuation": json.dumps(resume) if resume else ""}  # fmt: skip
+        if not resume:
+            change["migrated"] = True
+        if not self._update_unchanged(change, state, UpdateMode.MERGE):
+            return True  # another instance claimed this page: go on from where it left
+        self._mend_page(page)
+        return bool(resume)
+
+    def _mend_page(self, entities: list[Any]) -> None:
+        """Give each account of a page its set, or move its set to where it is."""
+        if not entities:
+            return
+        keys = [_anchor_rk(e["PartitionKey"], e["RowKey"][len(_ACCOUNT) :]) for e in entities]
+        anchors = {
+            a["RowKey"]: a
+            for a in self._query(
+                "PartitionKey eq @pk and RowKey ge @start and RowKey le @end",
+                pk=_SCHEDULE,
+                start=min(keys),
+                end=max(keys),
+            )
         }
-        return self._update_unchanged(change, entry, UpdateMode.MERGE)
+        missing: list[Account] = []
+        for key, entity in zip(keys, entities, strict=True):
+            account = account_from_row(join_report(_row(entity)))
+            anchor, place = anchors.get(key), self.policy.place(account)
+            if anchor is None:
+                missing.append(account)
+            elif _place_of(anchor) != place and int(anchor["version"]) < account.version:
+                self._settle(account, place)
+        for i in range(0, len(missing), _SETS_PER_TRANSACTION):
+            batch = missing[i : i + _SETS_PER_TRANSACTION]
+            operations = [
+                ("create", row)
+                for a in batch
+                for row in set_rows(
+                    partition_of(a.owner), a.owner, a.id, self.policy.place(a), a.version
+                )
+            ]
+            if not self._set_change(operations):  # one was made meanwhile: one at a time
+                for account in batch:
+                    self._settle(account, self.policy.place(account))
+
+    def _drop_legacy_entries(self, stop_at: float) -> bool:
+        """Remove the second release's entries; True when none is left."""
+        while time.monotonic() < stop_at:
+            rows, _ = self._one_page(
+                "PartitionKey eq @pk and RowKey ge @start and RowKey lt @end",
+                {"pk": _SCHEDULE, "start": _LEGACY_DUE, "end": _upper(_LEGACY_DUE)},
+                MAX_PAGE,
+            )
+            if not rows:
+                return True
+            for i in range(0, len(rows), 100):
+                keys = [r["RowKey"] for r in rows[i : i + 100]]
+                if not self._set_change(
+                    [("delete", {"PartitionKey": _SCHEDULE, "RowKey": k}) for k in keys]
+                ):
+                    for key in keys:  # one went meanwhile: one at a time
+                        with suppress(ResourceNotFoundError):
+                            self._delete(_SCHEDULE, key)
+        return False
 
     def _update_unchanged(self, change: dict[str, Any], read: Any, mode: UpdateMode) -> bool:
         """Write `change` only if the row is still as `read` left it (its ETag); False when

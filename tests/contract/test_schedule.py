@@ -1,9 +1,9 @@
 """The health check's schedule in the account store, both backends: due accounts stalest first,
-leases, repair of entries a crash left behind, and that finding due accounts reads only them."""
+leases, repair of entries a crash left behind, and that finding due accounts reads only them.
+(Races with writers: test_schedule_race.py; the interval in force: test_schedule_interval.py.)"""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 import tracemalloc
@@ -18,10 +18,10 @@ from azure.data.tables import UpdateMode
 
 from shared.accountstore.base import AccountStore
 from shared.accountstore.codec import account_to_row
-from shared.accountstore.sqlite import SqliteAccountStore
-from shared.accountstore.table import TableAccountStore, build_service
+from shared.accountstore.sqlite import ROW_COLUMNS, SqliteAccountStore, account_row
+from shared.accountstore.table import TableAccountStore, build_service, set_rows
 from shared.records import Account
-from shared.schedule import DEFAULT_POLICY, due_key
+from shared.schedule import DEFAULT_POLICY, Place, due_key
 from shared.settings import TableSettings
 from shared.timefmt import utc_now
 from tests.conftest import Azurite
@@ -69,12 +69,17 @@ def test_a_leased_account_is_not_taken_by_another_until_the_lease_lapses(
     assert [a.id for a in store.take_due(NOW, 10, LEASE, "c")] == [account.id]  # b's lapsed
 
 
-def test_a_verification_moves_the_account_on_and_ends_its_lease(store: AccountStore) -> None:
+def test_a_verification_moves_the_account_on_and_its_holder_ends_the_lease(
+    store: AccountStore,
+) -> None:
     account = linked(store)
     [taken] = store.take_due(NOW, 10, LEASE, "a")
-    verified(store, taken, hours_ago=0)
+    saved = verified(store, taken, hours_ago=0)
     assert store.take_due(NOW, 10, LEASE, "b") == []  # due again in 6 hours
-    assert [a.id for a in store.take_due(NOW + timedelta(hours=7), 10, LEASE, "b")] == [account.id]
+    later = NOW + timedelta(hours=7)
+    assert store.take_due(later, 10, LEASE, "b") == []  # and a's lease holds until a ends it
+    store.release([saved], "a")
+    assert [a.id for a in store.take_due(later, 10, LEASE, "b")] == [account.id]
 
 
 def test_an_unlinked_account_leaves_the_schedule(store: AccountStore) -> None:
@@ -95,43 +100,76 @@ def test_two_instances_taking_at_once_never_take_one_account_twice(
     assert sorted(ids) == sorted(accounts)  # each once, none lost
 
 
-def test_table_an_entry_a_crash_left_behind_is_repaired_when_met(
+class StopsBeforeItsSet(TableAccountStore):
+    """A writer that stops between the account's write and its schedule set's (a crash)."""
+
+    def _settle(self, account: Account, place: Place) -> None:
+        return None
+
+
+def schedule_rows(store: TableAccountStore) -> list[Any]:
+    return store._query("PartitionKey eq @pk", pk="%schedule")
+
+
+def test_table_a_set_a_crash_left_behind_is_mended_when_met(
     table_store: TableAccountStore,
 ) -> None:
-    account = verified(table_store, linked(table_store), hours_ago=1)
-    # A write that crashed after the account moved on but before its old entry went: an entry
-    # that says the account is due now.
-    table_store._schedule(account, due_key(NOW - timedelta(hours=3)))
-    assert table_store.take_due(NOW, 10, LEASE, "a") == []  # not due: repaired, not verified
-    assert table_store.take_due(NOW, 10, LEASE, "a") == []  # and gone
-    # An entry whose account never came (a link that failed after its entry) is removed once old.
-    ghost = account_for(key()).updated(created_at=NOW - timedelta(days=1))
-    table_store._schedule(ghost, due_key(ghost.created_at))
-    entity = table_store._get("%schedule", f"due_{due_key(ghost.created_at)}_owner-a_{ghost.id}")
-    assert entity is not None
-    table_store._table.update_entity({**entity, "writtenAt": 0})
-    assert table_store.take_due(NOW, 10, timedelta(0), "a") == []
-    assert table_store._get("%schedule", entity["RowKey"]) is None
-    # The real account is still scheduled, at its own due time.
+    account = linked(table_store)  # never verified: its set says due at once
+    crashing = StopsBeforeItsSet(table_store._service, table_store._table_name)
+    crashing.update_account(
+        account.updated(last_verified_at=NOW - timedelta(hours=1), status="connected")
+    )
+    assert table_store.take_due(NOW, 10, LEASE, "a") == []  # not due: mended, not taken
+    [anchor] = [r for r in schedule_rows(table_store) if r["RowKey"].startswith("acc_")]
+    assert anchor["last"] == due_key(NOW - timedelta(hours=1)) and anchor["leaseUntil"] == 0
     later = NOW + timedelta(hours=6)
     assert [a.id for a in table_store.take_due(later, 10, LEASE, "a")] == [account.id]
 
 
-def test_table_accounts_of_the_last_release_get_their_entries(
+def test_table_a_set_whose_account_never_came_is_removed_once_old(
+    table_store: TableAccountStore,
+) -> None:
+    ghost = account_for(key()).updated(created_at=NOW - timedelta(days=1))
+    rows = set_rows("owner-a", "owner-a", ghost.id, DEFAULT_POLICY.place(ghost), 1)
+    table_store._client()
+    table_store._table.submit_transaction([("create", r) for r in rows])
+    # Young: a link may be writing its account; the set is left alone (and met again only once
+    # the lease taken on the way lapsed).
+    assert table_store.take_due(NOW, 10, timedelta(seconds=1), "a") == []
+    assert len(schedule_rows(table_store)) == len(rows) + 1  # and the sweep's row
+    for row in rows:
+        table_store._table.update_entity({**row, "writtenAt": 0, "leaseUntil": 0})
+    assert table_store.take_due(NOW, 10, timedelta(0), "a") == []
+    assert [r["RowKey"] for r in schedule_rows(table_store)] == ["sweep"]
+
+
+def test_table_accounts_of_earlier_releases_get_their_sets(
     table_store: TableAccountStore, azurite: Azurite
 ) -> None:
-    account = linked(table_store)
-    # As the last release wrote it: the account without a due time, no schedule entry, and a
-    # table this release did not make (so no note that every account has its entry).
-    table_store._delete("%schedule", f"due_{due_key(account.created_at)}_owner-a_{account.id}")
-    table_store._delete("%schedule", "backfill")
-    entity = table_store._get("owner-a", f"acct_{account.id}")
+    second, first = linked(table_store), linked(table_store)
+    # As the second release left them: each account with its interval-bound due time and one
+    # schedule entry by it (the first release: neither), in a table this release did not make.
+    for row in schedule_rows(table_store):
+        table_store._delete("%schedule", row["RowKey"])
+    due = due_key(second.created_at)
+    legacy = {"PartitionKey": "%schedule", "RowKey": f"due_{due}_owner-a_{second.id}",
+              "Kind": "due", "owner": "owner-a", "accountId": second.id, "due": due,
+              "leaseUntil": 0, "writtenAt": 0}  # fmt: skip
+    table_store._table.upsert_entity(legacy)
     table_store._table.upsert_entity(
-        {k: v for k, v in entity.items() if k != "dueAt"}, mode=UpdateMode.REPLACE
+        {"PartitionKey": "%schedule", "RowKey": "backfill", "continuation": "", "done": True}
     )
+    entity = table_store._get("owner-a", f"acct_{second.id}")
+    table_store._table.upsert_entity({**entity, "dueAt": due}, mode=UpdateMode.REPLACE)
     assert table_store.take_due(NOW, 10, LEASE, "a") == []
     table_store.prepare_schedule(stop_at=float("inf"))
-    assert [a.id for a in table_store.take_due(NOW, 10, LEASE, "a")] == [account.id]
+    assert sorted(a.id for a in table_store.take_due(NOW, 10, LEASE, "a")) == sorted(
+        [first.id, second.id]
+    )
+    keys = [r["RowKey"] for r in schedule_rows(table_store)]
+    assert not [k for k in keys if k.startswith("due_")], keys  # the old entries are gone
+    assert table_store._get("%schedule", "sweep")["ready"]
+    table_store.prepare_schedule(stop_at=float("inf"))  # done: nothing more to do
 
 
 def test_a_chore_runs_once_per_period_whoever_asks(store: AccountStore) -> None:
@@ -160,13 +198,11 @@ def bulk_sqlite(path: Path, count: int, due: int) -> None:
         )
         if n >= due:
             account = account.updated(last_verified_at=NOW - timedelta(minutes=n % 300))
-        rows.append((account.id, account.owner, account.tenant_id, account.application_id, 1,
-                     json.dumps(account_to_row(account)), "0", account.status,
-                     due_key(DEFAULT_POLICY.due_at(account))))  # fmt: skip
+        rows.append(account_row(account, DEFAULT_POLICY))
     with sqlite3.connect(store.path) as db:
         db.executemany(
-            "INSERT INTO accounts (id, owner, tenant_id, application_id, version, data, sort_key, "
-            "status, due_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO accounts ({', '.join(ROW_COLUMNS)}) "  # noqa: S608 - constant text
+            f"VALUES ({', '.join('?' * len(ROW_COLUMNS))})",
             rows,
         )
 
@@ -188,22 +224,28 @@ def test_sqlite_finding_due_accounts_uses_the_due_index_and_memory_stays_flat(
         SqliteAccountStore(tmp_path / "small.sqlite3"),
         SqliteAccountStore(tmp_path / "large.sqlite3"),
     )
-    with sqlite3.connect(large.path) as db:
-        plan = " ".join(
-            str(r[-1])
-            for r in db.execute(
-                "EXPLAIN QUERY PLAN SELECT id, data FROM accounts WHERE due_at <= ? AND "
-                "lease_until < ? ORDER BY due_at, id LIMIT ?",
-                ("x", 0, 1),
-            )
-        )
-    assert "USING INDEX accounts_due" in plan and "SCAN accounts" not in plan, plan
+    assert_due_queries_use_their_indexes(large)
     (n_small, peak_small), (n_large, peak_large) = peak_to_take(small), peak_to_take(large)
     assert n_small == n_large == 50
     print(
         f"peak memory taking 50 due accounts: 10,000 -> {peak_small} B, 100,000 -> {peak_large} B"
     )
     assert peak_large < peak_small * 1.5 + 64 * 1024
+
+
+def assert_due_queries_use_their_indexes(store: SqliteAccountStore) -> None:
+    """Both of `take_due`'s reads are ranges of an index, whatever the number of accounts."""
+    with sqlite3.connect(store.path) as db:
+        for column, index in (("last_started", "accounts_last"), ("renew_at", "accounts_renew")):
+            plan = " ".join(
+                str(r[-1])
+                for r in db.execute(
+                    "EXPLAIN QUERY PLAN SELECT id, data, last_started, renew_at FROM accounts "  # noqa: S608
+                    f"WHERE {column} <= ? AND lease_until < ? ORDER BY {column}, id LIMIT ?",
+                    ("x", 0, 1),
+                )
+            )
+            assert f"USING INDEX {index}" in plan and "SCAN accounts" not in plan, plan
 
 
 @pytest.fixture
@@ -243,20 +285,23 @@ def test_table_finding_due_accounts_among_10000_reads_only_the_due_ones(
         )
         if n >= due:
             account = account.updated(last_verified_at=NOW - timedelta(minutes=n % 300))
-        when = due_key(DEFAULT_POLICY.due_at(account))
         entities.append({"PartitionKey": "owner-a", "RowKey": f"acct_{account.id}",
-                         "Kind": "account", "dueAt": when, **account_to_row(account)})  # fmt: skip
-        schedule.append({"PartitionKey": "%schedule", "RowKey": f"due_{when}_owner-a_{account.id}",
-                         "Kind": "due", "owner": "owner-a", "accountId": account.id,
-                         "due": when, "leaseUntil": 0, "writtenAt": 0})  # fmt: skip
+                         "Kind": "account", **account_to_row(account)})  # fmt: skip
+        place = DEFAULT_POLICY.place(account)
+        schedule += set_rows("owner-a", "owner-a", account.id, place, account.version)
     table_store._client()
     for rows in (entities, schedule):
-        for i in range(0, len(rows), 100):
-            table_store._table.submit_transaction([("upsert", r) for r in rows[i : i + 100]])
+        for i in range(0, len(rows), 99):
+            table_store._table.submit_transaction([("upsert", r) for r in rows[i : i + 99]])
     counting = Counting(table_store._table)
     table_store._table = counting  # type: ignore[assignment]
     taken = take_all(table_store, batch=20)
     assert len(taken) == due
     print(f"store calls to take {due} due accounts among {count}: {counting.calls}")
-    # One query per batch (and one that finds none), then per due account its lease and its read.
-    assert counting.calls <= (due // 20 + 1) + 2 * due, counting.calls
+    assert counting.calls <= take_calls(due, batch=20), counting.calls
+
+
+def take_calls(due: int, batch: int) -> int:
+    """The most calls `take_all` may make: per batch (and the last, which finds none) one query
+    of each of the schedule's two orderings, then per due account its lease and its read."""
+    return 2 * (-(-due // batch) + 1) + 2 * due
