@@ -4,11 +4,13 @@ leases, repair of entries a crash left behind, and that finding due accounts rea
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 import tracemalloc
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -170,6 +172,30 @@ def test_table_accounts_of_earlier_releases_get_their_sets(
     assert not [k for k in keys if k.startswith("due_")], keys  # the old entries are gone
     assert table_store._get("%schedule", "sweep")["ready"]
     table_store.prepare_schedule(stop_at=float("inf"))  # done: nothing more to do
+
+
+def test_sqlite_a_file_of_the_second_release_gets_its_schedule_columns(tmp_path: Path) -> None:
+    """The second release kept one due time per account, computed with the writer's interval;
+    opening its file fills the interval-free columns, so the interval in force decides."""
+    path = tmp_path / "accounts.sqlite3"
+    account = account_for(key()).updated(last_verified_at=NOW - timedelta(hours=2))
+    with sqlite3.connect(path) as db:  # the second release's table, index and row
+        db.executescript(
+            "CREATE TABLE accounts (id TEXT PRIMARY KEY, owner TEXT NOT NULL, tenant_id TEXT "
+            "NOT NULL, application_id TEXT NOT NULL, version INTEGER NOT NULL, data TEXT NOT "
+            "NULL, sort_key TEXT, status TEXT, due_at TEXT, lease_until INTEGER NOT NULL "
+            "DEFAULT 0, lease_holder TEXT, UNIQUE (owner, tenant_id, application_id));"
+            "CREATE INDEX accounts_due ON accounts (due_at, id);"
+        )
+        db.execute(
+            "INSERT INTO accounts (id, owner, tenant_id, application_id, version, data, "
+            "sort_key, status, due_at) VALUES (?, ?, ?, ?, 1, ?, '0', 'connected', ?)",
+            (account.id, account.owner, account.tenant_id, account.application_id,
+             json.dumps(account_to_row(account)), due_key(NOW + timedelta(hours=4))),
+        )  # fmt: skip
+    hourly = SqliteAccountStore(path, replace(DEFAULT_POLICY, interval=timedelta(hours=1)))
+    assert [a.id for a in hourly.take_due(NOW, 10, LEASE, "a")] == [account.id]
+    assert_due_queries_use_their_indexes(hourly)
 
 
 def test_a_chore_runs_once_per_period_whoever_asks(store: AccountStore) -> None:
