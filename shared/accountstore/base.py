@@ -19,8 +19,8 @@ from shared.records import Account, Event, KeyRecord
 
 T = TypeVar("T")
 # Where a page of accounts goes on: the sort key of the last account shown (codec.account_sort_key).
-_ACCOUNT_POSITION = re.compile(r"\d{12}_[0-9A-Za-z-]{1,64}")
-_SEQ = re.compile(r"\d{1,16}")
+_ACCOUNT_POSITION = re.compile(r"[0-9]{12}_[0-9A-Za-z-]{1,64}")
+_SEQ = re.compile(r"[0-9]{1,16}")
 
 
 class BadPosition(ValueError):

@@ -182,7 +182,7 @@ def test_history_of_no_such_account_is_a_404(app: RunningApp) -> None:
         assert theirs.id not in response.text or account_id == theirs.id
 
 
-@pytest.mark.parametrize("after", ["-1", "abc", "1.0", "99999999999999999", "5"])
+@pytest.mark.parametrize("after", ["-1", "abc", "1.0", "99999999999999999", "5", "\u0663"])
 def test_a_feed_cursor_never_handed_out_is_a_400(app: RunningApp, after: str) -> None:
     response = app.http.get(app.api("/events"), params={"after": after})
     assert response.status_code == 400
