@@ -16,6 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from shared.errors import DependencyUnavailable
+
 KEY_SIZES = (2048, 3072, 4096)
 # notBefore is set back so a client or Entra clock a little behind still accepts the certificate.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -66,9 +68,11 @@ def certify(
 
     `signer` only needs `sign()`: `cryptography` calls it for the signature, so the same builder
     serves a key in memory and a key that never leaves Key Vault (whose `sign()` asks the vault).
+    A certificate whose self-signature does not verify (a signer that is not `public_key`'s
+    private half) is never handed out: DependencyUnavailable, the key store's failure.
     """
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name(display_name))])
-    return (
+    cert = (
         x509.CertificateBuilder()
         .subject_name(name)
         .issuer_name(name)
@@ -95,6 +99,21 @@ def certify(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .sign(signer, hashes.SHA256())
     )
+    if not self_signed(cert):
+        raise DependencyUnavailable(
+            "key store", "the key store signed a certificate that does not verify; try again"
+        )
+    return cert
+
+
+def self_signed(cert: x509.Certificate) -> bool:
+    """True when the certificate's own public key verifies its signature (and it names itself
+    as its issuer)."""
+    try:
+        cert.verify_directly_issued_by(cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def generate(display_name: str, *, validity_days: int, key_size: int, now: datetime) -> KeyPair:

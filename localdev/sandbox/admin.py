@@ -94,6 +94,7 @@ _ROUTES = [
     ("/admin/portal-tokens", "mint_portal_token", ["POST"]),
     ("/admin/keyvault/secrets", "keyvault_state", ["GET"]),
     ("/admin/keyvault/keys", "keyvault_keys", ["GET"]),
+    ("/admin/keyvault/sign-fault", "set_keyvault_sign_fault", ["PUT"]),
 ]
 
 
@@ -458,6 +459,7 @@ class Admin:
 
     def _clear_faults(self, request: Request) -> Response:
         self._state.faults.clear()
+        self._keyvault.keys.set_sign_fault(None)
         return Response(status=204)
 
     def _delete_fault(self, request: Request, fault_id: str) -> Response:
@@ -517,3 +519,12 @@ class Admin:
 
     def _keyvault_keys(self, request: Request) -> Response:
         return json_response(self._keyvault.keys_snapshot())
+
+    def _set_keyvault_sign_fault(self, request: Request) -> Response:
+        body = _json_body(request)
+        _only(body, {"mode"})
+        try:
+            self._keyvault.keys.set_sign_fault(_typed(body, "mode", str))
+        except ValueError as error:
+            raise AdminError(400, str(error)) from error
+        return json_response({"mode": body.get("mode")})

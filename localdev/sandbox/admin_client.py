@@ -339,6 +339,12 @@ class SandboxAdmin:
         state: dict[str, Any] = self._call("GET", "keyvault/secrets")
         return state
 
+    def set_keyvault_sign_fault(self, mode: str | None) -> None:
+        """Make the stand-in's `sign` answer a wrong signature: "short" (10 bytes) or
+        "other-key" (made by a key that is not the one asked for); None ends it, as do
+        `clear_faults()` and `reset()`."""
+        self._call("PUT", "keyvault/sign-fault", json={"mode": mode})
+
     def keyvault_keys(self) -> dict[str, Any]:
         """`{"keys", "deletedKeys", "premium", "requests"}` of the stand-in's keys API (no key
         material; each key with its `kty`, `keySize`, `keyOps`, `tags`, `attributes`, `signs`)."""

@@ -51,6 +51,9 @@ _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "512": hashes.SHA512,
 }
 SIGNATURE_ALGORITHMS = frozenset(f"{family}{bits}" for family in ("RS", "PS") for bits in _HASHES)
+# What a broken or hostile vault may answer to `sign` (the admin's sign fault): a signature cut
+# to 10 bytes, or a well-formed signature made by another key of the same size.
+SIGN_FAULTS = frozenset({"short", "other-key"})
 _BASE64URL = re.compile(r"^[A-Za-z0-9_-]*={0,2}$")
 
 
@@ -119,8 +122,10 @@ class KeyVaultKeys:
     def __init__(self, url: str, lock: threading.RLock) -> None:
         self.url = url
         self.premium = True
+        self.sign_fault: str | None = None
         self._lock = lock
         self._keys: dict[str, Key] = {}
+        self._strangers: dict[int, rsa.RSAPrivateKey] = {}  # by size, for the "other-key" fault
 
     # --- what tests and the admin API read ------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -131,12 +136,22 @@ class KeyVaultKeys:
                 "keys": [self._summary(k) for k in ordered if k.deleted_date is None],
                 "deletedKeys": [self._summary(k) for k in ordered if k.deleted_date is not None],
                 "premium": self.premium,
+                "signFault": self.sign_fault,
             }
 
     def reset(self) -> None:
         with self._lock:
             self._keys.clear()
             self.premium = True
+            self.sign_fault = None
+
+    def set_sign_fault(self, mode: str | None) -> None:
+        """From now on every `sign` answers a wrong signature (`SIGN_FAULTS`), or, with None,
+        a right one again."""
+        if mode is not None and mode not in SIGN_FAULTS:
+            raise ValueError(f"mode must be one of {sorted(SIGN_FAULTS)} or null")
+        with self._lock:
+            self.sign_fault = mode
 
     # --- routing --------------------------------------------------------------------------------
     def handle(self, request: Request, parts: list[str]) -> Response:
@@ -274,11 +289,24 @@ class KeyVaultKeys:
         key, version = self._live_version(name, version_id)
         alg, digest = self._operation_of(json_body(request), "value")
         self._check_usable(version, "sign")
-        signature = version.private_key.sign(
+        signer = version.private_key
+        if self.sign_fault == "other-key":
+            signer = self._stranger(version.key_size)
+        signature = signer.sign(
             digest, _padding_for(alg, len(digest)), utils.Prehashed(_HASHES[alg[2:]]())
         )
+        if self.sign_fault == "short":
+            signature = signature[:10]
         version.signs += 1
         return json_response({"kid": self._kid(key, version), "value": _b64url(signature)})
+
+    def _stranger(self, size: int) -> rsa.RSAPrivateKey:
+        """A key of this size that is no key of the vault's (made once, kept)."""
+        stranger = self._strangers.get(size)
+        if stranger is None:
+            stranger = rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=size)
+            self._strangers[size] = stranger
+        return stranger
 
     def _verify(self, request: Request, name: str, version_id: str) -> Response:
         _, version = self._live_version(name, version_id)

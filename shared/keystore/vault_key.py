@@ -24,11 +24,13 @@ from azure.core.exceptions import AzureError, ResourceNotFoundError
 from azure.core.rest import HttpRequest
 from azure.keyvault.keys import KeyClient, KeyOperation, KeyVaultKey
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding as paddings
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.padding import AsymmetricPadding
 
+from shared.errors import DependencyUnavailable
 from shared.keystore import vault_common as vault
 from shared.keystore.base import Certify, KeyLabels, KeyStore, StoredKey, UnusableKey
 from shared.keystore.signing_key import SigningOnlyKey
@@ -57,6 +59,36 @@ def _b64url(data: bytes) -> str:
 
 def _unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def vault_padding(alg: str) -> AsymmetricPadding:
+    """The padding Key Vault signs `alg` with: PKCS#1 v1.5, or PSS salted as long as the digest."""
+    if alg.startswith("PS"):
+        return paddings.PSS(paddings.MGF1(_HASHES[alg[2:]]()), paddings.PSS.DIGEST_LENGTH)
+    return paddings.PKCS1v15()
+
+
+def checked_signature(public: rsa.RSAPublicKey, answer: object, data: bytes, alg: str) -> bytes:
+    """The signature in Key Vault's `sign` answer, once it proves to be this key's signature of
+    `data`: a signature of the wrong length or made by another key would become a certificate
+    that does not verify, or a client assertion Entra refuses (AADSTS50013)."""
+    value = answer.get("value") if isinstance(answer, dict) else None
+    try:
+        signature = _unb64url(value) if isinstance(value, str) else b""
+    except ValueError:
+        signature = b""
+    if len(signature) != (public.key_size + 7) // 8:
+        raise _unsound("a signature of the wrong length")
+    try:
+        public.verify(signature, data, vault_padding(alg), _HASHES[alg[2:]]())
+    except InvalidSignature:
+        raise _unsound("a signature that does not verify with the key's public half") from None
+    return signature
+
+
+def _unsound(what: str) -> DependencyUnavailable:
+    log.warning("Key Vault answered %s; nothing was signed with it", what)
+    return DependencyUnavailable("key vault", "Key Vault did not sign as asked; try again shortly")
 
 
 def signature_algorithm(padding: AsymmetricPadding, algorithm: object) -> str:
@@ -112,10 +144,11 @@ class KeyVaultKeyStore(KeyStore):
             if response.status_code == 404:
                 raise ResourceNotFoundError(response=response)
             response.raise_for_status()
-            value = response.json().get("value")
-            if not isinstance(value, str):
-                raise UnusableKey("Key Vault answered a signature without a value")
-            return _unb64url(value)
+            try:
+                answer = response.json()
+            except ValueError:
+                answer = None
+            return checked_signature(public, answer, data, alg)
 
         # Sign-only, and its failures are the app's errors.
         return SigningOnlyKey(sign, public, on_error=self._error)

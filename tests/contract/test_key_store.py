@@ -8,7 +8,13 @@ signs and does nothing else, deletes, lists and pings. No call ever returns key 
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import gc
+import pickle
+import sys
 import threading
+import types
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +32,7 @@ from shared import certificates
 from shared.errors import ConfigurationError, DependencyUnavailable
 from shared.keystore.base import KeyLabels, KeyStore, PrivateKeyMissing
 from shared.keystore.local import LocalKeyStore
+from shared.keystore.signing_key import SigningOnlyKey
 from shared.keystore.vault_common import verifies_challenge
 from shared.keystore.vault_key import PROBE_KEY, KeyVaultKeyStore
 from shared.keystore.vault_secret import PROBE_SECRET, KeyVaultSecretKeyStore
@@ -97,10 +104,55 @@ def test_a_new_key_certifies_signs_lists_and_deletes(store: KeyStore) -> None:
     store.delete(key_id)  # already gone is fine
 
 
+def _module_dicts() -> set[int]:
+    return {id(vars(module)) for module in list(sys.modules.values()) if module is not None}
+
+
+def _held_by(value: Any) -> list[Any]:
+    """What `value` holds: its attributes (`__dict__`, slots), closures' cells, the `__self__`
+    and `__func__` of a method, and whatever the garbage collector sees it refer to."""
+    held: list[Any] = list(gc.get_referents(value))
+    for cls in type(value).__mro__:
+        for name in cls.__dict__.get("__slots__", ()):
+            held.append(getattr(value, name, None))
+    for name in ("__self__", "__func__", "__wrapped__"):
+        held.append(getattr(value, name, None))
+    for cell in getattr(value, "__closure__", None) or ():
+        with contextlib.suppress(ValueError):  # an empty cell
+            held.append(cell.cell_contents)
+    return held
+
+
+def key_material_reachable_from(root: object, depth: int = 12) -> list[str]:
+    """What private key material a walk of everything `root` holds finds, `depth` steps deep.
+
+    Classes, modules and function globals are not followed: through them every object of the
+    interpreter is reachable, whatever a signer holds. Other sign-only keys are walked through,
+    not counted."""
+    module_dicts, seen, found = _module_dicts(), {id(root)}, []
+    layer: list[Any] = [root]
+    for _ in range(depth):
+        following: list[Any] = []
+        for value in layer:
+            if isinstance(value, rsa.RSAPrivateKey) and not isinstance(value, SigningOnlyKey):
+                found.append(f"a private key object ({type(value).__name__})")
+            elif isinstance(value, bytes | str) and "PRIVATE KEY" in str(value):
+                found.append("a PEM private key")
+            if isinstance(value, type | types.ModuleType) or id(value) in module_dicts:
+                continue
+            for item in _held_by(value):
+                if item is not None and id(item) not in seen:
+                    seen.add(id(item))
+                    following.append(item)
+        layer = following
+    return found
+
+
 def test_the_signer_never_gives_its_key_away(store: KeyStore) -> None:
     key_id = str(uuid.uuid4())
     store.create(key_id, LABELS, key_size=2048, certify=certify)
     signer = store.signer(key_id)
+    signer.sign(b"x", padding.PKCS1v15(), hashes.SHA256())  # a signer that has signed
     for export in (
         lambda: signer.private_bytes(
             serialization.Encoding.PEM,
@@ -109,9 +161,46 @@ def test_the_signer_never_gives_its_key_away(store: KeyStore) -> None:
         ),
         signer.private_numbers,
         lambda: signer.decrypt(b"x" * 256, padding.PKCS1v15()),
+        # Neither copied nor serialised: a copy or a pickle would carry the key.
+        lambda: copy.copy(signer),
+        lambda: copy.deepcopy(signer),
+        *(lambda protocol=protocol: pickle.dumps(signer, protocol) for protocol in range(6)),
+        lambda: signer.__reduce__(),
+        lambda: signer.__getstate__(),
     ):
         with pytest.raises(TypeError):
             export()
+    # No attribute path either (issue 18: `signer._sign.__self__.private_bytes()` gave the PEM).
+    assert key_material_reachable_from(signer) == []
+    assert key_material_reachable_from(store) == []  # nor from the store that handed it out
+
+
+def test_the_walk_finds_a_key_held_in_any_of_these_ways() -> None:
+    """The walk above is able to see what it looks for (a key in an attribute, a closure, a
+    bound method, a slot, a container, a PEM), so its empty answer means something."""
+    pem = ONE_KEY.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+    class Slotted:
+        __slots__ = ("held",)
+
+        def __init__(self, held: object) -> None:
+            self.held = held
+
+    def closure() -> Any:
+        key = ONE_KEY
+        return lambda: key
+
+    holders = [
+        types.SimpleNamespace(sign=ONE_KEY.sign),
+        types.SimpleNamespace(deeper=types.SimpleNamespace(pem=pem)),
+        closure(),
+        Slotted(ONE_KEY),
+        {"keys": [(ONE_KEY,)]},
+    ]
+    for holder in holders:
+        assert key_material_reachable_from(holder), holder
 
 
 def test_unknown_key_is_missing(store: KeyStore) -> None:
@@ -140,6 +229,22 @@ def test_a_certify_that_fails_leaves_no_usable_key(store: KeyStore) -> None:
 
     with pytest.raises(RuntimeError):
         store.create(key_id, LABELS, key_size=2048, certify=refuse)
+    assert key_id not in {k.key_id for k in store.list()}
+
+
+def test_a_certificate_whose_self_signature_does_not_verify_is_never_kept(
+    store: KeyStore,
+) -> None:
+    # A signer that signs for another key (as a vault answering with another key's signature
+    # would): the certificate builder refuses what it made, and the store keeps nothing.
+    key_id = str(uuid.uuid4())
+
+    def with_a_stranger(signer: rsa.RSAPrivateKey, public: rsa.RSAPublicKey) -> x509.Certificate:
+        stranger = SigningOnlyKey(ONE_KEY.sign, ONE_KEY.public_key())
+        return certificates.certify(stranger, public, "contract", validity_days=365, now=NOW)
+
+    with pytest.raises(DependencyUnavailable):
+        store.create(key_id, LABELS, key_size=2048, certify=with_a_stranger)
     assert key_id not in {k.key_id for k in store.list()}
 
 

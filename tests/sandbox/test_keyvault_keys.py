@@ -533,3 +533,32 @@ def test_malformed_key_requests_get_bad_parameter(
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["code"] == "BadParameter"
     assert [k["name"] for k in sb.admin.keyvault_keys()["keys"]] == ["existing"]
+
+
+@pytest.mark.parametrize("size", [2048, 3072])
+def test_the_sign_fault_answers_a_short_or_a_strangers_signature_until_cleared(
+    sb: Sandbox,
+    client: KeyClient,
+    crypto: Callable[[KeyVaultKey | str], CryptographyClient],
+    size: int,
+) -> None:
+    key = client.create_rsa_key("key-1", size=size, key_operations=["sign", "verify"])
+    public, signer = public_key_of(key), crypto(key)
+    digest = hashlib.sha256(b"header.payload").digest()
+
+    def signature() -> bytes:
+        return bytes(signer.sign(SignatureAlgorithm.rs256, digest).signature)
+
+    sb.admin.set_keyvault_sign_fault("short")
+    assert sb.admin.keyvault_keys()["signFault"] == "short"
+    assert len(signature()) == 10
+    sb.admin.set_keyvault_sign_fault("other-key")
+    stranger = signature()
+    assert len(stranger) == size // 8  # well-formed, so only verifying it tells
+    with pytest.raises(InvalidSignature):
+        public.verify(stranger, b"header.payload", padding.PKCS1v15(), hashes.SHA256())
+    sb.admin.clear_faults()
+    assert sb.admin.keyvault_keys()["signFault"] is None
+    public.verify(signature(), b"header.payload", padding.PKCS1v15(), hashes.SHA256())
+    with pytest.raises(Exception, match="mode must be one of"):
+        sb.admin.set_keyvault_sign_fault("garbage")
