@@ -2,9 +2,9 @@
 
 import azure.functions as func
 
-from shared import history
-from shared.app_context import get_context
-from shared.http_edge import endpoint, json_response
+from shared.app.http_edge import endpoint, json_response
+from shared.context import get_context
+from shared.linking import history
 
 
 @endpoint("account_history", ("GET",))

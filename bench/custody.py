@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for account_id in accounts:  # settle: each account once in the last context
                 verify(app, sb, account_id)
             warm = [verify(app, sb, accounts[i % len(accounts)]) for i in range(verifies)]
-            from shared import health_check
+            from shared.timer import run as health_check
 
             ctx = build_app_context(settings, vault_credential=SandboxVaultCredential())
             health_check.run(ctx, account_seconds=30)  # cold: a token (one sign) per account

@@ -68,23 +68,24 @@ from bench.health_check import (
     register_fleet,
     upload_certificates,
 )
-from shared import health_check, housekeeping
-from shared.accountstore.base import AccountStore
-from shared.accountstore.codec import account_to_row, split_report
-from shared.accountstore.sqlite import ROW_COLUMNS, SqliteAccountStore, account_row
-from shared.accountstore.table import (
+from shared.adapters.accountstore.base import AccountStore
+from shared.adapters.accountstore.codec import account_to_row, split_report
+from shared.adapters.accountstore.sqlite import ROW_COLUMNS, SqliteAccountStore, account_row
+from shared.adapters.accountstore.table import (
     TableAccountStore,
     _index_entity,
     build_service,
     partition_of,
     set_rows,
 )
-from shared.identity import LOCAL_OWNER
-from shared.records import Account
-from shared.schedule import DEFAULT_POLICY, SchedulePolicy
-from shared.settings import TableSettings
-from shared.timefmt import to_rfc3339, utc_now
-from shared.verify import verify_account
+from shared.adapters.identity import LOCAL_OWNER
+from shared.core.model import Account
+from shared.core.schedule import DEFAULT_POLICY, SchedulePolicy
+from shared.core.settings import TableSettings
+from shared.support.timefmt import to_rfc3339, utc_now
+from shared.timer import housekeeping
+from shared.timer import run as health_check
+from shared.verification.verify import verify_account
 
 LATENCY_MS = 50
 INTERVAL_HOURS = 6

@@ -54,9 +54,10 @@ from bench._support import (
     sandbox_process,
     settled_now,
 )
-from shared import certificates, health_check
-from shared.keys import store_key
-from shared.records import Account
+from shared.core import certificates
+from shared.core.model import Account
+from shared.linking.keys import store_key
+from shared.timer import run as health_check
 
 TENANTS, APPS_PER_TENANT = 50, 40
 QUICK_TENANTS, QUICK_APPS_PER_TENANT = 5, 20

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bench._support import ROOT, arguments, median, ms, note, print_table
-from shared import certificates
+from shared.core import certificates
 
 RUNS = {2048: 30, 3072: 15, 4096: 8}
 QUICK_RUNS = {2048: 5, 3072: 2, 4096: 1}
@@ -94,7 +94,7 @@ def bench_generation(openssl: str, runs: dict[int, int]) -> None:
     verdict = "met" if ratios[2048] <= RATIO_GOAL else "MISSED"
     note(
         f"goal ours/openssl req <= {RATIO_GOAL} for 2048 bits: {ratios[2048]:.2f} ({verdict}). "
-        "ours = shared.certificates.generate in this process (key, certificate, PEM export, "
+        "ours = shared.core.certificates.generate in this process (key, certificate, PEM export, "
         "thumbprints); openssl columns include process start-up ('openssl start' = "
         "`openssl version`)."
     )

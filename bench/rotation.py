@@ -49,8 +49,8 @@ from bench._support import (
     settled_now,
 )
 from bench.verify import link_connected_account
-from shared import health_check
-from shared.timefmt import utc_now
+from shared.support.timefmt import utc_now
+from shared.timer import run as health_check
 
 ACCOUNTS, QUICK_ACCOUNTS = 5, 2
 PROPAGATION_SECONDS, QUICK_PROPAGATION_SECONDS = 10, 3

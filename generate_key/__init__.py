@@ -2,9 +2,9 @@
 
 import azure.functions as func
 
-from shared import keys
-from shared.app_context import get_context
-from shared.http_edge import endpoint, json_response, read_json_object
+from shared.app.http_edge import endpoint, json_response, read_json_object
+from shared.context import get_context
+from shared.linking import keys
 
 
 def methods(req: func.HttpRequest) -> tuple[str, ...]:

@@ -23,8 +23,8 @@ from typing import Any
 import certifi
 
 from localdev.host import LocalHost, load_local_settings
-from shared.app_context import build_context, set_context
-from shared.settings import SettingsInvalid, load_settings
+from shared.context import build_context, set_context
+from shared.core.settings import SettingsInvalid, load_settings
 
 
 class _SandboxVaultCredential:

@@ -32,7 +32,7 @@ from werkzeug.wrappers import Request, Response
 
 from localdev.functions import APP_ROOT, FunctionSpec, discover, route_prefix, werkzeug_rules
 from localdev.ncrontab import Schedule
-from shared import failure
+from shared.support import failure
 
 log = logging.getLogger("localdev.host")
 PORTAL_DIR = Path(__file__).resolve().parent / "portal"

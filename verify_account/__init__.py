@@ -2,10 +2,10 @@
 
 import azure.functions as func
 
-from shared.app_context import get_context
-from shared.history import acting_as
-from shared.http_edge import endpoint, json_response
-from shared.verify import verify_account
+from shared.app.http_edge import endpoint, json_response
+from shared.context import get_context
+from shared.linking.history import acting_as
+from shared.verification.verify import verify_account
 
 
 @endpoint("verify_account", ("POST",))

@@ -18,8 +18,8 @@ import pytest
 from playwright.sync_api import Page, Response, sync_playwright
 
 from localdev.host import LocalHost
-from shared.app_context import AppContext, build_context, set_context
-from shared.settings import load_settings
+from shared.context import AppContext, build_context, set_context
+from shared.core.settings import load_settings
 from tests.conftest import SEEN
 
 CHROMIUM_ARGS = [

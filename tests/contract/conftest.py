@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.accountstore.base import AccountStore
-from shared.accountstore.sqlite import SqliteAccountStore
-from shared.accountstore.table import TableAccountStore, build_service
-from shared.settings import TableSettings
+from shared.adapters.accountstore.base import AccountStore
+from shared.adapters.accountstore.sqlite import SqliteAccountStore
+from shared.adapters.accountstore.table import TableAccountStore, build_service
+from shared.core.settings import TableSettings
 from tests.conftest import Azurite
 
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.accountstore import AccountStore, KeyTaken, PairTaken, VersionConflict
-from shared.http_edge import problem_response
-from shared.records import Account, KeyRecord
+from shared.adapters.accountstore import AccountStore, KeyTaken, PairTaken, VersionConflict
+from shared.app.http_edge import problem_response
+from shared.core.model import Account, KeyRecord
 
 T0 = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"

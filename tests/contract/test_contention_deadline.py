@@ -9,16 +9,16 @@ import uuid
 
 import pytest
 
-from shared.accountstore.base import VersionConflict
-from shared.accountstore.table import TableAccountStore, partition_of
-from shared.outbound import deadline
+from shared.adapters.accountstore.base import VersionConflict
+from shared.adapters.accountstore.table import TableAccountStore, partition_of
+from shared.adapters.http.outbound import deadline
 from tests.conftest import Azurite
 
 
 @pytest.fixture
 def table_store(azurite: Azurite) -> TableAccountStore:
-    from shared.accountstore.table import build_service
-    from shared.settings import TableSettings
+    from shared.adapters.accountstore.table import build_service
+    from shared.core.settings import TableSettings
 
     table = "t" + uuid.uuid4().hex[:20]
     return TableAccountStore(

@@ -12,8 +12,8 @@ from datetime import timedelta
 
 import pytest
 
-from shared.accountstore import AccountStore
-from shared.accountstore.base import FeedExpired
+from shared.adapters.accountstore import AccountStore
+from shared.adapters.accountstore.base import FeedExpired
 from tests.contract.test_account_store import T0
 from tests.contract.test_paging_and_history import event, new_account
 

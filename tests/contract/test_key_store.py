@@ -28,14 +28,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from shared import certificates
-from shared.errors import ConfigurationError, DependencyUnavailable
-from shared.keystore.base import KeyLabels, KeyStore, PrivateKeyMissing
-from shared.keystore.local import LocalKeyStore
-from shared.keystore.signing_key import SigningOnlyKey
-from shared.keystore.vault_common import verifies_challenge
-from shared.keystore.vault_key import PROBE_KEY, KeyVaultKeyStore
-from shared.keystore.vault_secret import PROBE_SECRET, KeyVaultSecretKeyStore
+from shared.adapters.keystore.base import KeyLabels, KeyStore, PrivateKeyMissing
+from shared.adapters.keystore.local import LocalKeyStore
+from shared.adapters.keystore.signing_key import SigningOnlyKey
+from shared.adapters.keystore.vault_common import verifies_challenge
+from shared.adapters.keystore.vault_key import PROBE_KEY, KeyVaultKeyStore
+from shared.adapters.keystore.vault_secret import PROBE_SECRET, KeyVaultSecretKeyStore
+from shared.core import certificates
+from shared.core.errors import ConfigurationError, DependencyUnavailable
 
 NOW = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
 NOT_AFTER = NOW + timedelta(days=365)

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from shared.accountstore import AccountStore
-from shared.accountstore.base import BadPosition
-from shared.accountstore.codec import account_to_row
-from shared.accountstore.sqlite import SqliteAccountStore
-from shared.accountstore.table import TableAccountStore, build_service
-from shared.records import TIMER, Account, Actor, Event
-from shared.settings import TableSettings
+from shared.adapters.accountstore import AccountStore
+from shared.adapters.accountstore.base import BadPosition
+from shared.adapters.accountstore.codec import account_to_row
+from shared.adapters.accountstore.sqlite import SqliteAccountStore
+from shared.adapters.accountstore.table import TableAccountStore, build_service
+from shared.core.model import TIMER, Account, Actor, Event
+from shared.core.settings import TableSettings
 from tests.contract.test_account_store import T0, account_for, key
 
 USER = Actor("user", "oid-1")

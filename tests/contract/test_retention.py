@@ -13,17 +13,19 @@ from pathlib import Path
 import pytest
 import requests
 
-from shared import accounts, certificates, housekeeping, keys
-from shared.accountstore.base import AccountStore
-from shared.app_context import AppContext
-from shared.errors import ValidationFailed
-from shared.health_check import RunSummary
-from shared.identity import LocalAuthenticator
-from shared.keystore.base import KeyLabels
-from shared.keystore.local import LocalKeyStore
-from shared.records import KeyRecord
-from shared.settings import load_settings
-from shared.timefmt import utc_now
+from shared.adapters.accountstore.base import AccountStore
+from shared.adapters.identity import LocalAuthenticator
+from shared.adapters.keystore.base import KeyLabels
+from shared.adapters.keystore.local import LocalKeyStore
+from shared.context import AppContext
+from shared.core import certificates
+from shared.core.errors import ValidationFailed
+from shared.core.model import KeyRecord
+from shared.core.settings import load_settings
+from shared.linking import accounts, keys
+from shared.support.timefmt import utc_now
+from shared.timer import housekeeping
+from shared.timer.run import RunSummary
 
 OWNER = "owner-a"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"

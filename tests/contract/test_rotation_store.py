@@ -11,9 +11,9 @@ from datetime import timedelta
 
 import pytest
 
-from shared.accountstore import AccountStore, KeyChanges, KeyTaken, VersionConflict
-from shared.accountstore.base import VersionMismatch
-from shared.records import TIMER, Account, Event, KeyRecord, Rotation
+from shared.adapters.accountstore import AccountStore, KeyChanges, KeyTaken, VersionConflict
+from shared.adapters.accountstore.base import VersionMismatch
+from shared.core.model import TIMER, Account, Event, KeyRecord, Rotation
 from tests.contract.test_account_store import T0, account_for, key, linked
 
 OWNER = "owner-a"

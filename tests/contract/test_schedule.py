@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 from azure.data.tables import UpdateMode
 
-from shared.accountstore.base import AccountStore
-from shared.accountstore.codec import account_to_row
-from shared.accountstore.sqlite import ROW_COLUMNS, SqliteAccountStore, account_row
-from shared.accountstore.table import TableAccountStore, build_service, set_rows
-from shared.records import Account
-from shared.schedule import DEFAULT_POLICY, Place, due_key
-from shared.settings import TableSettings
-from shared.timefmt import utc_now
+from shared.adapters.accountstore.base import AccountStore
+from shared.adapters.accountstore.codec import account_to_row
+from shared.adapters.accountstore.sqlite import ROW_COLUMNS, SqliteAccountStore, account_row
+from shared.adapters.accountstore.table import TableAccountStore, build_service, set_rows
+from shared.core.model import Account
+from shared.core.schedule import DEFAULT_POLICY, Place, due_key
+from shared.core.settings import TableSettings
+from shared.support.timefmt import utc_now
 from tests.conftest import Azurite
 from tests.contract.test_account_store import account_for, key, linked
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from shared.accountstore.base import AccountStore
-from shared.accountstore.sqlite import SqliteAccountStore
-from shared.accountstore.table import TableAccountStore, build_service
-from shared.records import Account
-from shared.schedule import SchedulePolicy
-from shared.settings import TableSettings
-from shared.timefmt import to_rfc3339, utc_now
+from shared.adapters.accountstore.base import AccountStore
+from shared.adapters.accountstore.sqlite import SqliteAccountStore
+from shared.adapters.accountstore.table import TableAccountStore, build_service
+from shared.core.model import Account
+from shared.core.schedule import SchedulePolicy
+from shared.core.settings import TableSettings
+from shared.support.timefmt import to_rfc3339, utc_now
 from tests.conftest import Azurite
 from tests.contract.test_account_store import linked
 from tests.contract.test_schedule import Counting

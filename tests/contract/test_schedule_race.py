@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from shared.accountstore.base import AccountStore
-from shared.accountstore.codec import account_to_row
-from shared.accountstore.table import TableAccountStore
-from shared.records import Account, Rotation
-from shared.schedule import DEFAULT_POLICY
-from shared.timefmt import to_rfc3339
+from shared.adapters.accountstore.base import AccountStore
+from shared.adapters.accountstore.codec import account_to_row
+from shared.adapters.accountstore.table import TableAccountStore
+from shared.core.model import Account, Rotation
+from shared.core.schedule import DEFAULT_POLICY
+from shared.support.timefmt import to_rfc3339
 from tests.contract.test_account_store import account_for, key, linked
 from tests.contract.test_schedule import LEASE, NOW, table_store, verified
 
@@ -152,7 +152,7 @@ def test_table_the_sweep_puts_back_accounts_missing_from_the_schedule(
 
 
 def _set_rows(account: Account) -> list[dict[str, Any]]:
-    from shared.accountstore.table import set_rows
+    from shared.adapters.accountstore.table import set_rows
 
     place = DEFAULT_POLICY.place(account)
     return set_rows("owner-a", "owner-a", account.id, place, account.version)

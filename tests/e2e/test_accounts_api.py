@@ -211,7 +211,7 @@ def test_list_is_newest_first(app: RunningApp) -> None:
 
 
 def _epoch(stamp: str) -> float:
-    from shared.timefmt import from_rfc3339
+    from shared.support.timefmt import from_rfc3339
 
     return from_rfc3339(stamp).timestamp()
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared.health import PROBE_SECONDS
+from shared.app.health import PROBE_SECONDS
 from tests.conftest import RunningApp
 from tests.contract.test_key_store import StaticCredential
 

@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 import requests
 
-from shared import certificates, health_check, keys
-from shared.app_context import AppContext, build_context
-from shared.keystore.base import KeyLabels
-from shared.timefmt import from_rfc3339, utc_now
+from shared.adapters.keystore.base import KeyLabels
+from shared.context import AppContext, build_context
+from shared.core import certificates
+from shared.linking import keys
+from shared.support.timefmt import from_rfc3339, utc_now
+from shared.timer import run as health_check
 from tests.conftest import RunningApp
 from tests.contract.test_key_store import StaticCredential
 from tests.e2e.customer import Customer, check

@@ -17,10 +17,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import health_check
-from shared.accountstore.table import TableAccountStore
-from shared.app_context import AppContext, build_context
-from shared.records import Account
+from shared.adapters.accountstore.table import TableAccountStore
+from shared.context import AppContext, build_context
+from shared.core.model import Account
+from shared.timer import run as health_check
 from tests.conftest import RunningApp
 from tests.e2e.customer import Customer
 from tests.e2e.test_health_schedule import token_requests_by_tenant

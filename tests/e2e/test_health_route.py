@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from shared.accountstore.sqlite import SqliteAccountStore
-from shared.app_context import set_context
-from shared.health import FAILED_TTL, OK_TTL
+from shared.adapters.accountstore.sqlite import SqliteAccountStore
+from shared.app.health import FAILED_TTL, OK_TTL
+from shared.context import set_context
 from tests.conftest import RunningApp
 from tests.contract.test_key_store import StaticCredential
 

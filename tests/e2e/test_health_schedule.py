@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from shared import health_check
-from shared.app_context import build_context
-from shared.settings import load_settings
-from shared.timefmt import utc_now
+from shared.context import build_context
+from shared.core.settings import load_settings
+from shared.support.timefmt import utc_now
+from shared.timer import run as health_check
 from tests.conftest import RunningApp
 from tests.e2e.customer import Customer
 from tests.e2e.test_rotation import table_settings

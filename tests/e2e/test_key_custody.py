@@ -15,9 +15,9 @@ from urllib.parse import parse_qs
 import jwt
 import pytest
 
-from shared import health_check
-from shared.app_context import build_context, set_context
-from shared.settings import load_settings
+from shared.context import build_context, set_context
+from shared.core.settings import load_settings
+from shared.timer import run as health_check
 from tests.conftest import SEEN, RunningApp
 from tests.contract.test_key_store import StaticCredential
 from tests.e2e.customer import Customer, statuses

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from shared import housekeeping
-from shared.health_check import RunSummary
+from shared.timer import housekeeping
+from shared.timer.run import RunSummary
 from tests.conftest import RunningApp
 
 BODY = {

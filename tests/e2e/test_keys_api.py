@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from shared import certificates
+from shared.core import certificates
 from tests import openssl_cli
 from tests.conftest import RunningApp
 

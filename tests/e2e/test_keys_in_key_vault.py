@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared import certificates
+from shared.core import certificates
 from tests.conftest import RunningApp
 from tests.contract.test_key_store import StaticCredential
 

@@ -27,8 +27,10 @@ from referencing.jsonschema import DRAFT202012
 
 from localdev.functions import APP_ROOT, discover, route_prefix
 from localdev.host import LocalHost
-from shared import health_check, history, housekeeping
-from shared.validation import Fields
+from shared.core.validation import Fields
+from shared.linking import history
+from shared.timer import housekeeping
+from shared.timer import run as health_check
 from tests.conftest import RunningApp
 from tests.contract.test_account_store import account_for
 from tests.contract.test_account_store import key as stored_key

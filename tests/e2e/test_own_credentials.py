@@ -19,21 +19,21 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared import certificates
-from shared.client_assertion import KeyUnavailable, assertion_callable
-from shared.errors import DependencyUnavailable
-from shared.keystore.base import KeyLabels
-from shared.keystore.vault_key import KeyVaultKeyStore
-from shared.outbound import make_session
-from shared.own_credentials import (
+from shared.adapters.http.outbound import make_session
+from shared.adapters.keystore.base import KeyLabels
+from shared.adapters.keystore.vault_key import KeyVaultKeyStore
+from shared.adapters.tenant.assertion import KeyUnavailable, assertion_callable
+from shared.adapters.tenant.client import TenantClient
+from shared.adapters.tenant.own_credentials import (
     PROOF_AUDIENCE,
     GraphWrite,
     add_certificate,
     application_object_id,
     remove_certificate,
 )
-from shared.tenant_client import TenantClient
-from shared.timefmt import utc_now
+from shared.core import certificates
+from shared.core.errors import DependencyUnavailable
+from shared.support.timefmt import utc_now
 from tests.conftest import SEEN
 from tests.contract.test_key_store import StaticCredential
 from tests.e2e.customer import faulted

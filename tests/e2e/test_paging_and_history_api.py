@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
-from shared import health_check, history, housekeeping
-from shared.records import Account
-from shared.settings import SettingsInvalid, load_settings
-from shared.timefmt import from_rfc3339, utc_now
+from shared.core.model import Account
+from shared.core.settings import SettingsInvalid, load_settings
+from shared.linking import history
+from shared.support.timefmt import from_rfc3339, utc_now
+from shared.timer import housekeeping
+from shared.timer import run as health_check
 from tests.conftest import SEEN, RunningApp
 from tests.contract.test_account_store import T0, account_for, key
 from tests.e2e.customer import Customer

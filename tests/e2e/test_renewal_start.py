@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from shared import health_check
-from shared.keystore.vault_common import vault_name
-from shared.timefmt import utc_now
+from shared.adapters.keystore.vault_common import vault_name
+from shared.support.timefmt import utc_now
+from shared.timer import run as health_check
 from tests.conftest import RunningApp
 from tests.contract.test_key_store import StaticCredential
 from tests.e2e.customer import faulted

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from shared import health_check
-from shared.timefmt import utc_now
+from shared.support.timefmt import utc_now
+from shared.timer import run as health_check
 from tests.conftest import RunningApp
 from tests.e2e.customer import Customer, faulted
 from tests.e2e.test_renewal_timer import registration

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from shared import health_check
-from shared.timefmt import utc_now
+from shared.support.timefmt import utc_now
+from shared.timer import run as health_check
 from tests.conftest import RunningApp
 from tests.e2e.customer import Customer, check
 from tests.e2e.test_rotation import events_of, key_status, private_key_exists, rotation_now, start

@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 import requests
 
-from shared import health_check, renewal
-from shared.outbound import deadline
-from shared.timefmt import utc_now
+from shared.adapters.http.outbound import deadline
+from shared.renewal import renew as renewal
+from shared.support.timefmt import utc_now
+from shared.timer import run as health_check
 from tests.conftest import RunningApp
 from tests.e2e.customer import Customer
 from tests.e2e.test_renewal_switch import (

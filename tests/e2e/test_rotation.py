@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from shared import health_check
-from shared.timefmt import from_rfc3339, utc_now
+from shared.support.timefmt import from_rfc3339, utc_now
+from shared.timer import run as health_check
 from tests.conftest import Azurite, RunningApp
 from tests.e2e.customer import Customer, check
 

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from shared.app_context import build_context
-from shared.history import acting_as
-from shared.records import Actor
-from shared.settings import load_settings
-from shared.verify import verify_account
+from shared.context import build_context
+from shared.core.model import Actor
+from shared.core.settings import load_settings
+from shared.linking.history import acting_as
+from shared.verification.verify import verify_account
 from tests.conftest import RunningApp
 from tests.e2e.customer import Customer
 from tests.e2e.test_rotation import events_of, private_key_exists, start, table_settings, upload

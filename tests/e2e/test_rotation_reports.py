@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from shared import health_check
-from shared.timefmt import utc_now
+from shared.support.timefmt import utc_now
+from shared.timer import run as health_check
 from tests.conftest import RunningApp
 from tests.e2e.customer import check
 from tests.e2e.test_renewal_switch import patch_renewal

@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from localdev.host import LocalHost
-from shared.app_context import check_settings_at_import, get_context, set_context
-from shared.settings import SettingsInvalid
+from shared.context import check_settings_at_import, get_context, set_context
+from shared.core.settings import SettingsInvalid
 
 ACCOUNT_KEY = "S3cr3tAccountKey-7d41=="
 REFUSED_IN_AZURE = {

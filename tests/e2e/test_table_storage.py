@@ -16,7 +16,7 @@ import requests
 from azure.data.tables import TableServiceClient
 
 from localdev.azurite import AZURITE_KEY, Azurite
-from shared import certificates
+from shared.core import certificates
 from tests.conftest import RunningApp
 
 BODY = {

@@ -13,19 +13,20 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared import certificates, verification
-from shared.client_assertion import assertion_callable
-from shared.errors import DependencyUnavailable
-from shared.keystore.local import LocalKeyStore
-from shared.outbound import make_session
-from shared.tenant_client import (
+from shared.adapters.http.outbound import make_session
+from shared.adapters.keystore.local import LocalKeyStore
+from shared.adapters.tenant.assertion import assertion_callable
+from shared.adapters.tenant.client import (
     KeyUnavailable,
     MetadataAnswer,
     TenantClient,
     TokenAnswer,
     UnusableKey,
 )
-from shared.timefmt import utc_now
+from shared.core import certificates
+from shared.core.errors import DependencyUnavailable
+from shared.support.timefmt import utc_now
+from shared.verification import checks as verification
 
 
 @pytest.fixture

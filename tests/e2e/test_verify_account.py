@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from shared import keys
-from shared.timefmt import utc_now
-from shared.verification import CHECK_ORDER
+from shared.linking import keys
+from shared.support.timefmt import utc_now
+from shared.verification.checks import CHECK_ORDER
 from tests.conftest import RunningApp
 from tests.e2e.customer import TOKEN_CHECKS, Customer, check, graph_requests, statuses
 

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from shared import certificates, health_check
-from shared.timefmt import utc_now
+from shared.core import certificates
+from shared.support.timefmt import utc_now
+from shared.timer import run as health_check
 from tests.conftest import RunningApp
 from tests.e2e.customer import Customer, check, statuses
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from shared import health_check
-from shared.app_context import build_context
-from shared.verify import run_checks
+from shared.context import build_context
+from shared.timer import run as health_check
+from shared.verification.verify import run_checks
 from tests.conftest import RunningApp
 from tests.e2e.customer import Customer, check, statuses
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared import health_check
+from shared.timer import run as health_check
 from tests.conftest import RunningApp
 from tests.contract.test_key_store import StaticCredential
 from tests.e2e.customer import TOKEN_CHECKS, Customer, check, faulted

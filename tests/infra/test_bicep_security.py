@@ -22,7 +22,7 @@ from typing import Any, cast
 
 import pytest
 
-from shared.http_edge import MAX_BODY_BYTES
+from shared.app.http_edge import MAX_BODY_BYTES
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"

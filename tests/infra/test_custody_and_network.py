@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from shared.settings import SettingsInvalid, load_settings
+from shared.core.settings import SettingsInvalid, load_settings
 from tests.infra.test_bicep_security import (
     KEY_VAULT_CRYPTO_OFFICER,
     KEY_VAULT_SECRETS_OFFICER,

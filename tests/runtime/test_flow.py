@@ -16,7 +16,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from shared.timefmt import from_rfc3339
+from shared.support.timefmt import from_rfc3339
 from tests.conftest import Azurite, RunningApp
 from tests.e2e.customer import TOKEN_CHECKS, Customer, check
 from tests.runtime.worker_host import WorkerHost

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared import app_registration as r
-from shared import verification as v
-from shared.tenant_client import GraphAnswer
+from shared.adapters.tenant.client import GraphAnswer
+from shared.core import app_registration as r
+from shared.verification import checks as v
 
 NOW = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
 APP = "11111111-2222-3333-4444-555555555555"

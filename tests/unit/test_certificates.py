@@ -9,7 +9,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from shared import certificates
+from shared.core import certificates
 from tests import openssl_cli
 
 NOW = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)

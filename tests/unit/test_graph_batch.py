@@ -16,9 +16,9 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 
-from shared import graph_batch
-from shared.outbound import RETRY_AFTER_CAP, deadline
-from shared.tenant_client import GraphAnswer, TenantClient, graph_answers
+from shared.adapters.http.outbound import RETRY_AFTER_CAP, deadline
+from shared.adapters.tenant import graph_batch
+from shared.adapters.tenant.client import GraphAnswer, TenantClient, graph_answers
 
 GRAPH = "https://graph.example.test"
 READS = {

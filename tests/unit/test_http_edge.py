@@ -9,10 +9,10 @@ from typing import Any
 import azure.functions as func
 import pytest
 
-from shared import failure, strict_json
-from shared.errors import AppError, MethodNotAllowed, Unauthorized
-from shared.http_edge import endpoint, read_json_object
-from shared.validation import Fields, has_control_characters
+from shared.app.http_edge import endpoint, read_json_object
+from shared.core.errors import AppError, MethodNotAllowed, Unauthorized
+from shared.core.validation import Fields, has_control_characters
+from shared.support import failure, strict_json
 
 
 def request(body: bytes, content_type: str | None = "application/json", **kw: Any) -> Any:

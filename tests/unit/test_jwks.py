@@ -18,9 +18,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from shared.errors import DependencyUnavailable, Unauthorized
-from shared.identity import JWKS_MIN_INTERVAL, JWKS_TTL, EntraAuthenticator, JwksCache
-from shared.settings import AuthSettings
+from shared.adapters.identity import JWKS_MIN_INTERVAL, JWKS_TTL, EntraAuthenticator, JwksCache
+from shared.core.errors import DependencyUnavailable, Unauthorized
+from shared.core.settings import AuthSettings
 
 AUDIENCE = "api://portal-backend"
 ISSUER = "https://issuer.example/{tid}/v2.0"

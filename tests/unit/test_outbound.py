@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from shared.outbound import deadline, make_session
+from shared.adapters.http.outbound import deadline, make_session
 from tests.unit.scripted_server import Answer, ScriptedServer, scripted_server
 
 MARGIN = 0.35  # scheduling and loopback round trips on a busy two-core machine

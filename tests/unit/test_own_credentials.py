@@ -13,11 +13,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared import certificates
-from shared.client_assertion import sign_assertion
-from shared.keystore.signing_key import SigningOnlyKey
-from shared.outbound import make_session
-from shared.own_credentials import (
+from shared.adapters.http.outbound import make_session
+from shared.adapters.keystore.signing_key import SigningOnlyKey
+from shared.adapters.tenant.assertion import sign_assertion
+from shared.adapters.tenant.client import TenantClient
+from shared.adapters.tenant.own_credentials import (
     PROOF_AUDIENCE,
     GraphWrite,
     add_certificate,
@@ -25,8 +25,8 @@ from shared.own_credentials import (
     proof_of_possession,
     remove_certificate,
 )
-from shared.tenant_client import TenantClient
-from shared.timefmt import utc_now
+from shared.core import certificates
+from shared.support.timefmt import utc_now
 from tests.unit.scripted_server import Answer, ScriptedServer, scripted_server
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from shared import keys
-from shared.accountstore import VersionConflict
-from shared.app_context import AppContext, build_context
-from shared.records import Account
-from shared.settings import load_settings
-from shared.timefmt import to_rfc3339_ms
-from shared.verify import record
+from shared.adapters.accountstore import VersionConflict
+from shared.context import AppContext, build_context
+from shared.core.model import Account
+from shared.core.settings import load_settings
+from shared.linking import keys
+from shared.support.timefmt import to_rfc3339_ms
+from shared.verification.verify import record
 from tests.contract.test_account_store import account_for
 
 OWNER = "local-dev"

@@ -9,9 +9,9 @@ from email.utils import format_datetime
 
 import pytest
 
-from shared.azure_pipeline import requested_wait
-from shared.graph_batch import _retry_after
-from shared.outbound import RETRY_AFTER_CAP, parse_retry_after
+from shared.adapters.http.azure_pipeline import requested_wait
+from shared.adapters.http.outbound import RETRY_AFTER_CAP, parse_retry_after
+from shared.adapters.tenant.graph_batch import _retry_after
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared import roles
-from shared.directory_role_table import BUILT_IN_ROLES
-from shared.guid import is_canonical_guid
+from shared.core import roles
+from shared.core.directory_roles import BUILT_IN_ROLES
+from shared.support.guid import is_canonical_guid
 
 
 @pytest.mark.parametrize(

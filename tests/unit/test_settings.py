@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.settings import SettingsInvalid, load_settings
+from shared.core.settings import SettingsInvalid, load_settings
 
 ENTRA = {
     "AUTH_MODE": "entra",

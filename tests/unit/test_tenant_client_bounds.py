@@ -13,7 +13,7 @@ from typing import Any
 import requests
 from requests.adapters import BaseAdapter
 
-from shared.tenant_client import (
+from shared.adapters.tenant.client import (
     GRAPH_MAX_PAGES,
     METADATA_CACHE_ENTRIES,
     GraphAnswer,

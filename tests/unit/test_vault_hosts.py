@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.clouds import KEY_VAULT_HOST_SUFFIXES, is_key_vault_host, is_loopback_host
+from shared.core.clouds import KEY_VAULT_HOST_SUFFIXES, is_key_vault_host, is_loopback_host
 
 
 @pytest.mark.parametrize("suffix", KEY_VAULT_HOST_SUFFIXES)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared import verification as v
-from shared.tenant_client import GraphAnswer, MetadataAnswer, TokenAnswer
+from shared.adapters.tenant.client import GraphAnswer, MetadataAnswer, TokenAnswer
+from shared.verification import checks as v
 
 NOW = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
 TID = "72f988bf-86f1-41af-91ab-2d7cd011db47"

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from localdev.azurite import AZURITE_KEY
-from shared import health_check
-from shared.timefmt import utc_now
+from shared.support.timefmt import utc_now
+from shared.timer import run as health_check
 from tests.conftest import SEEN, RunningApp
 from tests.e2e.customer import Customer
 

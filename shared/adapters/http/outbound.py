@@ -1,0 +1,341 @@
+"""The one outbound HTTP session: timeouts on every call, bounded retries that honour Retry-After.
+
+Everything that leaves the app over HTTPS (JWKS, the tenant's OpenID metadata, the token endpoint,
+Microsoft Graph) goes through a session made here. `requests` honours REQUESTS_CA_BUNDLE.
+
+Every wait is bounded by the deadline of its unit of work (`deadline()`, per thread): each attempt's
+connect and read timeouts shrink to what is left, retries included, and a retry whose wait
+(Retry-After or backoff) would end past the deadline is not made: the last answer comes back as
+data at once. Without a deadline a Retry-After is still capped (`RETRY_AFTER_CAP`).
+
+A socket's read timeout bounds one read, so a server sending a byte now and then holds a caller
+for ever. `DeadlineAdapter`, mounted on every session here and in the Azure SDK's transport
+(`shared.adapters.http.azure_pipeline`), bounds the whole answer instead: every read of the
+socket, status line and headers included, waits at most what is left of the deadline, and an
+answer can be capped in size.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import InvalidHeader, MaxRetryError, ResponseError
+from urllib3.poolmanager import PoolManager
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.retry import Retry
+from urllib3.util.timeout import Timeout
+
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 15.0
+RETRY_AFTER_CAP = 30.0  # a server asking for longer is answered as it answered, not waited for
+_SHORTEST_ATTEMPT = 0.001  # a socket timeout must be positive; this one fails at once
+
+
+_deadline = threading.local()
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Every request this thread makes inside the block shares one deadline: each call's
+    timeouts shrink to what is left, and a call past it fails at once as a timeout. A block
+    inside another never extends the outer deadline."""
+    previous: float | None = getattr(_deadline, "at", None)
+    at = time.monotonic() + seconds
+    _deadline.at = at if previous is None else min(previous, at)
+    try:
+        yield
+    finally:
+        _deadline.at = previous
+
+
+def deadline_at() -> float | None:
+    """This thread's deadline (a `time.monotonic()` value), or None outside any `deadline()`."""
+    return getattr(_deadline, "at", None)
+
+
+def time_left() -> float | None:
+    """Seconds left before this thread's deadline (≤ 0 once passed), or None without one."""
+    at = deadline_at()
+    return None if at is None else at - time.monotonic()
+
+
+class DeadlineTimeout(Timeout):
+    """urllib3 timeouts that shrink, at every attempt, to what is left before a deadline.
+
+    urllib3 clones the timeout for each attempt and reads `connect_timeout` / `read_timeout`
+    when it connects and before it reads, so a retry after a sleep gets only what is left."""
+
+    def __init__(self, connect: float, read: float, at: float | None) -> None:
+        super().__init__(connect=connect, read=read)
+        self.deadline_at = at
+
+    def clone(self) -> DeadlineTimeout:
+        return DeadlineTimeout(self._connect, self._read, self.deadline_at)  # type: ignore[arg-type]
+
+    def _bounded(self, value: Any) -> Any:
+        if self.deadline_at is None or not isinstance(value, int | float):
+            return value
+        return max(min(value, self.deadline_at - time.monotonic()), _SHORTEST_ATTEMPT)
+
+    @property
+    def connect_timeout(self) -> Any:
+        return self._bounded(self._connect)
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self._bounded(self._read)  # type: ignore[no-any-return]
+
+
+class AnswerTooLarge(http.client.HTTPException):
+    """The answer outgrew the size its session allows (a broken or hostile server)."""
+
+
+class _BoundedSocketReader(io.RawIOBase):
+    """The socket as `http.client` reads an answer from it: each read waits at most what is left
+    of this thread's deadline (the socket's own timeout bounds one read only), and an answer
+    longer than `limit` bytes is cut off. Both failures are what urllib3 expects of a socket:
+    a timeout, or a broken answer."""
+
+    def __init__(self, raw: io.RawIOBase, sock: socket.socket, limit: int | None) -> None:
+        super().__init__()
+        self._raw, self._sock, self._limit = raw, sock, limit
+        self._timeout = sock.gettimeout()  # urllib3 set it to this attempt's read timeout
+        self._count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._raw.fileno()
+
+    def readinto(self, buffer: Any) -> int | None:
+        at = deadline_at()
+        if at is not None:
+            left = at - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("the deadline for this piece of work passed during the answer")
+            self._sock.settimeout(left if self._timeout is None else min(self._timeout, left))
+        count = self._raw.readinto(buffer)
+        if count and self._limit is not None:
+            self._count += count
+            if self._count > self._limit:
+                raise AnswerTooLarge(f"the answer is larger than {self._limit} bytes")
+        return count
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+def _pool_classes(limit: int | None) -> dict[str, type[HTTPConnectionPool]]:
+    """urllib3 pools whose connections read every answer through `_BoundedSocketReader`."""
+
+    class BoundedAnswer(http.client.HTTPResponse):
+        def __init__(self, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+            super().__init__(sock, *args, **kwargs)
+            raw = self.fp.detach()  # the socket's SocketIO; nothing is buffered yet
+            self.fp = io.BufferedReader(_BoundedSocketReader(raw, sock, limit))
+
+    class Plain(HTTPConnection):
+        response_class = BoundedAnswer
+
+    class Secure(HTTPSConnection):
+        response_class = BoundedAnswer
+
+    class PlainPool(HTTPConnectionPool):
+        ConnectionCls = Plain
+
+    class SecurePool(HTTPSConnectionPool):
+        ConnectionCls = Secure
+
+    return {"http": PlainPool, "https": SecurePool}
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """requests' adapter, with every answer read within this thread's deadline and, when
+    `max_answer_bytes` is given, no larger than that."""
+
+    def __init__(self, *, max_answer_bytes: int | None = None, **kwargs: Any) -> None:
+        self._pools = _pool_classes(max_answer_bytes)  # before HTTPAdapter makes its pools
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pools
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> PoolManager:
+        manager: PoolManager = super().proxy_manager_for(proxy, **kwargs)
+        manager.pool_classes_by_scheme = self._pools
+        return manager
+
+
+def mount(session: requests.Session, adapter: HTTPAdapter) -> None:
+    for prefix in ("https://", "http://"):
+        session.mount(prefix, adapter)
+
+
+_READER = Retry(total=0)
+
+
+class DeadlineRetry(Retry):
+    """urllib3's Retry, with every wait between attempts bounded.
+
+    A Retry-After is capped at `retry_after_cap`; a retry whose wait would end at or past this
+    thread's deadline is refused (urllib3 then hands back the last response, or raises the last
+    error), so the caller answers within its deadline instead of sleeping through it."""
+
+    retry_after_cap: float = RETRY_AFTER_CAP
+
+    def new(self, **kw: Any) -> DeadlineRetry:
+        retry = super().new(**kw)
+        retry.retry_after_cap = self.retry_after_cap
+        return retry
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(super().parse_retry_after(retry_after), self.retry_after_cap)
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        try:
+            return super().get_retry_after(response)
+        except InvalidHeader:  # neither seconds nor a date: back off as if it were absent
+            return None
+
+    def planned_wait(self, response: BaseHTTPResponse | None) -> float:
+        """What `sleep(response)` will wait: Retry-After when honoured and given, else backoff."""
+        if self.respect_retry_after_header and response is not None:
+            retry_after = self.get_retry_after(response)
+            if retry_after:
+                return retry_after
+        return self.get_backoff_time()
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> DeadlineRetry:
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        assert isinstance(retry, DeadlineRetry)
+        left = time_left()
+        if left is not None and retry.planned_wait(response) >= left:
+            reason = error or ResponseError(
+                "the deadline for this piece of work would pass before the retry"
+            )
+            raise MaxRetryError(_pool, url or "", reason) from error
+        return retry
+
+    def sleep_for_retry(self, response: BaseHTTPResponse) -> bool:
+        retry_after = self.get_retry_after(response)
+        if not retry_after:
+            return False
+        self._sleep_bounded(retry_after)
+        return True
+
+    def _sleep_backoff(self) -> None:
+        self._sleep_bounded(self.get_backoff_time())
+
+    @staticmethod
+    def _sleep_bounded(seconds: float) -> None:
+        left = time_left()
+        if left is not None:
+            seconds = min(seconds, left)
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+def parse_retry_after(value: str) -> float | None:
+    """The seconds a Retry-After asks for (a number of seconds, or an HTTP date as urllib3 reads
+    it), uncapped; None when it is neither. One reader for the session, Graph's batch and the
+    Azure SDK transport."""
+    try:
+        seconds = float(value)  # azure-core reads fractions and negatives too
+    except ValueError:
+        pass
+    else:
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
+    try:
+        return Retry.parse_retry_after(_READER, value)  # an HTTP date
+    except InvalidHeader:
+        return None
+
+
+def json_object(response: requests.Response) -> dict[str, Any]:
+    """A response's JSON body when it is an object, else `{}`: what a server answers is never
+    trusted to be what its documentation says."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _timeout_pair(value: Any, default: tuple[float, float]) -> tuple[float, float]:
+    if value is None:
+        return default
+    if isinstance(value, tuple):
+        connect, read = value
+        return (default[0] if connect is None else connect, default[1] if read is None else read)
+    return (value, value)
+
+
+class TimeoutSession(requests.Session):
+    """A Session whose every request has a timeout unless the caller gives one, bounded by the
+    thread's deadline at every attempt."""
+
+    def __init__(self, timeout: tuple[float, float]) -> None:
+        super().__init__()
+        self.default_timeout = timeout
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        connect, read = _timeout_pair(kwargs.pop("timeout", None), self.default_timeout)
+        at = deadline_at()
+        if at is not None and at - time.monotonic() <= 0:
+            raise requests.Timeout("the deadline for this piece of work has passed")
+        kwargs["timeout"] = DeadlineTimeout(connect, read, at)
+        return super().request(method, url, *args, **kwargs)
+
+
+def make_session(
+    *,
+    retries: int = 3,
+    backoff: float = 0.5,
+    max_retry_after: float = RETRY_AFTER_CAP,
+    timeout: tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
+    pool_size: int = 32,
+) -> requests.Session:
+    retry = DeadlineRetry(
+        total=retries,
+        connect=retries,
+        read=1,
+        status=retries,
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "POST"}),  # token and Graph reads are safe to repeat
+        backoff_factor=backoff,
+        backoff_max=max_retry_after,
+        respect_retry_after_header=True,
+        raise_on_status=False,  # the last answer comes back as data for the caller to judge
+    )
+    retry.retry_after_cap = max_retry_after
+    session = TimeoutSession(timeout)
+    mount(
+        session,
+        DeadlineAdapter(max_retries=retry, pool_connections=pool_size, pool_maxsize=pool_size),
+    )
+    session.headers["User-Agent"] = "m365-link-functions/1.0"
+    return session

@@ -1,0 +1,433 @@
+"""Talks to a customer's tenant: OpenID metadata, the client-credentials token (MSAL), Graph reads.
+
+Answers come back as data (what Entra or Graph said, or that it could not be reached), never as
+exceptions, so verification can turn each into a check. Every call goes through one injected
+`requests.Session` (timeouts, bounded retries honouring Retry-After, REQUESTS_CA_BUNDLE).
+
+MSAL application objects are kept per account and key in a bounded LRU, so a warm verification
+skips OpenID discovery; tenant metadata fetched for the `tenant` check is handed to MSAL from the
+same cache, so discovery is never fetched twice.
+
+What MSAL raises is judged here too: a key that could not be read is handed back to the caller
+(`KeyUnavailable`, the key store's own error inside), anything else MSAL did not expect becomes an
+answer marked `unexpected`, never mistaken for a certificate problem.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+import msal
+import requests
+
+from shared.adapters.http.outbound import json_object
+from shared.adapters.keystore.base import UnusableKey
+from shared.adapters.tenant import graph_batch
+from shared.adapters.tenant.assertion import KeyUnavailable
+
+__all__ = ["KeyUnavailable", "TenantClient", "UnusableKey"]
+
+METADATA_TTL_SECONDS = 3600
+METADATA_CACHE_ENTRIES = 4096  # tenants; ~2 KB each
+GRAPH_MAX_PAGES = 10
+_WELL_KNOWN = "/v2.0/.well-known/openid-configuration"
+
+log = logging.getLogger("m365link.tenant_client")
+
+
+@dataclass(frozen=True)
+class MetadataAnswer:
+    document: dict[str, Any] | None = None
+    status: int | None = None
+    error_code: int | None = None  # AADSTS number
+    description: str | None = None  # first line of Entra's error_description
+    transient: bool = False
+
+
+@dataclass(frozen=True)
+class TokenAnswer:
+    access_token: str | None = field(default=None, repr=False)
+    claims: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    error_code: int | None = None
+    description: str | None = None
+    transient: bool = False
+    status: int | None = None
+    unexpected: bool = False  # an answer (or a failure inside MSAL) no rule here knows
+
+
+@dataclass(frozen=True)
+class GraphAnswer:
+    status: int | None
+    body: dict[str, Any] | None = None
+    code: str | None = None
+    message: str | None = None
+    transient: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class TransientHttpError(Exception):
+    """The token endpoint stayed unavailable (429/5xx) after the session's retries."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+def first_line(text: object) -> str | None:
+    """Entra's descriptions carry trace and correlation ids on later lines; keep the message.
+    Anything but text (a server's number or object) is no message."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    return text.strip().splitlines()[0].strip()[:500]
+
+
+_AADSTS = re.compile(r"(?:AADSTS)?([1-9][0-9]{0,8})", re.ASCII)
+
+
+def aadsts_number(codes: object) -> int | None:
+    """The AADSTS number of an Entra error body's `error_codes` (a list of integers; its first
+    is the one that counts), for metadata and token errors alike. Whatever else a server put
+    there (text, null, an empty list, a boolean, a number beyond any code) is no code, never a
+    crash; "90002" and "AADSTS90002" are read as 90002."""
+    if not isinstance(codes, list) or not codes:
+        return None
+    first = codes[0]
+    if isinstance(first, str):
+        match = _AADSTS.fullmatch(first.strip())
+        return int(match.group(1)) if match else None
+    if isinstance(first, int) and not isinstance(first, bool) and 0 < first < 10**9:
+        return first
+    return None
+
+
+class _MetadataCache:
+    """Tenant metadata by URL, least recently used evicted first, one entry at a time; the
+    per-URL fetch locks are bounded the same way (a lock in use is never evicted)."""
+
+    def __init__(
+        self, ttl: float = METADATA_TTL_SECONDS, max_entries: int = METADATA_CACHE_ENTRIES
+    ) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._entries: OrderedDict[str, tuple[float, requests.Response]] = OrderedDict()
+        self._fetching: OrderedDict[str, threading.Lock] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def fetch_locks(self) -> int:
+        return len(self._fetching)
+
+    def get(self, url: str) -> requests.Response | None:
+        with self._lock:
+            entry = self._entries.get(url)
+            if entry and time.monotonic() - entry[0] < self._ttl:
+                self._entries.move_to_end(url)
+                return entry[1]
+            self._entries.pop(url, None)
+            return None
+
+    def lock_for(self, url: str) -> threading.Lock:
+        with self._lock:
+            lock = self._fetching.get(url)
+            if lock is None:
+                lock = self._fetching[url] = threading.Lock()
+            self._fetching.move_to_end(url)
+            while len(self._fetching) > self._max:
+                idle = (u for u, held in self._fetching.items() if u != url and not held.locked())
+                victim = next(idle, None)
+                if victim is None:  # every other lock is held: over the bound until one frees
+                    break
+                del self._fetching[victim]
+            return lock
+
+    def put(self, url: str, response: requests.Response) -> None:
+        with self._lock:
+            self._entries[url] = (time.monotonic(), response)
+            self._entries.move_to_end(url)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+
+
+class _MsalHttp:
+    """The `http_client` MSAL is given: our session, with discovery served from the cache."""
+
+    def __init__(self, session: requests.Session, metadata: _MetadataCache) -> None:
+        self._session = session
+        self._metadata = metadata
+
+    def get(self, url: str, **kwargs: Any) -> requests.Response:
+        cached = self._metadata.get(url)
+        if cached is not None:
+            return cached
+        if not url.endswith(_WELL_KNOWN):
+            return self._session.get(url, **kwargs)
+        # One fetch per tenant even when many threads verify its accounts at once.
+        with self._metadata.lock_for(url):
+            cached = self._metadata.get(url)
+            if cached is not None:
+                return cached
+            response = self._session.get(url, **kwargs)
+            if response.status_code == 200:
+                self._metadata.put(url, response)
+            return response
+
+    def post(self, url: str, **kwargs: Any) -> requests.Response:
+        response = self._session.post(url, **kwargs)
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientHttpError(response.status_code)
+        return response
+
+    def close(self) -> None:  # MSAL may call it; the session outlives the app object
+        pass
+
+
+@dataclass
+class _CachedApp:
+    app: msal.ConfidentialClientApplication
+    http_cache: dict[str, Any]
+
+
+class TenantClient:
+    # ~25 KB per warm application object: 4,096 fit in about 100 MB, so a fleet of thousands of
+    # accounts is re-verified from warm objects and cached tokens (one Graph batch each).
+    def __init__(self, session: requests.Session, *, max_apps: int = 4096) -> None:
+        self._session = session
+        self._metadata = _MetadataCache()
+        self._http = _MsalHttp(session, self._metadata)
+        self._apps: OrderedDict[tuple[str, ...], _CachedApp] = OrderedDict()
+        self._max_apps = max_apps
+        self._lock = threading.Lock()
+
+    # --- tenant metadata ---------------------------------------------------------------------
+    def metadata(self, login_base: str, tenant_id: str) -> MetadataAnswer:
+        url = f"{login_base}/{tenant_id}{_WELL_KNOWN}"
+        try:
+            response = self._http.get(url)
+        except requests.RequestException as exc:
+            return MetadataAnswer(transient=True, description=type(exc).__name__)
+        if response.status_code == 200:
+            try:
+                document = response.json()
+            except ValueError:
+                return MetadataAnswer(status=200, transient=True, description="invalid JSON")
+            if not isinstance(document, dict):
+                return MetadataAnswer(status=200, transient=True, description="not a JSON object")
+            return MetadataAnswer(document=document, status=200)
+        if response.status_code == 429 or response.status_code >= 500:
+            return MetadataAnswer(status=response.status_code, transient=True)
+        body = json_object(response)
+        return MetadataAnswer(
+            status=response.status_code,
+            error_code=aadsts_number(body.get("error_codes")),
+            description=first_line(body.get("error_description")),
+        )
+
+    # --- token -------------------------------------------------------------------------------
+    def token(
+        self,
+        *,
+        cache_key: tuple[str, ...],
+        client_id: str,
+        authority: str,
+        scope: str,
+        assertion: Callable[[dict[str, Any]], str],
+        fresh: bool,
+    ) -> TokenAnswer:
+        """An app-only token. `fresh` drops cached tokens and MSAL's HTTP cache first, so a
+        certificate uploaded or a consent granted a minute ago is seen."""
+        try:
+            cached = self._app(cache_key, client_id, authority, assertion)
+            if fresh:
+                cached.app.remove_tokens_for_client()
+                cached.http_cache.clear()
+            result = cached.app.acquire_token_for_client(scopes=[scope])
+        except KeyUnavailable:
+            raise  # the key store's failure, for the caller to judge
+        except TransientHttpError as exc:
+            return TokenAnswer(transient=True, status=exc.status)
+        except requests.RequestException as exc:
+            return TokenAnswer(transient=True, description=type(exc).__name__)
+        except ValueError as exc:  # MSAL's way to say an answer made no sense to it
+            return TokenAnswer(
+                error="unexpected_answer", unexpected=True, description=first_line(str(exc))
+            )
+        except Exception as exc:  # MSAL is a black box: never a 500 for what it raises
+            log.warning("token request failed inside MSAL reason=%s", type(exc).__name__)
+            return TokenAnswer(
+                error="unexpected_answer", unexpected=True, description=type(exc).__name__
+            )
+        if "access_token" in result:
+            token = str(result["access_token"])
+            try:
+                claims = jwt.decode(token, options={"verify_signature": False})
+            except jwt.PyJWTError:
+                claims = {}
+            return TokenAnswer(access_token=token, claims=claims)
+        error = result.get("error")
+        return TokenAnswer(
+            error=str(error) if error else None,
+            error_code=aadsts_number(result.get("error_codes")),
+            description=first_line(str(result.get("error_description") or "")),
+            unexpected=not error,
+        )
+
+    def _app(
+        self,
+        key: tuple[str, ...],
+        client_id: str,
+        authority: str,
+        assertion: Callable[[dict[str, Any]], str],
+    ) -> _CachedApp:
+        with self._lock:
+            cached = self._apps.get(key)
+            if cached is not None:
+                self._apps.move_to_end(key)
+                return cached
+        http_cache: dict[str, Any] = {}
+        app = msal.ConfidentialClientApplication(
+            client_id,
+            # MSAL's documented callable: it signs through the key store when a token is
+            # requested; the application object holds no key material.
+            client_credential={"client_assertion": assertion},
+            authority=authority,
+            instance_discovery=False,  # the authority is a tenant of a known cloud
+            http_client=self._http,
+            http_cache=http_cache,
+        )
+        cached = _CachedApp(app, http_cache)
+        with self._lock:
+            self._apps[key] = cached
+            self._apps.move_to_end(key)
+            while len(self._apps) > self._max_apps:
+                self._apps.popitem(last=False)
+        return cached
+
+    def forget_account(self, account_id: str) -> None:
+        """Drop an unlinked account's application objects (and the tokens they cache)."""
+        with self._lock:
+            for key in [k for k in self._apps if k[0] == account_id]:
+                del self._apps[key]
+
+    @property
+    def warm_apps(self) -> int:
+        return len(self._apps)
+
+    # --- Graph -------------------------------------------------------------------------------
+    def graph_get(self, url: str, token: str) -> GraphAnswer:
+        try:
+            response = self._session.get(
+                url, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"}
+            )
+        except requests.RequestException as exc:
+            return GraphAnswer(status=None, transient=True, message=type(exc).__name__)
+        return graph_answer(response.status_code, json_object(response))
+
+    def graph_post(self, url: str, token: str, body: dict[str, Any]) -> GraphAnswer:
+        """A Graph write (the app's own addKey/removeKey), answered like `graph_get`: a 204's
+        empty body is `{}`. The session retries POSTs on 429/5xx, so callers judge a write that
+        may have landed on an earlier attempt."""
+        try:
+            response = self._session.post(
+                url,
+                json=body,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            )
+        except requests.RequestException as exc:
+            return GraphAnswer(status=None, transient=True, message=type(exc).__name__)
+        return graph_answer(response.status_code, json_object(response))
+
+    def graph_batch(
+        self, graph: str, token: str, urls: Mapping[str, str]
+    ) -> dict[str, GraphAnswer]:
+        """GET every `urls` value (relative to `{graph}/v1.0`) in one `$batch`; the answers by
+        key. A sub-request answered 429/5xx is retried alone (see
+        `shared.adapters.tenant.graph_batch`)."""
+        return graph_answers(graph_batch.send(self._session, graph, token, urls))
+
+    def graph_rest_of(
+        self, first: GraphAnswer, url: str, token: str, *, max_pages: int = GRAPH_MAX_PAGES
+    ) -> GraphAnswer:
+        """A Graph collection whose first page (`first`, read from `url`) is in hand, every
+        page: `@odata.nextLink` is followed with plain GETs up to `max_pages` pages in all, and
+        only on the host of `url` (the bearer token never goes anywhere else). An incomplete
+        listing is a transient failure whose body holds the entries read so far."""
+        origin = _origin(url)
+        values: list[Any] = []
+        answer = first
+        for page_number in range(1, max_pages + 1):
+            if not answer.ok:
+                return GraphAnswer(
+                    answer.status, {"value": values}, answer.code, answer.message, answer.transient
+                )
+            page = answer.body or {}
+            values.extend(v for v in page.get("value") or [] if isinstance(v, dict))
+            next_link = page.get("@odata.nextLink")
+            if not next_link:
+                return GraphAnswer(answer.status, {"value": values})
+            if not isinstance(next_link, str) or _origin(next_link) != origin:
+                return GraphAnswer(
+                    None,
+                    {"value": values},
+                    message="Graph's next-page link points at another host; not followed",
+                    transient=True,
+                )
+            if page_number < max_pages:
+                answer = self.graph_get(next_link, token)
+        return GraphAnswer(
+            None,
+            {"value": values},
+            message=f"Graph's listing has more than {max_pages} pages; not read to the end",
+            transient=True,
+        )
+
+
+def graph_answers(batch: Mapping[str, graph_batch.SubResponse]) -> dict[str, GraphAnswer]:
+    """A `$batch`'s sub-responses as data; one without an HTTP answer is a transient failure."""
+    return {
+        name: graph_answer(sub.status, sub.body)
+        if sub.status is not None
+        else GraphAnswer(status=None, transient=True, message=sub.note)
+        for name, sub in batch.items()
+    }
+
+
+def graph_answer(status: int, body: dict[str, Any]) -> GraphAnswer:
+    """A Graph response as data: the body on success, Graph's error `code` and `message` else."""
+    if 200 <= status < 300:
+        return GraphAnswer(status=status, body=body)
+    raw_error = body.get("error")
+    error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
+    code = error.get("code")
+    return GraphAnswer(
+        status=status,
+        code=code if isinstance(code, str) else None,
+        message=first_line(error.get("message")),
+        transient=status == 429 or status >= 500,
+    )
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    """Scheme, host and port, the default port spelled out, so `:443` is the same host."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"https": 443, "http": 80}.get(scheme, -1)
+    except ValueError:
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port

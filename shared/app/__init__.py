@@ -1,0 +1,1 @@
+"""The HTTP edge, the composition root and the app's own health."""

@@ -1,0 +1,1 @@
+"""Keys and linked accounts: generate, link, change, unlink, history and the change feed."""

@@ -1,0 +1,1 @@
+"""Moving an account to a new credential: rotations and their steps."""

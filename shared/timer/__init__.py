@@ -1,0 +1,1 @@
+"""The timer run: due accounts verified, renewals advanced, housekeeping."""
