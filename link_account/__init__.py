@@ -2,12 +2,12 @@
 
 import azure.functions as func
 
-from shared.adapters.http.outbound import deadline
 from shared.app.http_edge import endpoint, json_response, read_json_object
 from shared.context import AppContext, get_context
 from shared.linking import accounts
 from shared.linking.history import acting_as
 from shared.renewal import renew as renewal
+from shared.support.deadline import deadline
 
 # A JSON merge patch (RFC 7396); plain JSON is read the same way.
 PATCH_MEDIA_TYPES = ("application/merge-patch+json", "application/json")

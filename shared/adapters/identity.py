@@ -20,10 +20,11 @@ import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from shared.adapters.http.outbound import DeadlineAdapter, deadline, mount
+from shared.adapters.http.outbound import DeadlineAdapter, mount
 from shared.core.errors import DependencyUnavailable, Unauthorized
 from shared.core.model import Actor
 from shared.core.settings import AuthSettings
+from shared.support.deadline import deadline
 from shared.support.guid import parse_guid
 
 LOCAL_OWNER = "local-dev"

@@ -13,9 +13,9 @@ import time
 import weakref
 from typing import Any
 
-from shared.adapters.http.outbound import deadline
 from shared.context import AppContext
 from shared.core.errors import AppError, DependencyUnavailable
+from shared.support.deadline import deadline
 
 OK_TTL = 5.0
 FAILED_TTL = 2.0

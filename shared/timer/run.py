@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.adapters.http.outbound import deadline
 from shared.context import AppContext
 from shared.core.errors import AppError
 from shared.core.model import Account
 from shared.renewal import renew as renewal
+from shared.support.deadline import deadline
 from shared.support.timefmt import utc_now
 from shared.timer import housekeeping
 from shared.verification.verify import record, run_checks

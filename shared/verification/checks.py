@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.adapters.tenant.client import GraphAnswer, MetadataAnswer, TokenAnswer
 from shared.core import app_registration as registrations
 from shared.core import roles
+from shared.core.answers import GraphAnswer, MetadataAnswer, TokenAnswer
 from shared.support.timefmt import to_rfc3339
 
 APPLICATION_CODES = {700016, 7000229, 7000112, 700025, 500011}

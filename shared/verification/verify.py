@@ -23,17 +23,11 @@ from typing import Any
 
 from shared.adapters.accountstore import VersionConflict
 from shared.adapters.accountstore.base import NO_KEY_CHANGES
-from shared.adapters.http.outbound import deadline
 from shared.adapters.keystore.base import PrivateKeyMissing
 from shared.adapters.tenant.assertion import assertion_callable
-from shared.adapters.tenant.client import (
-    KeyUnavailable,
-    MetadataAnswer,
-    TenantClient,
-    TokenAnswer,
-    UnusableKey,
-)
+from shared.adapters.tenant.client import KeyUnavailable, TenantClient, UnusableKey
 from shared.context import AppContext
+from shared.core.answers import MetadataAnswer, TokenAnswer
 from shared.core.app_registration import SELECT as APPLICATION_SELECT
 from shared.core.clouds import CLOUDS, DISCOVERY, Cloud, cloud_from_metadata
 from shared.core.errors import NotFound
@@ -41,6 +35,7 @@ from shared.core.model import Account
 from shared.linking import history
 from shared.linking.accounts import get_account
 from shared.renewal import rotation as rotations
+from shared.support.deadline import deadline
 from shared.support.timefmt import from_rfc3339, to_rfc3339, to_rfc3339_ms, utc_now
 from shared.verification import checks as v
 

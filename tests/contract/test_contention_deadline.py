@@ -11,7 +11,7 @@ import pytest
 
 from shared.adapters.accountstore.base import VersionConflict
 from shared.adapters.accountstore.table import TableAccountStore, partition_of
-from shared.adapters.http.outbound import deadline
+from shared.support.deadline import deadline
 from tests.conftest import Azurite
 
 

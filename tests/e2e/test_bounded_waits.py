@@ -17,11 +17,12 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 from shared.adapters.accountstore.table import TableAccountStore, build_service
 from shared.adapters.http import azure_pipeline
-from shared.adapters.http.outbound import RETRY_AFTER_CAP, deadline
+from shared.adapters.http.outbound import RETRY_AFTER_CAP
 from shared.adapters.keystore.base import KeyLabels, KeyStore
 from shared.core import certificates
 from shared.core.errors import DependencyUnavailable
 from shared.core.settings import TableSettings
+from shared.support.deadline import deadline
 from tests.conftest import RunningApp
 from tests.contract.test_key_store import make_store
 from tests.e2e.customer import Customer, check

@@ -1,7 +1,7 @@
 """Whatever an error answer from Entra holds in `error_codes`, a verification answers a report,
 never a 500 (issue 18 item 8: `int(codes[0])` on the metadata endpoint's error crashed on
 `["AADSTS90002"]` or `[null]`). Metadata and token errors share one guarded reader
-(`tenant_client.aadsts_number`).
+(`shared.core.answers.aadsts_number`).
 
 Entra here is a scripted HTTPS server (the sandbox answers only well-formed errors), with the app
 itself behind its local host: its real routes, MSAL and stores.

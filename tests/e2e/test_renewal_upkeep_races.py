@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import requests
 
-from shared.adapters.http.outbound import deadline
 from shared.renewal import renew as renewal
+from shared.support.deadline import deadline
 from shared.support.timefmt import utc_now
 from shared.timer import run as health_check
 from tests.conftest import RunningApp

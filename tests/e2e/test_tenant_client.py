@@ -16,14 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from shared.adapters.http.outbound import make_session
 from shared.adapters.keystore.local import LocalKeyStore
 from shared.adapters.tenant.assertion import assertion_callable
-from shared.adapters.tenant.client import (
-    KeyUnavailable,
-    MetadataAnswer,
-    TenantClient,
-    TokenAnswer,
-    UnusableKey,
-)
+from shared.adapters.tenant.client import KeyUnavailable, TenantClient, UnusableKey
 from shared.core import certificates
+from shared.core.answers import MetadataAnswer, TokenAnswer
 from shared.core.errors import DependencyUnavailable
 from shared.support.timefmt import utc_now
 from shared.verification import checks as verification

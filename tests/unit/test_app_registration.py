@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.adapters.tenant.client import GraphAnswer
 from shared.core import app_registration as r
+from shared.core.answers import GraphAnswer
 from shared.verification import checks as v
 
 NOW = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)

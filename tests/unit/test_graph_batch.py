@@ -16,9 +16,11 @@ import pytest
 import requests
 from requests.adapters import BaseAdapter
 
-from shared.adapters.http.outbound import RETRY_AFTER_CAP, deadline
+from shared.adapters.http.outbound import RETRY_AFTER_CAP
 from shared.adapters.tenant import graph_batch
-from shared.adapters.tenant.client import GraphAnswer, TenantClient, graph_answers
+from shared.adapters.tenant.client import TenantClient, graph_answers
+from shared.core.answers import GraphAnswer
+from shared.support.deadline import deadline
 
 GRAPH = "https://graph.example.test"
 READS = {

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from shared.adapters.http.outbound import deadline, make_session
+from shared.adapters.http.outbound import make_session
+from shared.support.deadline import deadline
 from tests.unit.scripted_server import Answer, ScriptedServer, scripted_server
 
 MARGIN = 0.35  # scheduling and loopback round trips on a busy two-core machine

@@ -16,10 +16,10 @@ from requests.adapters import BaseAdapter
 from shared.adapters.tenant.client import (
     GRAPH_MAX_PAGES,
     METADATA_CACHE_ENTRIES,
-    GraphAnswer,
     TenantClient,
     _MetadataCache,
 )
+from shared.core.answers import GraphAnswer
 
 GRAPH = "https://graph.example.test"
 ROLES = f"{GRAPH}/v1.0/servicePrincipals(appId='x')/memberOf/microsoft.graph.directoryRole"

@@ -17,11 +17,12 @@ from contextlib import contextmanager
 
 import pytest
 
-from shared.adapters.http.outbound import deadline, make_session
+from shared.adapters.http.outbound import make_session
 from shared.adapters.identity import JWKS_TIMEOUT, JwksCache
 from shared.adapters.tenant import graph_batch
 from shared.adapters.tenant.client import TenantClient
 from shared.core.errors import DependencyUnavailable
+from shared.support.deadline import deadline
 from tests.unit.scripted_server import Answer, ScriptedServer, scripted_server
 
 DEADLINE = 2.0

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.adapters.http.outbound import deadline
 from shared.core.errors import DependencyUnavailable
+from shared.support.deadline import deadline
 from tests.contract.test_key_store import make_store
 from tests.e2e.test_bounded_waits import table_store
 from tests.unit.scripted_server import Answer, ScriptedServer, scripted_server

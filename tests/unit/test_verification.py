@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.tenant.client import GraphAnswer, MetadataAnswer, TokenAnswer
+from shared.core.answers import GraphAnswer, MetadataAnswer, TokenAnswer
 from shared.verification import checks as v
 
 NOW = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)

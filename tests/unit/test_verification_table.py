@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.adapters.tenant.client import GraphAnswer, MetadataAnswer, TokenAnswer
+from shared.core.answers import GraphAnswer, MetadataAnswer, TokenAnswer
 from shared.verification import checks as v
 
 NOW = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)

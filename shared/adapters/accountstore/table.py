@@ -92,11 +92,11 @@ from shared.adapters.accountstore.codec import (
     split_report,
 )
 from shared.adapters.http.azure_pipeline import client_options
-from shared.adapters.http.outbound import deadline_at
 from shared.core.errors import DependencyUnavailable
 from shared.core.model import Account, Event, KeyRecord
 from shared.core.schedule import DEFAULT_POLICY, Place, SchedulePolicy
 from shared.core.settings import TableSettings
+from shared.support.deadline import deadline_at
 from shared.support.striped import StripedLocks
 from shared.support.timefmt import to_rfc3339
 

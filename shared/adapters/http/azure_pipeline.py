@@ -6,7 +6,7 @@ every SDK client sends every attempt, retries and the Key Vault challenge round 
 through the transport. So the transport bounds the waits:
 
 - each attempt's connect and read timeouts shrink to what is left of the thread's deadline
-  (`shared.adapters.http.outbound.deadline`); an attempt past it fails at once;
+  (`shared.support.deadline.deadline`); an attempt past it fails at once;
 - the whole answer arrives within that deadline, whatever trickles (the session's adapter is
   the outbound session's `DeadlineAdapter`), and no larger than `max_answer_bytes` when given;
 - an answer whose Retry-After (seconds, HTTP date, `retry-after-ms`) would end at or past the
@@ -33,13 +33,8 @@ from azure.core.exceptions import ServiceRequestTimeoutError
 from azure.core.pipeline.transport import RequestsTransport
 from urllib3.util.retry import Retry
 
-from shared.adapters.http.outbound import (
-    RETRY_AFTER_CAP,
-    DeadlineAdapter,
-    deadline_at,
-    mount,
-    parse_retry_after,
-)
+from shared.adapters.http.outbound import RETRY_AFTER_CAP, DeadlineAdapter, mount, parse_retry_after
+from shared.support.deadline import deadline_at
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 15.0

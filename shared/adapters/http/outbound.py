@@ -21,10 +21,7 @@ import http.client
 import io
 import math
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import requests
@@ -37,38 +34,12 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 from urllib3.util.timeout import Timeout
 
+from shared.support.deadline import deadline_at, time_left
+
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 15.0
 RETRY_AFTER_CAP = 30.0  # a server asking for longer is answered as it answered, not waited for
 _SHORTEST_ATTEMPT = 0.001  # a socket timeout must be positive; this one fails at once
-
-
-_deadline = threading.local()
-
-
-@contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Every request this thread makes inside the block shares one deadline: each call's
-    timeouts shrink to what is left, and a call past it fails at once as a timeout. A block
-    inside another never extends the outer deadline."""
-    previous: float | None = getattr(_deadline, "at", None)
-    at = time.monotonic() + seconds
-    _deadline.at = at if previous is None else min(previous, at)
-    try:
-        yield
-    finally:
-        _deadline.at = previous
-
-
-def deadline_at() -> float | None:
-    """This thread's deadline (a `time.monotonic()` value), or None outside any `deadline()`."""
-    return getattr(_deadline, "at", None)
-
-
-def time_left() -> float | None:
-    """Seconds left before this thread's deadline (≤ 0 once passed), or None without one."""
-    at = deadline_at()
-    return None if at is None else at - time.monotonic()
 
 
 class DeadlineTimeout(Timeout):

@@ -19,7 +19,8 @@ from typing import Any
 
 import requests
 
-from shared.adapters.http.outbound import RETRY_AFTER_CAP, json_object, parse_retry_after, time_left
+from shared.adapters.http.outbound import RETRY_AFTER_CAP, json_object, parse_retry_after
+from shared.support.deadline import time_left
 
 MAX_REQUESTS = 20  # Graph's limit per batch
 SUB_RETRIES = 3  # as many as the session's own retries

@@ -27,8 +27,9 @@ from typing import Any, ParamSpec, TypeVar
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.adapters.tenant.assertion import KeyUnavailable, sign_jwt
-from shared.adapters.tenant.client import GraphAnswer, TenantClient, first_line
+from shared.adapters.tenant.client import TenantClient
 from shared.core import certificates
+from shared.core.answers import GraphAnswer, first_line
 from shared.core.app_registration import thumbprint_of
 from shared.support.guid import parse_guid
 
