@@ -24,9 +24,9 @@ from shared.context import AppContext
 from shared.core.model import Account, Event, Rotation
 from shared.linking import accounts, history
 from shared.renewal import rotation as rotations
+from shared.signin import signed_in
 from shared.support.guid import parse_guid
 from shared.support.timefmt import to_rfc3339, utc_now
-from shared.verification.verify import signed_in
 
 log = logging.getLogger("m365link.renewal")
 

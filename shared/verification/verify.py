@@ -23,18 +23,17 @@ from typing import Any
 
 from shared.adapters.accountstore import VersionConflict
 from shared.adapters.accountstore.base import NO_KEY_CHANGES
-from shared.adapters.keystore.base import PrivateKeyMissing
-from shared.adapters.tenant.assertion import assertion_callable
-from shared.adapters.tenant.client import KeyUnavailable, TenantClient, UnusableKey
+from shared.adapters.tenant.client import KeyUnavailable, TenantClient
 from shared.context import AppContext
-from shared.core.answers import MetadataAnswer, TokenAnswer
+from shared.core.answers import TokenAnswer
 from shared.core.app_registration import SELECT as APPLICATION_SELECT
-from shared.core.clouds import CLOUDS, DISCOVERY, Cloud, cloud_from_metadata
+from shared.core.clouds import Cloud
 from shared.core.errors import NotFound
 from shared.core.model import Account
 from shared.linking import history
 from shared.linking.accounts import get_account
 from shared.renewal import rotation as rotations
+from shared.signin import key_failure, resolve, token
 from shared.support.deadline import deadline
 from shared.support.timefmt import from_rfc3339, to_rfc3339, to_rfc3339_ms, utc_now
 from shared.verification import checks as v
@@ -46,36 +45,10 @@ RECORD_ATTEMPTS = 10
 MEMBER_OF = "/servicePrincipals(appId='{application_id}')/memberOf/microsoft.graph.directoryRole"
 
 
-def _https(host: str) -> str:
-    return f"https://{host}"
-
-
 def started_at(report: dict[str, Any]) -> datetime:
     """When a report started: `startedAt`, or for a report recorded before it existed its
     whole-second `checkedAt`."""
     return from_rfc3339(str(report.get("startedAt") or report["checkedAt"]))
-
-
-def _key_failure(cause: Exception) -> str:
-    if isinstance(cause, PrivateKeyMissing):
-        return "missing"
-    if isinstance(cause, UnusableKey):
-        return "unusable"
-    return "unavailable"  # DependencyUnavailable, or anything else the store raised: retry later
-
-
-def _resolve(
-    ctx: AppContext, account: Account, tenant: TenantClient
-) -> tuple[MetadataAnswer, Cloud | None]:
-    """The tenant's OpenID metadata, and the cloud the tenant lives in."""
-    settings = ctx.settings
-    declared = CLOUDS.get(account.cloud, DISCOVERY)
-    login = settings.entra_authority_host or _https(declared.login_host)
-    answer = tenant.metadata(login, account.tenant_id)
-    if answer.document is None:
-        return answer, None
-    cloud = cloud_from_metadata(answer.document) if account.cloud == "auto" else declared
-    return answer, cloud
 
 
 def graph_reads(application_id: str, *, with_member_of: bool) -> dict[str, str]:
@@ -109,66 +82,6 @@ def _read_graph(
     )
 
 
-def _token(
-    ctx: AppContext,
-    account: Account,
-    cloud: Cloud,
-    *,
-    key_id: str,
-    thumbprint: str,
-    fresh: bool,
-) -> TokenAnswer:
-    """An app-only token for the account signed with one of its keys (raises KeyUnavailable)."""
-    tenant = ctx.tenant_client()
-    authority_host = ctx.settings.entra_authority_host or _https(cloud.login_host)
-    return tenant.token(
-        cache_key=(account.id, key_id, authority_host),
-        client_id=account.application_id,
-        authority=f"{authority_host}/{account.tenant_id}",
-        scope=f"{cloud.graph_resource}/.default",
-        # MSAL calls this for each token request; the key's own store signs.
-        assertion=assertion_callable(
-            lambda: ctx.signer_of_key(account.owner, key_id),
-            client_id=account.application_id,
-            thumbprint=thumbprint,
-            token_endpoint=f"{authority_host}/{account.tenant_id}/oauth2/v2.0/token",
-        ),
-        fresh=fresh,
-    )
-
-
-@dataclass(frozen=True)
-class SignIn:
-    """A token with the account's current key, for the app's own Graph writes (automatic
-    renewal); without one, why not and whether trying later may help."""
-
-    token: TokenAnswer | None
-    graph: str = ""
-    problem: str = ""
-    transient: bool = False
-
-
-def signed_in(ctx: AppContext, account: Account) -> SignIn:
-    metadata, cloud = _resolve(ctx, account, ctx.tenant_client())
-    if cloud is None:
-        return SignIn(None, problem="the tenant's OpenID metadata could not be read",
-                      transient=metadata.transient)  # fmt: skip
-    graph = ctx.settings.graph_endpoint or cloud.graph_resource
-    try:
-        answer = _token(
-            ctx, account, cloud, key_id=account.key_id, thumbprint=account.thumbprint, fresh=False
-        )
-    except KeyUnavailable as failure:
-        reason = _key_failure(failure.cause)
-        return SignIn(None, graph, f"the current key could not sign ({reason})",
-                      transient=reason == "unavailable")  # fmt: skip
-    if not answer.access_token:
-        code = f"AADSTS{answer.error_code}" if answer.error_code else (answer.error or "no answer")
-        return SignIn(None, graph, f"Entra gave no token for the current certificate ({code})",
-                      transient=answer.transient)  # fmt: skip
-    return SignIn(answer, graph)
-
-
 def _renewal(
     ctx: AppContext, account: Account, cloud: Cloud, *, fresh: bool, now: datetime
 ) -> v.Renewal | None:
@@ -189,7 +102,7 @@ def _renewal(
     if rotation.not_after <= now:
         return renewal
     try:
-        answer = _token(
+        answer = token(
             ctx, account, cloud, key_id=rotation.key_id, thumbprint=rotation.thumbprint, fresh=fresh
         )
     except KeyUnavailable as failure:
@@ -199,7 +112,7 @@ def _renewal(
             rotation.key_id,
             type(failure.cause).__name__,
         )
-        return replace(renewal, key_failure=_key_failure(failure.cause))
+        return replace(renewal, key_failure=key_failure(failure.cause))
     return replace(renewal, answer=answer)
 
 
@@ -218,7 +131,7 @@ def gather(
     of the new key (and `record` switches the account to it), and the current key is not asked
     at all, so the verification still costs one token request; until then, one more."""
     tenant = ctx.tenant_client()
-    metadata, cloud = _resolve(ctx, account, tenant)
+    metadata, cloud = resolve(ctx, account, tenant)
     answers = v.Answers(
         tenant_id=account.tenant_id,
         application_id=account.application_id,
@@ -262,7 +175,7 @@ def gather(
         answer: TokenAnswer = renewal.answer
     else:
         try:
-            answer = _token(
+            answer = token(
                 ctx,
                 account,
                 cloud,
@@ -277,7 +190,7 @@ def gather(
                 account.key_id,
                 type(failure.cause).__name__,
             )
-            return replace(answers, key_failure=_key_failure(failure.cause)), cloud
+            return replace(answers, key_failure=key_failure(failure.cause)), cloud
         answers = replace(answers, token=answer)
     if answer.access_token:
         graph_answers = _read_graph(

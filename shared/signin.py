@@ -1,0 +1,104 @@
+"""Sign-in with a stored key: the tenant's metadata and cloud, then an app-only token whose
+client assertion the key's own store signs (no key material leaves it).
+
+Verification uses it for its token step; renewal borrows `signed_in` for the app's own Graph
+writes (addKey, removeKey) with the account's current key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.adapters.keystore.base import PrivateKeyMissing
+from shared.adapters.tenant.assertion import assertion_callable
+from shared.adapters.tenant.client import KeyUnavailable, TenantClient, UnusableKey
+from shared.context import AppContext
+from shared.core.answers import MetadataAnswer, TokenAnswer
+from shared.core.clouds import CLOUDS, DISCOVERY, Cloud, cloud_from_metadata
+from shared.core.model import Account
+
+
+def https_url(host: str) -> str:
+    return f"https://{host}"
+
+
+def key_failure(cause: Exception) -> str:
+    if isinstance(cause, PrivateKeyMissing):
+        return "missing"
+    if isinstance(cause, UnusableKey):
+        return "unusable"
+    return "unavailable"  # DependencyUnavailable, or anything else the store raised: retry later
+
+
+def resolve(
+    ctx: AppContext, account: Account, tenant: TenantClient
+) -> tuple[MetadataAnswer, Cloud | None]:
+    """The tenant's OpenID metadata, and the cloud the tenant lives in."""
+    settings = ctx.settings
+    declared = CLOUDS.get(account.cloud, DISCOVERY)
+    login = settings.entra_authority_host or https_url(declared.login_host)
+    answer = tenant.metadata(login, account.tenant_id)
+    if answer.document is None:
+        return answer, None
+    cloud = cloud_from_metadata(answer.document) if account.cloud == "auto" else declared
+    return answer, cloud
+
+
+def token(
+    ctx: AppContext,
+    account: Account,
+    cloud: Cloud,
+    *,
+    key_id: str,
+    thumbprint: str,
+    fresh: bool,
+) -> TokenAnswer:
+    """An app-only token for the account signed with one of its keys (raises KeyUnavailable)."""
+    tenant = ctx.tenant_client()
+    authority_host = ctx.settings.entra_authority_host or https_url(cloud.login_host)
+    return tenant.token(
+        cache_key=(account.id, key_id, authority_host),
+        client_id=account.application_id,
+        authority=f"{authority_host}/{account.tenant_id}",
+        scope=f"{cloud.graph_resource}/.default",
+        # MSAL calls this for each token request; the key's own store signs.
+        assertion=assertion_callable(
+            lambda: ctx.signer_of_key(account.owner, key_id),
+            client_id=account.application_id,
+            thumbprint=thumbprint,
+            token_endpoint=f"{authority_host}/{account.tenant_id}/oauth2/v2.0/token",
+        ),
+        fresh=fresh,
+    )
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """A token with the account's current key, for the app's own Graph writes (automatic
+    renewal); without one, why not and whether trying later may help."""
+
+    token: TokenAnswer | None
+    graph: str = ""
+    problem: str = ""
+    transient: bool = False
+
+
+def signed_in(ctx: AppContext, account: Account) -> SignIn:
+    metadata, cloud = resolve(ctx, account, ctx.tenant_client())
+    if cloud is None:
+        return SignIn(None, problem="the tenant's OpenID metadata could not be read",
+                      transient=metadata.transient)  # fmt: skip
+    graph = ctx.settings.graph_endpoint or cloud.graph_resource
+    try:
+        answer = token(
+            ctx, account, cloud, key_id=account.key_id, thumbprint=account.thumbprint, fresh=False
+        )
+    except KeyUnavailable as failure:
+        reason = key_failure(failure.cause)
+        return SignIn(None, graph, f"the current key could not sign ({reason})",
+                      transient=reason == "unavailable")  # fmt: skip
+    if not answer.access_token:
+        code = f"AADSTS{answer.error_code}" if answer.error_code else (answer.error or "no answer")
+        return SignIn(None, graph, f"Entra gave no token for the current certificate ({code})",
+                      transient=answer.transient)  # fmt: skip
+    return SignIn(answer, graph)
