@@ -31,9 +31,12 @@ node_modules/.installed: package.json package-lock.json
 run: $(STAMP)
 	$(PY) -m localdev
 
+# Style, then the shape of shared/: its layer contracts (pyproject.toml) and its size rules.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
+	$(PY) localdev/size_rules.py
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy shared
