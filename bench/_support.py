@@ -274,7 +274,7 @@ def app_settings(state_dir: Path, extra: Mapping[str, str] | None = None) -> dic
 
 def build_app_context(settings: Mapping[str, str], **options: Any) -> Any:
     """A fresh AppContext (no warm MSAL apps, no metadata cache), installed for the functions."""
-    from shared.context import build_context, set_context
+    from shared.app.bootstrap import build_context, set_context
     from shared.core.settings import load_settings
 
     context = build_context(load_settings(settings), **options)
@@ -286,7 +286,7 @@ def build_app_context(settings: Mapping[str, str], **options: Any) -> Any:
 def local_host(settings: Mapping[str, str], **options: Any) -> Iterator[RunningApp]:
     """The function folders served over HTTP on loopback, with a context built from `settings`."""
     from localdev.host import LocalHost
-    from shared.context import set_context
+    from shared.app.bootstrap import set_context
 
     context = build_app_context(settings, **options)
     host = LocalHost()

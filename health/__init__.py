@@ -2,9 +2,9 @@
 
 import azure.functions as func
 
+from shared.app.bootstrap import get_context
 from shared.app.health import probe
 from shared.app.http_edge import endpoint, json_response
-from shared.context import get_context
 
 
 @endpoint("health", ("GET",))

@@ -4,7 +4,7 @@ import logging
 
 import azure.functions as func
 
-from shared.context import check_settings_at_import, get_context
+from shared.app.bootstrap import check_settings_at_import, get_context
 from shared.timer import run as health_check
 
 # A timer has no HTTP endpoint to check them: settings are checked when the host loads it.

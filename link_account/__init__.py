@@ -2,8 +2,9 @@
 
 import azure.functions as func
 
+from shared.app.bootstrap import get_context
 from shared.app.http_edge import endpoint, json_response, read_json_object
-from shared.context import AppContext, get_context
+from shared.context import AppContext
 from shared.linking import accounts
 from shared.linking.history import acting_as
 from shared.renewal import renew as renewal

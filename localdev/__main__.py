@@ -23,7 +23,7 @@ from typing import Any
 import certifi
 
 from localdev.host import LocalHost, load_local_settings
-from shared.context import build_context, set_context
+from shared.app.bootstrap import build_context, set_context
 from shared.core.settings import SettingsInvalid, load_settings
 
 

@@ -1,36 +1,30 @@
-"""Builds the app's parts from settings once per process and hands them to the functions.
+"""The app's parts, as one process holds them: settings, the key stores, the account store, the
+caller's authenticator, the outbound session and the tenant client.
 
-Heavy SDKs are imported only for the backend in use, so a function stays quick to import.
-Settings are checked when a function module is imported (`check_settings_at_import`), so an app
-that refuses its settings says so in its start-up log, and every route answers the same 500
-problem naming each bad setting (never its value).
+`shared.app.bootstrap` (the composition root) builds it and injects the factories of what is made
+on first use (the key store of another custody, the tenant client), so nothing here names a
+concrete backend.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import requests
-
 from shared.adapters.accountstore.base import AccountStore
-from shared.adapters.http.outbound import make_session
-from shared.adapters.identity import Authenticator, EntraAuthenticator, LocalAuthenticator
-from shared.adapters.keystore.base import KeyStore
+from shared.adapters.keystore.base import KeyStore, PrivateKeyMissing
 from shared.core.errors import ConfigurationError
-from shared.core.settings import Settings, SettingsInvalid, load_settings
+from shared.core.settings import Settings
 
 if TYPE_CHECKING:
-    from azure.core.credentials import TokenCredential
+    import requests
     from cryptography.hazmat.primitives.asymmetric import rsa
 
+    from shared.adapters.identity import Authenticator
     from shared.adapters.tenant.client import TenantClient
     from shared.core.model import KeyRecord
-
-    KeyGenerator = Callable[[int], rsa.RSAPrivateKey]
 
 
 @dataclass
@@ -40,9 +34,10 @@ class AppContext:
     accounts: AccountStore
     authenticator: Authenticator
     http: requests.Session
+    make_store: Callable[[str], KeyStore] | None = None  # the store of another custody
+    make_tenant_client: Callable[[requests.Session], TenantClient] | None = None
     _tenant: TenantClient | None = None
     _stores: dict[str, KeyStore] = field(default_factory=dict)
-    _make_store: Callable[[str], KeyStore] | None = None
 
     def custody_of(self, record: KeyRecord) -> str:
         """A key's custody; records of the first release name none: theirs was a Key Vault
@@ -56,14 +51,14 @@ class AppContext:
         side, each signing and deleted where it lives."""
         if custody == self.keys.custody:
             return self.keys
-        if custody not in self.settings.custodies or self._make_store is None:
+        if custody not in self.settings.custodies or self.make_store is None:
             raise ConfigurationError(
                 f"a key of custody {custody} cannot be reached with these settings: keep "
                 "KEY_VAULT_URL set while keys made in the vault exist"
             )
         with _stores_lock:
             if custody not in self._stores:
-                self._stores[custody] = self._make_store(custody)
+                self._stores[custody] = self.make_store(custody)
             return self._stores[custody]
 
     def key_store_of(self, record: KeyRecord) -> KeyStore:
@@ -71,8 +66,6 @@ class AppContext:
 
     def signer_of_key(self, owner: str, key_id: str) -> rsa.RSAPrivateKey:
         """A sign-only key object for the owner's key, from the store of its custody."""
-        from shared.adapters.keystore.base import PrivateKeyMissing
-
         record = self.accounts.get_key(owner, key_id)
         if record is None:
             raise PrivateKeyMissing(key_id)
@@ -88,138 +81,13 @@ class AppContext:
             self._tenant.forget_account(account_id)
 
     def tenant_client(self) -> TenantClient:
-        """The client of customers' tenants, made on first use (it imports MSAL)."""
+        """The client of customers' tenants, made on first use by the factory the composition
+        root gave (it imports MSAL then)."""
         if self._tenant is None:
-            from shared.adapters.tenant.client import TenantClient
-
-            self._tenant = TenantClient(self.http)
+            if self.make_tenant_client is None:
+                raise ConfigurationError("this context was built without a tenant client")
+            self._tenant = self.make_tenant_client(self.http)
         return self._tenant
 
 
-def build_context(
-    settings: Settings,
-    *,
-    vault_credential: TokenCredential | None = None,
-    key_generator: KeyGenerator | None = None,
-) -> AppContext:
-    http = make_session()
-
-    def make_store(custody: str) -> KeyStore:
-        return _key_store(settings, custody, vault_credential, key_generator)
-
-    return AppContext(
-        settings=settings,
-        keys=make_store(settings.key_custody),
-        accounts=_account_store(settings),
-        authenticator=EntraAuthenticator(settings.auth)
-        if settings.auth.mode == "entra"
-        else LocalAuthenticator(),
-        http=http,
-        _make_store=make_store,
-    )
-
-
-_credential: TokenCredential | None = None  # one managed-identity credential per process
-
-
-def _vault_credential(given: TokenCredential | None) -> TokenCredential:
-    global _credential
-    if given is not None:
-        return given
-    if _credential is None:
-        from azure.identity import DefaultAzureCredential
-
-        _credential = DefaultAzureCredential()
-    return _credential
-
-
-def _key_store(
-    settings: Settings,
-    custody: str,
-    credential: TokenCredential | None,
-    generate: KeyGenerator | None,
-) -> KeyStore:
-    if custody == "vault-key":
-        from shared.adapters.keystore.vault_key import KeyVaultKeyStore
-
-        assert settings.key_vault_url
-        return KeyVaultKeyStore(
-            settings.key_vault_url, _vault_credential(credential), hsm=settings.key_vault_hsm
-        )
-    if custody == "vault-secret":
-        from shared.adapters.keystore.vault_secret import KeyVaultSecretKeyStore
-
-        assert settings.key_vault_url
-        return KeyVaultSecretKeyStore(
-            settings.key_vault_url, _vault_credential(credential), generate=generate
-        )
-    from shared.adapters.keystore.local import LocalKeyStore
-
-    return LocalKeyStore(settings.local_state_dir / "keys", generate=generate)
-
-
-def _account_store(settings: Settings) -> AccountStore:
-    from datetime import timedelta
-
-    from shared.core.schedule import SchedulePolicy
-
-    policy = SchedulePolicy(
-        interval=timedelta(hours=settings.health_check_interval_hours),
-        warning=timedelta(days=settings.cert_expiry_warning_days),
-    )
-    if settings.table:
-        from shared.adapters.accountstore.table import TableAccountStore, build_service
-
-        return TableAccountStore(build_service(settings.table), settings.table.table_name, policy)
-    from shared.adapters.accountstore.sqlite import SqliteAccountStore
-
-    return SqliteAccountStore(settings.local_state_dir / "accounts.sqlite3", policy)
-
-
-log = logging.getLogger("m365link.settings")
-_context: AppContext | None = None
-_settings: Settings | None = None  # loaded at import, so the first request does not decide
-_refused: SettingsInvalid | None = None
-_lock = threading.Lock()
 _stores_lock = threading.Lock()
-
-
-def check_settings_at_import() -> None:
-    """Load and validate the settings once, when the Functions host imports a function.
-
-    Invalid settings are logged at once (each setting named, no value) and remembered: every
-    route, health included, then answers that 500 problem, and the timer run fails with it.
-    Never raises, so the host still loads the functions and the problem stays visible through
-    every route. A context installed beforehand (the local host, tests) is left alone."""
-    global _settings, _refused
-    with _lock:
-        if _context is not None or _settings is not None or _refused is not None:
-            return
-        try:
-            _settings = load_settings()
-        except SettingsInvalid as refused:
-            _refused = refused
-            log.error("the app refuses its settings: %s", refused.detail)
-
-
-def get_context() -> AppContext:
-    """The process-wide context, built on first use from the settings checked at import (or
-    read now when no import check ran); raises SettingsInvalid when they were refused."""
-    global _context
-    if _context is None:
-        with _lock:
-            if _context is None:
-                if _refused is not None:
-                    raise SettingsInvalid(_refused.problems)  # a fresh one: no traceback piles up
-                _context = build_context(_settings or load_settings())
-    return _context
-
-
-def set_context(context: AppContext | None) -> None:
-    """Install a context built elsewhere (the local host at start-up, tests); None forgets it
-    and any settings read or refused at import, so the next use reads them again."""
-    global _context, _settings, _refused
-    with _lock:
-        _context = context
-        _settings = None
-        _refused = None

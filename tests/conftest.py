@@ -22,7 +22,8 @@ import requests
 from localdev.azurite import Azurite
 from localdev.azurite import start_azurite as _start_azurite
 from localdev.host import LocalHost
-from shared.context import AppContext, build_context, set_context
+from shared.app.bootstrap import build_context, set_context
+from shared.context import AppContext
 from shared.core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,8 +2,8 @@
 
 import azure.functions as func
 
+from shared.app.bootstrap import get_context
 from shared.app.http_edge import endpoint, json_response
-from shared.context import get_context
 from shared.linking.history import acting_as
 from shared.verification.verify import verify_account
 

@@ -169,7 +169,7 @@ def endpoint(name: str, methods: Methods | tuple[str, ...]) -> Callable[[Handler
     Applied when the host imports the function, it checks the settings then too: an app that
     refuses its settings says so in its start-up log, not at the first request.
     """
-    from shared.context import check_settings_at_import
+    from shared.app.bootstrap import check_settings_at_import
 
     check_settings_at_import()
     allowed_of: Methods = methods if callable(methods) else (lambda req: methods)

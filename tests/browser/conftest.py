@@ -18,7 +18,8 @@ import pytest
 from playwright.sync_api import Page, Response, sync_playwright
 
 from localdev.host import LocalHost
-from shared.context import AppContext, build_context, set_context
+from shared.app.bootstrap import build_context, set_context
+from shared.context import AppContext
 from shared.core.settings import load_settings
 from tests.conftest import SEEN
 

@@ -14,7 +14,8 @@ import pytest
 import requests
 
 from shared.adapters.keystore.base import KeyLabels
-from shared.context import AppContext, build_context
+from shared.app.bootstrap import build_context
+from shared.context import AppContext
 from shared.core import certificates
 from shared.linking import keys
 from shared.support.timefmt import from_rfc3339, utc_now

@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.adapters.accountstore.table import TableAccountStore
-from shared.context import AppContext, build_context
+from shared.app.bootstrap import build_context
+from shared.context import AppContext
 from shared.core.model import Account
 from shared.timer import run as health_check
 from tests.conftest import RunningApp

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from shared.adapters.accountstore.sqlite import SqliteAccountStore
+from shared.app.bootstrap import set_context
 from shared.app.health import FAILED_TTL, OK_TTL
-from shared.context import set_context
 from tests.conftest import RunningApp
 from tests.contract.test_key_store import StaticCredential
 

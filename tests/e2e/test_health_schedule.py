@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from shared.context import build_context
+from shared.app.bootstrap import build_context
 from shared.core.settings import load_settings
 from shared.support.timefmt import utc_now
 from shared.timer import run as health_check

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs
 import jwt
 import pytest
 
-from shared.context import build_context, set_context
+from shared.app.bootstrap import build_context, set_context
 from shared.core.settings import load_settings
 from shared.timer import run as health_check
 from tests.conftest import SEEN, RunningApp

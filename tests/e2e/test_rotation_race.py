@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from shared.context import build_context
+from shared.app.bootstrap import build_context
 from shared.core.model import Actor
 from shared.core.settings import load_settings
 from shared.linking.history import acting_as

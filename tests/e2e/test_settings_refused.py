@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from localdev.host import LocalHost
-from shared.context import check_settings_at_import, get_context, set_context
+from shared.app.bootstrap import check_settings_at_import, get_context, set_context
 from shared.core.settings import SettingsInvalid
 
 ACCOUNT_KEY = "S3cr3tAccountKey-7d41=="

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared.context import build_context
+from shared.app.bootstrap import build_context
 from shared.timer import run as health_check
 from shared.verification.verify import run_checks
 from tests.conftest import RunningApp

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from localdev.functions import APP_ROOT, discover
-from shared.context import get_context, set_context
+from shared.app.bootstrap import get_context, set_context
 from tests.conftest import RunningApp, api_session
 from tests.runtime.worker import Worker
 from tests.runtime.worker_host import WorkerHost

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from shared.adapters.accountstore import VersionConflict
-from shared.context import AppContext, build_context
+from shared.app.bootstrap import build_context
+from shared.context import AppContext
 from shared.core.model import Account
 from shared.core.settings import load_settings
 from shared.linking import keys
