@@ -310,7 +310,7 @@ def timed_run(name: str, ctx: Any, sb: SandboxProcess) -> RunFigures:
     counts = {k: v for k, v in sb.admin.requests()["counts"].items() if v}
     # What the run's housekeeping took, timed apart (it reads every key record once per run).
     started = time.perf_counter()
-    housekeeping.run(ctx, health_check.RunSummary(), utc_now())
+    housekeeping.run(ctx, utc_now())
     cleaning = time.perf_counter() - started
     return RunFigures(
         name,

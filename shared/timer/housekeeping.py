@@ -15,18 +15,18 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from functools import partial
 
+from shared.adapters.accountstore.base import AccountStore
 from shared.adapters.keystore.base import KeyStore
 from shared.context import AppContext
 from shared.core.errors import AppError
 from shared.core.model import KeyRecord
 from shared.linking.accounts import finish_key_deletion
-
-if TYPE_CHECKING:
-    from shared.timer.run import RunSummary
 
 log = logging.getLogger("m365link.housekeeping")
 ORPHAN_SECRET_MIN_AGE = timedelta(hours=1)  # younger ones may belong to a request in flight
@@ -38,55 +38,83 @@ EVENTS_PER_ROUND = 500
 EVENT_ROUNDS = 10
 
 
-def run(
-    ctx: AppContext, summary: RunSummary, now: datetime, *, stop_at: float | None = None
-) -> None:
+@dataclass(frozen=True)
+class HousekeepingCounts:
+    """What one housekeeping run finished or removed (the timer's summary adds them up)."""
+
+    keys_removed: int = 0
+    deletions_finished: int = 0
+    orphans_removed: int = 0
+
+
+def run(ctx: AppContext, now: datetime, *, stop_at: float | None = None) -> HousekeepingCounts:
     """Finish unlinks whose key deletion failed, drop keys no account used within the retention,
     and remove this store's private keys that no record points at. `stop_at` is a
-    `time.monotonic()` deadline: no new deletion starts after it."""
-
-    def out_of_time() -> bool:
-        if stop_at is not None and time.monotonic() >= stop_at:
-            log.info("housekeeping reached its deadline; the next run goes on")
-            return True
-        return False
-
-    retention = timedelta(days=ctx.settings.unlinked_key_retention_days)
+    `time.monotonic()` deadline: no new deletion starts after it. The counts include what was
+    done before a stop (its deadline, a store down)."""
+    out_of_time = partial(_out_of_time, stop_at)
+    settings = ctx.settings
+    done: Counter[str] = Counter()  # by the names of HousekeepingCounts' fields
     try:
         if out_of_time():
-            return
+            return HousekeepingCounts()
         # The timer runs every few minutes; the key store's sweep (every key record, every
         # stored key) runs once per HEALTH_CHECK_INTERVAL_HOURS, by one instance.
-        every = timedelta(hours=ctx.settings.health_check_interval_hours)
+        every = timedelta(hours=settings.health_check_interval_hours)
         if not ctx.accounts.claim_chore("housekeeping", now, every):
-            return
-        _expire_events(ctx, now, out_of_time)
+            return HousekeepingCounts()
+        before = now - timedelta(days=settings.history_retention_days)
+        _expire_events(ctx.accounts, before, out_of_time)
         records = list(ctx.accounts.list_keys())
-        for key in records:
-            if out_of_time():
-                return
-            if key.deleting:
-                summary.deletions_finished += finish_key_deletion(ctx, key)
-            elif (
-                key.account_id is None
-                and now > key.unlinked_expiry(retention)
-                # False: a Connect bound it since the list was read; it stays.
-                and ctx.accounts.mark_unused_key_deleting(key.owner, key.key_id)
-            ):
-                summary.keys_removed += finish_key_deletion(ctx, key)
-        for store in ctx.key_stores():
-            _sweep_orphans(ctx, store, summary, now, records, out_of_time)
+        retention = timedelta(days=settings.unlinked_key_retention_days)
+        if _finish_and_drop_keys(ctx, records, now, retention, out_of_time, done):
+            for store in ctx.key_stores():
+                _sweep_orphans(store, ctx.accounts.identity, now, records, out_of_time, done)
     except AppError as error:
         log.warning("housekeeping stopped early: %s", error.detail)
+    return HousekeepingCounts(**done)
 
 
-def _expire_events(ctx: AppContext, now: datetime, out_of_time: Callable[[], bool]) -> None:
-    before = now - timedelta(days=ctx.settings.history_retention_days)
+def _out_of_time(stop_at: float | None) -> bool:
+    if stop_at is not None and time.monotonic() >= stop_at:
+        log.info("housekeeping reached its deadline; the next run goes on")
+        return True
+    return False
+
+
+def _finish_and_drop_keys(
+    ctx: AppContext,
+    records: list[KeyRecord],
+    now: datetime,
+    retention: timedelta,
+    out_of_time: Callable[[], bool],
+    done: Counter[str],
+) -> bool:
+    """Finish the deletions left over and drop the keys unused past the retention; False when
+    the time ran out first."""
+    for key in records:
+        if out_of_time():
+            return False
+        if key.deleting:
+            done["deletions_finished"] += finish_key_deletion(ctx, key)
+        elif (
+            key.account_id is None
+            and now > key.unlinked_expiry(retention)
+            # False: a Connect bound it since the list was read; it stays.
+            and ctx.accounts.mark_unused_key_deleting(key.owner, key.key_id)
+        ):
+            done["keys_removed"] += finish_key_deletion(ctx, key)
+    return True
+
+
+def _expire_events(
+    accounts: AccountStore, before: datetime, out_of_time: Callable[[], bool]
+) -> None:
     removed = 0
     for _ in range(EVENT_ROUNDS):
         if out_of_time():
             break
-        count = ctx.accounts.expire_events(before, EVENTS_PER_ROUND)
+        count = accounts.expire_events(before, EVENTS_PER_ROUND)
         removed += count
         if count < EVENTS_PER_ROUND:
             break
@@ -95,18 +123,19 @@ def _expire_events(ctx: AppContext, now: datetime, out_of_time: Callable[[], boo
 
 
 def _sweep_orphans(
-    ctx: AppContext,
     store: KeyStore,
-    summary: RunSummary,
+    identity: str,
     now: datetime,
     records: list[KeyRecord],
     out_of_time: Callable[[], bool],
+    done: Counter[str],
 ) -> None:
+    """Remove the private keys of this account store (`identity`) that no record points at."""
     known = {k.key_id for k in records}
     orphans = [
         stored.key_id
         for stored in store.list()
-        if stored.store == ctx.accounts.identity  # another environment's keys are not ours
+        if stored.store == identity  # another environment's keys are not ours
         and stored.key_id not in known
         and stored.created_at is not None
         and now - stored.created_at >= ORPHAN_SECRET_MIN_AGE
@@ -125,4 +154,4 @@ def _sweep_orphans(
         if out_of_time():
             return
         store.delete(key_id)
-        summary.orphans_removed += 1
+        done["orphans_removed"] += 1

@@ -16,17 +16,15 @@ most once per run (only when the account has no warm application object).
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
-from collections import Counter, deque
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.adapters.accountstore.base import AccountStore
 from shared.context import AppContext
 from shared.core.errors import AppError
 from shared.core.model import Account
@@ -34,6 +32,8 @@ from shared.renewal import renew as renewal
 from shared.support.deadline import deadline
 from shared.support.timefmt import utc_now
 from shared.timer import housekeeping
+from shared.timer.due_accounts import DueAccounts
+from shared.timer.housekeeping import HousekeepingCounts
 from shared.verification.verify import record, run_checks
 
 log = logging.getLogger("m365link.health_check")
@@ -41,6 +41,22 @@ log = logging.getLogger("m365link.health_check")
 # run, where it is among the stalest.
 SHORTEST_ACCOUNT_SECONDS = 0.5
 RECORD_SHARE = 0.1  # of an account's deadline, kept for writing its report
+# A lease outlives the account's own deadline by this much, so it only lapses when the
+# instance that holds it has died.
+LEASE_MARGIN_SECONDS = 60
+BATCH_PER_WORKER = 2  # due accounts taken from the schedule at a time, per worker
+# The schedule's sweep (accounts missing from it put back): a pass begins once per interval, and
+# each run goes on with it for at most these pages and this share of its budget.
+SWEEP_PAGES = 10
+SWEEP_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class Verified:
+    """One account's verification, as the run counts it."""
+
+    status: str  # the report's
+    changed: bool  # the account's status is not what it was before
 
 
 @dataclass
@@ -55,6 +71,16 @@ class RunSummary:
     deletions_finished: int = 0
     orphans_removed: int = 0
     duration_ms: int = 0
+
+    def add_verified(self, verified: Verified) -> None:
+        self.checked += 1
+        self.by_status[verified.status] += 1
+        self.changed += verified.changed
+
+    def add_housekeeping(self, counts: HousekeepingCounts) -> None:
+        self.keys_removed += counts.keys_removed
+        self.deletions_finished += counts.deletions_finished
+        self.orphans_removed += counts.orphans_removed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -71,16 +97,6 @@ class RunSummary:
             "orphansRemoved": self.orphans_removed,
             "durationMs": self.duration_ms,
         }
-
-
-# A lease outlives the account's own deadline by this much, so it only lapses when the
-# instance that holds it has died.
-LEASE_MARGIN_SECONDS = 60
-BATCH_PER_WORKER = 2  # due accounts taken from the schedule at a time, per worker
-# The schedule's sweep (accounts missing from it put back): a pass begins once per interval, and
-# each run goes on with it for at most these pages and this share of its budget.
-SWEEP_PAGES = 10
-SWEEP_SHARE = 0.1
 
 
 def run(
@@ -112,25 +128,27 @@ def run(
     per_account = float(
         settings.verify_timeout_seconds if account_seconds is None else account_seconds
     )
+    workers = concurrency or settings.health_check_concurrency
     # To the millisecond: an account this run verifies started after it, so it is not met again.
     due_by = now or datetime.now(UTC)
-    _prepare_schedule(ctx, due_by, started, budget)
-    job = _Run(
-        ctx,
-        now=now,
+    every = timedelta(hours=settings.health_check_interval_hours)
+    _prepare_schedule(ctx.accounts, due_by, every, started, budget)
+    stop_at = started + budget
+    due = DueAccounts(
+        ctx.accounts,
         due_by=due_by,
-        stop_at=started + budget,
+        batch=workers * BATCH_PER_WORKER,
+        lease=timedelta(seconds=per_account + LEASE_MARGIN_SECONDS),
+        stop_at=stop_at,
         shortest=min(SHORTEST_ACCOUNT_SECONDS, budget),
-        per_account=per_account,
-        workers=concurrency or settings.health_check_concurrency,
     )
-    with ThreadPoolExecutor(max_workers=job.workers, thread_name_prefix="health") as pool:
-        for _ in range(job.workers):
-            pool.submit(job.worker)
-    job.finish()
-    summary = job.summary
-    with deadline(max(job.stop_at - time.monotonic(), 0.0)):
-        housekeeping.run(ctx, summary, now or utc_now(), stop_at=job.stop_at)
+    summary, counting = RunSummary(), threading.Lock()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health") as pool:
+        for _ in range(workers):
+            pool.submit(_work, ctx, due, per_account, now, summary, counting)
+    summary.not_reached = due.finish()
+    with deadline(max(stop_at - time.monotonic(), 0.0)):
+        summary.add_housekeeping(housekeeping.run(ctx, now or utc_now(), stop_at=stop_at))
     summary.duration_ms = round((time.monotonic() - started) * 1000)
     log.info(
         "health_check summary %s",
@@ -140,117 +158,67 @@ def run(
     return summary
 
 
-def _prepare_schedule(ctx: AppContext, now: datetime, started: float, budget: float) -> None:
+def _prepare_schedule(
+    accounts: AccountStore, now: datetime, every: timedelta, started: float, budget: float
+) -> None:
     """Entries for an older release's accounts (at most half the run, until done), then the
     sweep that puts back accounts missing from the schedule: a pass begins once per interval
     (one instance claims it), and every run goes on with it a little."""
     try:
         with deadline(budget / 2):
-            ctx.accounts.prepare_schedule(started + budget / 2)
+            accounts.prepare_schedule(started + budget / 2)
         stop_at = time.monotonic() + budget * SWEEP_SHARE
-        every = timedelta(hours=ctx.settings.health_check_interval_hours)
         with deadline(budget * SWEEP_SHARE):
-            begin = ctx.accounts.claim_chore("schedule_sweep", now, every)
-            ctx.accounts.sweep_schedule(stop_at, SWEEP_PAGES, restart=begin)
+            begin = accounts.claim_chore("schedule_sweep", now, every)
+            accounts.sweep_schedule(stop_at, SWEEP_PAGES, restart=begin)
     except AppError as error:
         log.warning("schedule not prepared: %s", error.detail)
 
 
-class _Run:
-    """One run's workers: they take due accounts from the schedule a batch at a time, each
-    leased to this run, verify them and end each lease once its report is recorded."""
-
-    def __init__(
-        self,
-        ctx: AppContext,
-        *,
-        now: datetime | None,
-        due_by: datetime,
-        stop_at: float,
-        shortest: float,
-        per_account: float,
-        workers: int,
-    ) -> None:
-        self.ctx, self.now, self.due_by, self.stop_at = ctx, now, due_by, stop_at
-        self.shortest, self.per_account, self.workers = shortest, per_account, workers
-        self.summary = RunSummary()
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.lease = timedelta(seconds=per_account + LEASE_MARGIN_SECONDS)
-        self.taken: deque[Account] = deque()
-        self.seen: set[str] = set()  # verified in this run (interval 0: due again)
-        self.kept: list[Account] = []  # met again: leased (so not met again) until the run ends
-        self.lock = threading.Lock()
-        self.exhausted = False
-
-    def next_account(self) -> tuple[Account, float] | None:
-        with self.lock:
-            while True:
-                left = self.stop_at - time.monotonic()
-                if left < self.shortest:
-                    return None
-                if self.taken or self.exhausted:
-                    break
-                self._take(left)
-            if not self.taken:
-                return None
-            account = self.taken.popleft()  # never seen: `_take` keeps those out
-            self.seen.add(account.id)
-            self.summary.accounts += 1
-            return account, min(self.per_account, left)
-
-    def _take(self, left: float) -> None:
-        """The next batch; `exhausted` once no unleased account is due (the store never answers
-        an empty batch because another instance took the one it met: it looks further)."""
+def _work(
+    ctx: AppContext,
+    due: DueAccounts,
+    per_account: float,
+    now: datetime | None,
+    summary: RunSummary,
+    counting: threading.Lock,
+) -> None:
+    """One worker: verifies due accounts until none is left or the run's time is up, counting
+    each in `summary` (under `counting`); one account's failure never stops the others."""
+    while (taken := due.next()) is not None:
+        account, left = taken
+        with counting:
+            summary.accounts += 1
         try:
-            with deadline(left):
-                batch = self.ctx.accounts.take_due(
-                    self.due_by, self.workers * BATCH_PER_WORKER, self.lease, self.holder
-                )
-        except AppError as error:
-            log.warning("due accounts not read: %s", error.detail)
-            batch = []
-        self.exhausted = not batch
-        self.kept += [a for a in batch if a.id in self.seen]
-        self.taken.extend(a for a in batch if a.id not in self.seen)
+            verified = verify_one(ctx, account, min(per_account, left), now)
+        except Exception as exc:
+            with counting:
+                summary.failures += 1
+            detail = exc.detail if isinstance(exc, AppError) else type(exc).__name__
+            log.warning("health check failed accountId=%s reason=%s", account.id, detail)
+        else:
+            with counting:
+                summary.add_verified(verified)
+        finally:  # the lease ends with this run's work on the account: its holder ends it
+            due.release([account])
 
-    def worker(self) -> None:
-        while (job := self.next_account()) is not None:
-            account, seconds = job
-            try:
-                self._verify(account, seconds)
-            except Exception as exc:  # one account never stops the others
-                with self.lock:
-                    self.summary.failures += 1
-                detail = exc.detail if isinstance(exc, AppError) else type(exc).__name__
-                log.warning("health check failed accountId=%s reason=%s", account.id, detail)
-            finally:  # the lease ends with this run's work on the account: its holder ends it
-                self._release([account])
 
-    def _verify(self, account: Account, seconds: float) -> None:
-        ctx = self.ctx
-        with deadline(seconds):
-            # The checks leave a share of the account's time for recording their report.
-            with deadline(seconds * (1 - RECORD_SHARE)):
-                account = _looked_after(ctx, account, self.now)
-                # A cached token is reused: no signature, no key store call. A new one costs
-                # one `sign` in the key's own store (Key Vault under vault-key).
-                verification = run_checks(ctx, account, fresh_token=False)
-            report = verification.report
-            saved = record(ctx, account, report, switch_to=verification.switch_to)
-        with self.lock:
-            self.summary.checked += 1
-            self.summary.by_status[report["status"]] += 1
-            self.summary.changed += saved.status != account.status
-
-    def finish(self) -> None:
-        """Taken but not reached, and met again: released, so the next run starts with them
-        (still the stalest)."""
-        self.summary.not_reached = len(self.taken)
-        self._release([*self.taken, *self.kept])
-
-    def _release(self, accounts: list[Account]) -> None:
-        if accounts:
-            _release(self.ctx, accounts, self.holder, max(self.stop_at - time.monotonic(), 1.0))
+def verify_one(
+    ctx: AppContext, account: Account, seconds: float, now: datetime | None = None
+) -> Verified:
+    """One due account within `seconds`: its renewal looked after, its checks run and their
+    report recorded (which moves it on in the schedule). Raises what the checks or the record
+    raised."""
+    with deadline(seconds):
+        # The checks leave a share of the account's time for recording their report.
+        with deadline(seconds * (1 - RECORD_SHARE)):
+            account = _looked_after(ctx, account, now)
+            # A cached token is reused: no signature, no key store call. A new one costs
+            # one `sign` in the key's own store (Key Vault under vault-key).
+            verification = run_checks(ctx, account, fresh_token=False)
+        report = verification.report
+        saved = record(ctx, account, report, switch_to=verification.switch_to)
+    return Verified(report["status"], saved.status != account.status)
 
 
 def _looked_after(ctx: AppContext, account: Account, now: datetime | None) -> Account:
@@ -261,11 +229,3 @@ def _looked_after(ctx: AppContext, account: Account, now: datetime | None) -> Ac
     except AppError as error:
         log.warning("renewal upkeep failed accountId=%s reason=%s", account.id, error.detail)
         return account
-
-
-def _release(ctx: AppContext, accounts: list[Account], holder: str, seconds: float) -> None:
-    try:
-        with deadline(seconds):
-            ctx.accounts.release(accounts, holder)
-    except AppError as error:
-        log.warning("leases not released (they lapse by themselves): %s", error.detail)

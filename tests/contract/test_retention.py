@@ -25,7 +25,7 @@ from shared.core.settings import load_settings
 from shared.linking import accounts, keys
 from shared.support.timefmt import utc_now
 from shared.timer import housekeeping
-from shared.timer.run import RunSummary
+from shared.timer.housekeeping import HousekeepingCounts
 
 OWNER = "owner-a"
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -74,10 +74,8 @@ def orphan(ctx: AppContext, store: str) -> str:
     return key_id
 
 
-def housekeeping_run(ctx: AppContext, *, hours_later: float = 0) -> RunSummary:
-    summary = RunSummary()
-    housekeeping.run(ctx, summary, utc_now() + timedelta(hours=hours_later))
-    return summary
+def housekeeping_run(ctx: AppContext, *, hours_later: float = 0) -> HousekeepingCounts:
+    return housekeeping.run(ctx, utc_now() + timedelta(hours=hours_later))
 
 
 def stored_ids(ctx: AppContext) -> set[str]:
@@ -150,12 +148,11 @@ def test_unused_keys_go_after_the_retention_and_used_ones_stay(ctx: AppContext) 
 def test_a_run_past_its_deadline_takes_no_work(ctx: AppContext) -> None:
     old = aged_key(ctx, days=8)
     lost = orphan(ctx, ctx.accounts.identity)
-    summary = RunSummary()
     later = utc_now() + timedelta(hours=2)
-    housekeeping.run(ctx, summary, later, stop_at=time.monotonic())
+    summary = housekeeping.run(ctx, later, stop_at=time.monotonic())
     assert summary.keys_removed == 0 and summary.orphans_removed == 0
     assert {old.key_id, lost} <= stored_ids(ctx)
-    housekeeping.run(ctx, summary, later, stop_at=time.monotonic() + 60)
+    summary = housekeeping.run(ctx, later, stop_at=time.monotonic() + 60)
     assert summary.keys_removed == 1 and summary.orphans_removed == 1
     assert not {old.key_id, lost} & stored_ids(ctx)
 

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from shared.timer import housekeeping
-from shared.timer.run import RunSummary
 from tests.conftest import RunningApp
 
 BODY = {
@@ -39,8 +38,7 @@ def test_expires_at_follows_the_retention_setting_until_an_account_uses_the_key(
 
     # Housekeeping when the unused key's time has come: the unused one goes, the used one stays.
     unused = app.http.post(app.api("/keys"), json={**BODY, "applicationId": OTHER_APP}).json()
-    summary = RunSummary()
-    housekeeping.run(app.context, summary, _time(unused["expiresAt"]) + timedelta(seconds=1))
+    summary = housekeeping.run(app.context, _time(unused["expiresAt"]) + timedelta(seconds=1))
     assert summary.keys_removed == 1
     assert app.http.get(app.api(f"/keys/{unused['keyId']}")).status_code == 404
     assert app.http.get(app.api(f"/keys/{key['keyId']}")).status_code == 200
@@ -51,7 +49,6 @@ def test_the_default_retention_is_seven_days(start_app: Callable[..., RunningApp
     app = start_app()
     key = app.http.post(app.api("/keys"), json=BODY).json()
     assert _time(key["expiresAt"]) - _time(key["createdAt"]) == timedelta(days=7)
-    summary = RunSummary()
-    housekeeping.run(app.context, summary, _time(key["expiresAt"]) - timedelta(seconds=1))
+    summary = housekeeping.run(app.context, _time(key["expiresAt"]) - timedelta(seconds=1))
     assert summary.keys_removed == 0
     assert app.http.get(app.api(f"/keys/{key['keyId']}")).status_code == 200

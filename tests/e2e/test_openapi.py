@@ -30,7 +30,6 @@ from localdev.host import LocalHost
 from shared.core.validation import Fields
 from shared.linking import history
 from shared.timer import housekeeping
-from shared.timer import run as health_check
 from tests.conftest import RunningApp
 from tests.contract.test_account_store import account_for
 from tests.contract.test_account_store import key as stored_key
@@ -693,7 +692,7 @@ def test_an_expired_cursor_matches_the_document(app: RunningApp) -> None:
     first = check_response(
         "/api/events", "GET", app.http.get(app.api("/events"), params={"top": 1})
     )
-    housekeeping.run(app.context, health_check.RunSummary(), datetime.now().astimezone())
+    housekeeping.run(app.context, datetime.now().astimezone())
     behind = app.http.get(app.api("/events"), params={"after": first["cursor"]})
     assert behind.status_code == 410, behind.text
     problem = check_response("/api/events", "GET", behind)

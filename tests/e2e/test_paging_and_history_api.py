@@ -218,7 +218,7 @@ def test_the_timer_removes_events_past_retention_in_feed_order(app: RunningApp) 
     for at in (long_ago, utc_now(), long_ago):
         stamped = replace(history.event(LOCAL, account.id, "verified"), at=at)
         current = store.update_account(current.updated(status="connected"), [stamped])
-    housekeeping.run(app.context, health_check.RunSummary(), utc_now())
+    housekeeping.run(app.context, utc_now())
     body = app.http.get(app.api("/events")).json()
     # Only the oldest went: the late-stamped third event stays, behind the kept second one.
     kept = [from_rfc3339(e["at"]) for e in body["value"]]
@@ -239,7 +239,7 @@ def test_a_feed_reader_behind_retention_gets_a_410_with_where_to_start_again(
         current = store.update_account(current.updated(status="connected"), [stamped])
     first = app.http.get(app.api("/events"), params={"top": 1}).json()
     assert first["cursor"] == "1"  # the reader has seen the first event only
-    housekeeping.run(app.context, health_check.RunSummary(), utc_now())
+    housekeeping.run(app.context, utc_now())
 
     behind = app.http.get(app.api("/events"), params={"after": first["cursor"]})
     assert behind.status_code == 410
