@@ -8,10 +8,9 @@ key store is down, the key record stays marked `deleting` and the health check f
 from __future__ import annotations
 
 import logging
-import random
-import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from shared.adapters.accountstore import KeyTaken, PairTaken, VersionConflict, VersionMismatch
@@ -21,6 +20,7 @@ from shared.core.model import ACCOUNT_STATUSES, CLOUDS, RENEWALS, Account, KeyRe
 from shared.core.validation import Fields
 from shared.linking import history, paging
 from shared.support.guid import parse_guid
+from shared.support.optimistic import GaveUp, retry_lost_races
 from shared.support.striped import StripedLocks
 from shared.support.timefmt import utc_now
 
@@ -150,11 +150,8 @@ PATCHABLE = ("displayName", "organizationName", "certificateRenewal")
 _ATTRIBUTES = ("display_name", "organization_name", "certificate_renewal")
 # PATCHes of one account in this instance take turns (read, decide, write), so a burst of them
 # never loses races to each other and every one lands; a race lost to another instance or to
-# another write (a verification) is read again and re-applied, with jitter.
+# another write (a verification) is read again and re-applied (`retry_lost_races`).
 _TURNS = StripedLocks()
-TURN_WAIT_SECONDS = 10.0
-PATCH_ATTEMPTS = 10
-PATCH_JITTER_SECONDS = 0.01
 
 
 def _changed() -> PreconditionFailed:
@@ -207,13 +204,12 @@ def patch_account(
         values["organization_name"] = organization_name
     if renewal is not None:
         values["certificate_renewal"] = renewal
-    turn = _TURNS.of(account_id.lower())
-    if not turn.acquire(timeout=TURN_WAIT_SECONDS):
-        raise VersionConflict(account_id)
+    attempt = partial(_apply_patch, ctx, owner, account_id, values, if_match, follow)
     try:
-        return _apply_patch(ctx, owner, account_id, values, if_match, follow)
-    finally:
-        turn.release()
+        return retry_lost_races(attempt, VersionConflict, turn=_TURNS.of(account_id.lower()))
+    except GaveUp as gave_up:
+        lost = gave_up.lost
+        raise lost if isinstance(lost, VersionConflict) else VersionConflict(account_id) from None
 
 
 def _apply_patch(
@@ -224,45 +220,35 @@ def _apply_patch(
     if_match: str | None,
     follow: Callable[[Account], Account],
 ) -> Account:
-    """Apply the patch's values to the account as it is now; on a lost race read again."""
-    # `*` matches whatever version is current: a lost race is read again, as without If-Match.
-    # A named tag that matched the version read and lost the race names a version now gone.
-    pinned = if_match is not None and "*" not in _tags(if_match)
-    for attempt in range(PATCH_ATTEMPTS):
-        if attempt:
-            time.sleep(random.uniform(0, PATCH_JITTER_SECONDS * attempt))  # noqa: S311 - jitter
-        current = get_account(ctx, owner, account_id)
-        if if_match is not None:
-            matched_version(current, if_match)
-        changed = follow(current.updated(**values))
-        if changed == current:
-            return current  # nothing to change: no write, no event
-        # The event names the fields whose value changed, not every field the body repeated.
-        named = [
-            name
-            for name, attribute in zip(PATCHABLE, _ATTRIBUTES, strict=True)
-            if getattr(changed, attribute) != getattr(current, attribute)
-        ]
-        event = history.event(
-            owner,
-            current.id,
-            "updated",
-            status=current.status,
-            detail="changed " + ", ".join(named),
-        )
-        try:
-            saved = ctx.accounts.update_account(changed.updated(updated_at=utc_now()), [event])
-        except VersionConflict:
-            if pinned:
-                raise _changed() from None  # the version named is gone
-            if attempt + 1 == PATCH_ATTEMPTS:
-                raise
-            continue
-        except LookupError:
-            raise NotFound(f"no account {account_id!r}") from None
-        log.info("account updated accountId=%s fields=%s", saved.id, ",".join(named))
-        return saved
-    raise VersionConflict(account_id)  # not reached: the loop returns or raises
+    """Apply the patch's values to the account as it is now, written under the version read
+    (VersionConflict: a lost race, read again)."""
+    current = get_account(ctx, owner, account_id)
+    if if_match is not None:
+        matched_version(current, if_match)
+    changed = follow(current.updated(**values))
+    if changed == current:
+        return current  # nothing to change: no write, no event
+    # The event names the fields whose value changed, not every field the body repeated.
+    named = [
+        name
+        for name, attribute in zip(PATCHABLE, _ATTRIBUTES, strict=True)
+        if getattr(changed, attribute) != getattr(current, attribute)
+    ]
+    event = history.event(
+        owner, current.id, "updated", status=current.status, detail="changed " + ", ".join(named)
+    )
+    try:
+        saved = ctx.accounts.update_account(changed.updated(updated_at=utc_now()), [event])
+    except VersionConflict:
+        # `*` matches whatever version is current: a lost race is read again, as without
+        # If-Match. A named tag that matched the version read names a version now gone.
+        if if_match is not None and "*" not in _tags(if_match):
+            raise _changed() from None
+        raise
+    except LookupError:
+        raise NotFound(f"no account {account_id!r}") from None
+    log.info("account updated accountId=%s fields=%s", saved.id, ",".join(named))
+    return saved
 
 
 def finish_key_deletion(ctx: AppContext, record: KeyRecord) -> bool:

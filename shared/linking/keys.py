@@ -15,7 +15,8 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.adapters.keystore.base import KeyLabels
+from shared.adapters.accountstore.base import AccountStore
+from shared.adapters.keystore.base import KeyLabels, KeyStore
 from shared.context import AppContext
 from shared.core import certificates
 from shared.core.errors import AppError, NotFound, invalid
@@ -96,11 +97,7 @@ def store_key(
         created_at=now,
         custody=store.custody,
     )
-    try:
-        ctx.accounts.add_key(record)
-    except Exception:
-        _forget_secret(ctx, owner, key_id)
-        raise
+    _add_record(ctx.accounts, store, record)
     log.info(
         "key created keyId=%s thumbprint=%s keySize=%d custody=%s",
         key_id,
@@ -111,19 +108,29 @@ def store_key(
     return with_expiry(ctx, record)
 
 
-def _forget_secret(ctx: AppContext, owner: str, key_id: str) -> None:
+def _add_record(accounts: AccountStore, store: KeyStore, record: KeyRecord) -> None:
+    """Write the record of a key just made in `store`; when that fails, undo the key where it
+    is safe to (`_forget_secret`) and raise what the write raised."""
+    try:
+        accounts.add_key(record)
+    except Exception:
+        _forget_secret(accounts, store, record.owner, record.key_id)
+        raise
+
+
+def _forget_secret(accounts: AccountStore, store: KeyStore, owner: str, key_id: str) -> None:
     """Undo the first write, unless the record was written after all (a timeout after the store
     wrote it, or a retried insert refused as a duplicate) or the store cannot say: then the key
     stays, and housekeeping removes it with its record once the retention has passed."""
     try:
-        written = ctx.accounts.get_key(owner, key_id) is not None
+        written = accounts.get_key(owner, key_id) is not None
     except Exception:  # any doubt keeps the key
         written = True
     if written:
         log.warning("key record may exist; private key kept keyId=%s", key_id)
         return
     try:
-        ctx.keys.delete(key_id)  # made a moment ago in the current custody
+        store.delete(key_id)  # made a moment ago in the current custody
     except AppError:
         log.warning("orphan private key left for housekeeping keyId=%s", key_id)
 
