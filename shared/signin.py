@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.adapters.keystore.base import PrivateKeyMissing
-from shared.adapters.tenant.assertion import assertion_callable
-from shared.adapters.tenant.client import KeyUnavailable, TenantClient, UnusableKey
+from shared.adapters.keystore.base import PrivateKeyMissing, UnusableKey
+from shared.adapters.tenant.assertion import KeyUnavailable, assertion_callable
+from shared.adapters.tenant.client import TenantClient
 from shared.context import AppContext
 from shared.core.answers import MetadataAnswer, TokenAnswer
 from shared.core.clouds import CLOUDS, DISCOVERY, Cloud, cloud_from_metadata

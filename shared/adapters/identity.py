@@ -20,7 +20,7 @@ import jwt
 import requests
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
-from shared.adapters.http.outbound import DeadlineAdapter, mount
+from shared.adapters.http.answer_bounds import DeadlineAdapter, mount
 from shared.core.errors import DependencyUnavailable, Unauthorized
 from shared.core.model import Actor
 from shared.core.settings import AuthSettings

@@ -24,9 +24,9 @@ from shared.adapters.keystore.base import KeyLabels
 from shared.adapters.keystore.vault_key import KeyVaultKeyStore
 from shared.adapters.tenant.assertion import KeyUnavailable, assertion_callable
 from shared.adapters.tenant.client import TenantClient
+from shared.adapters.tenant.graph_write import GraphWrite
 from shared.adapters.tenant.own_credentials import (
     PROOF_AUDIENCE,
-    GraphWrite,
     add_certificate,
     application_object_id,
     remove_certificate,

@@ -17,9 +17,9 @@ from shared.adapters.http.outbound import make_session
 from shared.adapters.keystore.signing_key import SigningOnlyKey
 from shared.adapters.tenant.assertion import sign_assertion
 from shared.adapters.tenant.client import TenantClient
+from shared.adapters.tenant.graph_write import GraphWrite
 from shared.adapters.tenant.own_credentials import (
     PROOF_AUDIENCE,
-    GraphWrite,
     add_certificate,
     application_object_id,
     proof_of_possession,

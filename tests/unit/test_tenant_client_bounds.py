@@ -13,12 +13,8 @@ from typing import Any
 import requests
 from requests.adapters import BaseAdapter
 
-from shared.adapters.tenant.client import (
-    GRAPH_MAX_PAGES,
-    METADATA_CACHE_ENTRIES,
-    TenantClient,
-    _MetadataCache,
-)
+from shared.adapters.tenant.client import GRAPH_MAX_PAGES, TenantClient
+from shared.adapters.tenant.msal_http import METADATA_CACHE_ENTRIES, MetadataCache
 from shared.core.answers import GraphAnswer
 
 GRAPH = "https://graph.example.test"
@@ -135,7 +131,7 @@ def _response() -> requests.Response:
 
 
 def test_the_metadata_cache_evicts_the_least_recently_used_entry_one_at_a_time() -> None:
-    cache = _MetadataCache()
+    cache = MetadataCache()
     urls = [f"https://login.example/{n}/v2.0/.well-known/openid-configuration" for n in range(3)]
     for n in range(METADATA_CACHE_ENTRIES):
         cache.put(f"https://login.example/t{n}", _response())
@@ -150,7 +146,7 @@ def test_the_metadata_cache_evicts_the_least_recently_used_entry_one_at_a_time()
 
 
 def test_the_fetch_locks_are_bounded_and_a_held_one_is_kept() -> None:
-    cache = _MetadataCache(max_entries=4)
+    cache = MetadataCache(max_entries=4)
     held = cache.lock_for("https://login.example/held")
     with held:
         for n in range(100):

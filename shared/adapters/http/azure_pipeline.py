@@ -33,7 +33,8 @@ from azure.core.exceptions import ServiceRequestTimeoutError
 from azure.core.pipeline.transport import RequestsTransport
 from urllib3.util.retry import Retry
 
-from shared.adapters.http.outbound import RETRY_AFTER_CAP, DeadlineAdapter, mount, parse_retry_after
+from shared.adapters.http.answer_bounds import DeadlineAdapter, mount
+from shared.adapters.http.outbound import RETRY_AFTER_CAP, parse_retry_after
 from shared.support.deadline import deadline_at
 
 CONNECT_TIMEOUT = 5.0

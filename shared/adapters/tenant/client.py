@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from shared.adapters.http.outbound import json_object
 from shared.adapters.keystore.base import UnusableKey
 from shared.adapters.tenant import graph_batch
 from shared.adapters.tenant.assertion import KeyUnavailable
+from shared.adapters.tenant.msal_http import WELL_KNOWN, MetadataCache, MsalHttp, TransientHttpError
 from shared.core.answers import (
     GraphAnswer,
     MetadataAnswer,
@@ -43,104 +43,9 @@ from shared.core.answers import (
 
 __all__ = ["KeyUnavailable", "TenantClient", "UnusableKey"]
 
-METADATA_TTL_SECONDS = 3600
-METADATA_CACHE_ENTRIES = 4096  # tenants; ~2 KB each
 GRAPH_MAX_PAGES = 10
-_WELL_KNOWN = "/v2.0/.well-known/openid-configuration"
 
 log = logging.getLogger("m365link.tenant_client")
-
-
-class TransientHttpError(Exception):
-    """The token endpoint stayed unavailable (429/5xx) after the session's retries."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
-
-
-class _MetadataCache:
-    """Tenant metadata by URL, least recently used evicted first, one entry at a time; the
-    per-URL fetch locks are bounded the same way (a lock in use is never evicted)."""
-
-    def __init__(
-        self, ttl: float = METADATA_TTL_SECONDS, max_entries: int = METADATA_CACHE_ENTRIES
-    ) -> None:
-        self._ttl = ttl
-        self._max = max_entries
-        self._entries: OrderedDict[str, tuple[float, requests.Response]] = OrderedDict()
-        self._fetching: OrderedDict[str, threading.Lock] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @property
-    def fetch_locks(self) -> int:
-        return len(self._fetching)
-
-    def get(self, url: str) -> requests.Response | None:
-        with self._lock:
-            entry = self._entries.get(url)
-            if entry and time.monotonic() - entry[0] < self._ttl:
-                self._entries.move_to_end(url)
-                return entry[1]
-            self._entries.pop(url, None)
-            return None
-
-    def lock_for(self, url: str) -> threading.Lock:
-        with self._lock:
-            lock = self._fetching.get(url)
-            if lock is None:
-                lock = self._fetching[url] = threading.Lock()
-            self._fetching.move_to_end(url)
-            while len(self._fetching) > self._max:
-                idle = (u for u, held in self._fetching.items() if u != url and not held.locked())
-                victim = next(idle, None)
-                if victim is None:  # every other lock is held: over the bound until one frees
-                    break
-                del self._fetching[victim]
-            return lock
-
-    def put(self, url: str, response: requests.Response) -> None:
-        with self._lock:
-            self._entries[url] = (time.monotonic(), response)
-            self._entries.move_to_end(url)
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
-
-
-class _MsalHttp:
-    """The `http_client` MSAL is given: our session, with discovery served from the cache."""
-
-    def __init__(self, session: requests.Session, metadata: _MetadataCache) -> None:
-        self._session = session
-        self._metadata = metadata
-
-    def get(self, url: str, **kwargs: Any) -> requests.Response:
-        cached = self._metadata.get(url)
-        if cached is not None:
-            return cached
-        if not url.endswith(_WELL_KNOWN):
-            return self._session.get(url, **kwargs)
-        # One fetch per tenant even when many threads verify its accounts at once.
-        with self._metadata.lock_for(url):
-            cached = self._metadata.get(url)
-            if cached is not None:
-                return cached
-            response = self._session.get(url, **kwargs)
-            if response.status_code == 200:
-                self._metadata.put(url, response)
-            return response
-
-    def post(self, url: str, **kwargs: Any) -> requests.Response:
-        response = self._session.post(url, **kwargs)
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientHttpError(response.status_code)
-        return response
-
-    def close(self) -> None:  # MSAL may call it; the session outlives the app object
-        pass
 
 
 @dataclass
@@ -154,15 +59,15 @@ class TenantClient:
     # accounts is re-verified from warm objects and cached tokens (one Graph batch each).
     def __init__(self, session: requests.Session, *, max_apps: int = 4096) -> None:
         self._session = session
-        self._metadata = _MetadataCache()
-        self._http = _MsalHttp(session, self._metadata)
+        self._metadata = MetadataCache()
+        self._http = MsalHttp(session, self._metadata)
         self._apps: OrderedDict[tuple[str, ...], _CachedApp] = OrderedDict()
         self._max_apps = max_apps
         self._lock = threading.Lock()
 
     # --- tenant metadata ---------------------------------------------------------------------
     def metadata(self, login_base: str, tenant_id: str) -> MetadataAnswer:
-        url = f"{login_base}/{tenant_id}{_WELL_KNOWN}"
+        url = f"{login_base}/{tenant_id}{WELL_KNOWN}"
         try:
             response = self._http.get(url)
         except requests.RequestException as exc:

@@ -21,23 +21,19 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.adapters.tenant.assertion import KeyUnavailable, sign_jwt
 from shared.adapters.tenant.client import TenantClient
+from shared.adapters.tenant.graph_write import GraphWrite, judged
 from shared.core import certificates
-from shared.core.answers import GraphAnswer, first_line
 from shared.core.app_registration import thumbprint_of
 from shared.support.guid import parse_guid
 
 PROOF_AUDIENCE = "00000002-0000-0000-c000-000000000000"  # FACTS §10: the proof's `aud`
 PROOF_LIFETIME_SECONDS = 600  # Graph: `nbf` and `exp` at most 10 minutes apart
-_MESSAGE_MAX = 300
-# Graph's words end up in a rotation's `detail`: nothing shaped like a JWT is kept.
-_JWT_LIKE = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 _THUMBPRINT = re.compile(r"[0-9A-Fa-f]{40}")
 _READ = "reading the application"
 
@@ -45,45 +41,6 @@ log = logging.getLogger("m365link.own_credentials")
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class GraphWrite:
-    """What Graph answered to one of the app's own writes."""
-
-    outcome: str  # "done" | "refused" | "transient"
-    status: int | None = None
-    code: str | None = None  # Graph's error code, e.g. "CredentialInvalidLifetimeAsPerAppPolicy"
-    message: str | None = None  # Graph's error message, first line only (never a token/proof)
-    key_credential_id: str | None = None  # addKey: the keyCredential keyId Graph gave the new cert
-    operation: str = "addKey"  # what was asked, named in `words()`
-
-    def words(self, *, again: bool = True) -> str:
-        """One sentence for a rotation's `detail` (`again` False: a transient failure is not
-        tried again)."""
-        said = f": {self.message}" if self.message else ""
-        op = self.operation
-        if self.outcome == "done":
-            key = f" (keyId {self.key_credential_id})" if self.key_credential_id else ""
-            return _sentence(f"Microsoft Graph accepted {op}{key}{said}")
-        answer = "no answer" if self.status is None else f"HTTP {self.status}"
-        if self.code:
-            answer += f" {self.code}"
-        if self.outcome == "transient":
-            return _sentence(
-                f"Microsoft Graph could not be reached for {op} ({answer})"
-                + (", to be tried again" if again else "")
-                + said
-            )
-        if self.status is None:  # judged here, before or instead of Graph's answer
-            return _sentence(f"{op} could not be done{said}")
-        if 200 <= self.status < 300:
-            return _sentence(f"Microsoft Graph's answer to {op} could not be used ({answer}){said}")
-        return _sentence(f"Microsoft Graph refused {op} ({answer}){said}")
-
-
-def _sentence(text: str) -> str:
-    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def _logged(function: Callable[P, R]) -> Callable[P, R]:
@@ -166,7 +123,7 @@ def add_certificate(
         listed = _key_credentials(tenant, graph, token, oid, operation)
         if isinstance(listed, GraphWrite):
             # Unknown whether it landed: try again later; unreadable for good: Graph's refusal.
-            return listed if listed.outcome == "transient" else _judged(answer, operation)
+            return listed if listed.outcome == "transient" else judged(answer, operation)
         landed = next((c for c in listed if thumbprint_of(c) == thumbprint), None)
         if landed is not None:
             return GraphWrite(
@@ -176,7 +133,7 @@ def add_certificate(
                 key_credential_id=parse_guid(landed.get("keyId")),
                 operation=operation,
             )
-    return _judged(answer, operation)
+    return judged(answer, operation)
 
 
 @_logged
@@ -230,7 +187,7 @@ def remove_certificate(
     answer = tenant.graph_post(url, token, body)
     if answer.ok or answer.status == 404:  # 404: that keyId is gone already
         return GraphWrite("done", answer.status, key_credential_id=key_id, operation=operation)
-    return _judged(answer, operation)
+    return judged(answer, operation)
 
 
 @_logged
@@ -245,7 +202,7 @@ def application_object_id(
     url = f"{graph}/v1.0/applications(appId='{app_id}')?$select=id"
     answer = tenant.graph_get(url, token)
     if not answer.ok:
-        return _judged(answer, _READ)
+        return judged(answer, _READ)
     object_id = parse_guid((answer.body or {}).get("id"))
     if object_id is None:
         return GraphWrite(
@@ -292,27 +249,10 @@ def _key_credentials(
     answer = tenant.graph_get(url, token)
     what = f"{operation} ({_READ}'s certificates)"
     if not answer.ok:
-        return _judged(answer, what)
+        return judged(answer, what)
     listed = (answer.body or {}).get("keyCredentials")
     if not isinstance(listed, list):
         return GraphWrite(
             "refused", answer.status, message="the answer lists no keyCredentials", operation=what
         )
     return [c for c in listed if isinstance(c, dict)]
-
-
-def _judged(answer: GraphAnswer, operation: str) -> GraphWrite:
-    """A Graph answer that is not a success: transient (429/5xx, no answer) or refused."""
-    outcome = "transient" if answer.transient else "refused"
-    code = answer.code if isinstance(answer.code, str) else None
-    return GraphWrite(
-        outcome, answer.status, _clean(code), _clean(answer.message), operation=operation
-    )
-
-
-def _clean(text: str | None) -> str | None:
-    """Graph's words: one line, bounded, anything shaped like a JWT taken out."""
-    line = first_line(text) if isinstance(text, str) else None
-    if not line:
-        return None
-    return _JWT_LIKE.sub("[removed]", line)[:_MESSAGE_MAX]
