@@ -1,48 +1,40 @@
-"""Renewal as the routes and the timer drive it: start, cancel, and the timer's upkeep, with the
-Graph writes of automatic renewal.
+"""Renewal as the routes and the timer drive it: start, cancel, PATCH's hand-over, and the
+timer's upkeep.
 
-Automatic renewal (`certificateRenewal: automatic`) is the only place the app writes to a
-customer's tenant, and only its own credentials: `addKey` of the new certificate when a
-rotation starts (proof signed by the current key, wherever its custody is), `removeKey` of the
-replaced certificate once it is retired. A refusal (an app-management policy, no valid current
-certificate) is kept with Graph's words in the rotation's `detail` and leaves the manual path
-open; a transient failure is tried again at the timer's next visit.
+Each step writes the rotation first (`shared.renewal.rotation`, `shared.renewal.new_rotation`)
+and only then makes the Graph writes of automatic renewal that follow from it
+(`shared.renewal.tenant_writes`): a start that fails changes nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.adapters.tenant import own_credentials
-from shared.adapters.tenant.assertion import KeyUnavailable
-from shared.adapters.tenant.client import TenantClient
-from shared.adapters.tenant.own_credentials import GraphWrite
 from shared.context import AppContext
-from shared.core.model import Account, Event, Rotation
+from shared.core.model import Account, Event
 from shared.linking import accounts, history
+from shared.renewal import new_rotation
 from shared.renewal import rotation as rotations
-from shared.signin import signed_in
-from shared.support.guid import parse_guid
+from shared.renewal.handover import follow_renewal
+from shared.renewal.tenant_writes import (
+    push_new_certificate,
+    remove_from_registration,
+    remove_replaced,
+    take_back,
+)
 from shared.support.timefmt import to_rfc3339, utc_now
 
 log = logging.getLogger("m365link.renewal")
-
-# What an own-credentials call is given: the client, Graph's base URL, a token, the
-# application's object id, and the current key's signer.
-GraphCall = Callable[[TenantClient, str, str, str, Any], GraphWrite]
 
 
 def patch(
     ctx: AppContext, owner: str, account_id: str, body: dict[str, Any], if_match: str | None
 ) -> Account:
     """PATCH /api/accounts/{id}: the rotation follows `certificateRenewal` in the same write
-    (`rotation.follow_renewal`); one automatic renewal took over gets its addKey at once."""
-    patched = accounts.patch_account(
-        ctx, owner, account_id, body, if_match, follow=rotations.follow_renewal
-    )
+    (`handover.follow_renewal`); one automatic renewal took over gets its addKey at once."""
+    patched = accounts.patch_account(ctx, owner, account_id, body, if_match, follow=follow_renewal)
     return push_new_certificate(ctx, patched)
 
 
@@ -50,8 +42,8 @@ def start(ctx: AppContext, owner: str, account_id: str, body: dict[str, Any]) ->
     """POST /api/accounts/{id}/rotation."""
     account = accounts.get_account(ctx, owner, account_id)
     if account.rotation is not None and account.rotation.in_progress:
-        raise rotations.in_progress_conflict(account)
-    days, size = rotations.options(ctx, account, body)
+        raise new_rotation.in_progress_conflict(account)
+    days, size = new_rotation.options(ctx, account, body)
     return _begin(ctx, account, days, size)
 
 
@@ -61,33 +53,12 @@ def _begin(
     """Start a rotation; only once it has started, the Graph writes that follow (a failed start
     changes nothing): addKey of its certificate, and removeKey of the certificate whose key the
     start retired early (`begin` releases that key in its write)."""
-    started = rotations.begin(ctx, account, validity_days=days, key_size=size, reason=reason)
+    started = new_rotation.begin(ctx, account, validity_days=days, key_size=size, reason=reason)
     account = push_new_certificate(ctx, started.account)
     replaced = started.replaced
     if replaced is not None and replaced.remove_key == "pending":
-        account = _remove_replaced(ctx, account, replaced.previous_thumbprint)
+        account = remove_replaced(ctx, account, replaced.previous_thumbprint)
     return account
-
-
-def _remove_replaced(ctx: AppContext, account: Account, thumbprint: str) -> Account:
-    """removeKey of the certificate the last rotation replaced (its key retired early by the
-    rotation just started), said in the new rotation's `detail` when it is left to do by hand."""
-    write = _remove_if_automatic(ctx, account, thumbprint)
-    if write is not None and write.outcome == "done":
-        said = f" The previous certificate {thumbprint} was removed from the app registration."
-    else:
-        why = f" {write.words(again=False)}" if write is not None else ""
-        said = (
-            f"{why} Remove the previous certificate {thumbprint} from the app registration by hand."
-        )
-    assert account.rotation is not None
-    return rotations.amend(
-        ctx,
-        account,
-        account.rotation.key_id,
-        "awaiting_upload",
-        lambda rotation: rotation.updated(detail=f"{rotation.detail or ''}{said}".strip()),
-    )
 
 
 def cancel(ctx: AppContext, owner: str, account_id: str) -> Account:
@@ -96,199 +67,8 @@ def cancel(ctx: AppContext, owner: str, account_id: str) -> Account:
     account = rotations.cancel(ctx, accounts.get_account(ctx, owner, account_id))
     rotation = account.rotation
     if rotation is not None and rotation.add_key == "done":
-        account = _take_back(ctx, account, rotation, landed=True)
+        account = take_back(ctx, account, rotation, landed=True)
     return account
-
-
-def remove_from_registration(ctx: AppContext, account: Account, thumbprint: str) -> GraphWrite:
-    """removeKey of one certificate from the app registration, the proof signed by the
-    account's current key (own_credentials never removes the one that signs)."""
-    return _own_write(
-        ctx,
-        account,
-        lambda tenant, graph, token, object_id, signer: own_credentials.remove_certificate(
-            tenant,
-            graph,
-            token,
-            object_id=object_id,
-            thumbprint=thumbprint,
-            signer=signer,
-            signer_thumbprint=account.thumbprint,
-        ),
-    )
-
-
-def _remove_if_automatic(ctx: AppContext, account: Account, thumbprint: str) -> GraphWrite | None:
-    """removeKey of `thumbprint`, made only if a fresh read of the account still has automatic
-    renewal (None: not made, the customer removes it by hand)."""
-    current = rotations.fresh(ctx, account)
-    if current.certificate_renewal != "automatic":
-        return None
-    return remove_from_registration(ctx, current, thumbprint)
-
-
-def _take_back(ctx: AppContext, account: Account, ended: Rotation, *, landed: bool) -> Account:
-    """A rotation ended (cancelled, failed, replaced) with its certificate added, or perhaps
-    added (`landed` False: addKey's answer was lost) by the app: remove it from the app
-    registration again, while automatic renewal is on; else the ended rotation's `detail`
-    asks the customer to."""
-    thumbprint = ended.thumbprint
-    write = _remove_if_automatic(ctx, account, thumbprint)
-    if write is not None and write.outcome == "done":
-        if write.key_credential_id is None:  # not on the app registration: nothing to say
-            return rotations.fresh(ctx, account)
-        said = f" Its certificate {thumbprint} was removed from the app registration."
-    else:
-        why = f" {write.words(again=False)}" if write is not None else ""
-        added = "added" if landed else "may have added"
-        said = (
-            f" The app {added} its certificate {thumbprint} to the app registration.{why} "
-            f"Remove certificate {thumbprint} from the app registration by hand."
-        )
-    log.info(
-        "ended renewal's certificate taken back accountId=%s outcome=%s",
-        account.id,
-        write.outcome if write is not None else "by hand",
-    )
-    return rotations.amend(
-        ctx,
-        account,
-        ended.key_id,
-        ended.status,
-        lambda rotation: rotation.updated(
-            add_key="done" if landed else rotation.add_key,
-            detail=f"{rotation.detail or ''}{said}".strip(),
-        ),
-    )
-
-
-def push_new_certificate(ctx: AppContext, account: Account) -> Account:
-    """Automatic renewal: addKey the rotation's certificate to the app registration, decided on
-    a fresh read: only while the rotation awaits it and automatic renewal is on. Nothing to do
-    for a manual renewal or once done or refused."""
-    if account.rotation is None or not account.rotation.in_progress:
-        return account
-    current = rotations.fresh(ctx, account)
-    rotation = current.rotation
-    if (
-        current.certificate_renewal != "automatic"
-        or rotation is None
-        or not rotation.in_progress
-        or rotation.add_key != "pending"
-    ):
-        return current
-    write = _own_write(
-        ctx,
-        current,
-        lambda tenant, graph, token, object_id, signer: own_credentials.add_certificate(
-            tenant,
-            graph,
-            token,
-            object_id=object_id,
-            certificate_pem=str(rotation.key["certificatePem"]),
-            signer=signer,
-            signer_thumbprint=current.thumbprint,
-        ),
-    )
-    log.info("renewal addKey accountId=%s outcome=%s", current.id, write.outcome)
-    return _record_add_key(ctx, current, rotation, write)
-
-
-def _record_add_key(
-    ctx: AppContext, account: Account, rotation: Rotation, write: GraphWrite
-) -> Account:
-    """addKey's outcome, written on the rotation as it is now. A rotation that ended while the
-    addKey was on its way gets no certificate it no longer awaits: it is taken back."""
-    ended: list[Rotation] = []
-
-    def decide(current: Account) -> rotations.Change | None:
-        latest = current.rotation
-        if latest is None or latest.key_id != rotation.key_id:
-            ended[:] = [rotation]  # replaced by another rotation meanwhile
-            return None
-        if latest.status in ("cancelled", "failed"):
-            ended[:] = [latest]
-            return None
-        ended.clear()
-        amended = latest.updated(**_add_key_outcome(latest, write))
-        return None if amended == latest else rotations.Change(current.updated(rotation=amended))
-
-    saved = rotations.transition(ctx, account, decide)
-    if ended and write.outcome != "refused":
-        return _take_back(ctx, saved, ended[0], landed=write.outcome == "done")
-    return saved
-
-
-def _add_key_outcome(rotation: Rotation, write: GraphWrite) -> dict[str, Any]:
-    """The changes addKey's outcome makes to the rotation as it is now (awaiting its upload, or
-    completed: Entra accepted the certificate meanwhile)."""
-    done = write.outcome == "done"
-    if rotation.add_key == "done":
-        return {}
-    if not rotation.in_progress:
-        return {"add_key": "done"} if done else {}
-    if rotation.add_key != "pending":  # handed over to the customer, or refused meanwhile
-        if not done or rotation.add_key is not None:
-            return {}
-        return {
-            "add_key": "done",
-            "detail": rotations.awaiting(
-                rotation.thumbprint, rotation.key_id, False, switched=True, added=True
-            ),
-        }
-    if done:
-        return {
-            "add_key": "done",
-            "detail": f"The app added the new certificate {rotation.thumbprint} to its app "
-            "registration (Microsoft Graph addKey). Entra takes up to a few minutes to accept a "
-            "new certificate; the account switches to it at the first verification after that.",
-        }
-    if write.outcome == "refused":
-        return {
-            "add_key": "refused",
-            "detail": f"{write.words()} Upload the new certificate {rotation.thumbprint} by hand "
-            f"(GET /api/keys/{rotation.key_id}?format=cer) under App registrations > your app > "
-            "Certificates & secrets; the account switches to it once Entra accepts it.",
-        }
-    return {"detail": f"{write.words()} The app tries again at the next health check."}
-
-
-def _own_write(ctx: AppContext, account: Account, call: GraphCall) -> GraphWrite:
-    """Sign in with the current key, find the application object, and make one write."""
-    sign_in = signed_in(ctx, account)
-    if sign_in.token is None or not sign_in.token.access_token:
-        return GraphWrite(
-            "transient" if sign_in.transient else "refused",
-            message=f"The app could not sign in to make the change: {sign_in.problem}.",
-        )
-    token = sign_in.token.access_token
-    tenant = ctx.tenant_client()
-    object_id = _object_id_from_report(account)
-    if object_id is None:
-        found = own_credentials.application_object_id(
-            tenant, sign_in.graph, token, account.application_id
-        )
-        if isinstance(found, GraphWrite):
-            return found
-        object_id = found
-    try:
-        signer = ctx.signer_of_key(account.owner, account.key_id)
-        return call(tenant, sign_in.graph, token, object_id, signer)
-    except Exception as failure:  # the key store could not sign the proof: nothing was sent
-        cause = failure.cause if isinstance(failure, KeyUnavailable) else failure
-        return GraphWrite(
-            "transient", message=f"The current key could not sign ({type(cause).__name__})"
-        )
-
-
-def _object_id_from_report(account: Account) -> str | None:
-    """The application's object id as the last verification's Graph read gave it."""
-    report = account.last_verification or {}
-    registration = report.get("appRegistration")
-    if not isinstance(registration, dict):
-        return None
-    value = registration.get("objectId")
-    return parse_guid(value) if isinstance(value, str) else None
 
 
 # --- the timer ---------------------------------------------------------------------------
@@ -309,7 +89,7 @@ def upkeep(ctx: AppContext, account: Account, now: datetime | None = None) -> Ac
         account = _retire(ctx, account, now)
     window = timedelta(days=ctx.settings.cert_expiry_warning_days)
     if now >= account.renewal_window(window) and not _in_progress(account):
-        days, size = rotations.default_validity(ctx, account)
+        days, size = new_rotation.default_validity(ctx, account)
         expiring = history.event(
             account.owner,
             account.id,
