@@ -34,7 +34,8 @@ from shared.support.timefmt import utc_now
 from shared.timer import housekeeping
 from shared.timer.due_accounts import DueAccounts
 from shared.timer.housekeeping import HousekeepingCounts
-from shared.verification.verify import record, run_checks
+from shared.verification.record import record
+from shared.verification.verify import run_checks
 
 log = logging.getLogger("m365link.health_check")
 # Less than this left of the budget could only record a timeout: the account waits for the next
@@ -216,9 +217,8 @@ def verify_one(
             # A cached token is reused: no signature, no key store call. A new one costs
             # one `sign` in the key's own store (Key Vault under vault-key).
             verification = run_checks(ctx, account, fresh_token=False)
-        report = verification.report
-        saved = record(ctx, account, report, switch_to=verification.switch_to)
-    return Verified(report["status"], saved.status != account.status)
+        recorded = record(ctx, account, verification.report, switch_to=verification.switch_to)
+    return Verified(recorded.report.status, recorded.account.status != account.status)
 
 
 def _looked_after(ctx: AppContext, account: Account, now: datetime | None) -> Account:

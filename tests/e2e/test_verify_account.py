@@ -11,7 +11,7 @@ import pytest
 
 from shared.linking import keys
 from shared.support.timefmt import utc_now
-from shared.verification.checks import CHECK_ORDER
+from shared.verification.checks.table import CHECK_ORDER
 from tests.conftest import RunningApp
 from tests.e2e.customer import TOKEN_CHECKS, Customer, check, graph_requests, statuses
 

@@ -138,7 +138,7 @@ def test_the_request_budget_cold_warm_and_in_a_timer_run(
     cold_app = build_context(app.context.settings)
     for customer in fleet:
         sandbox.admin.reset_requests()
-        report = run_checks(cold_app, stored(customer), fresh_token=True).report
+        report = run_checks(cold_app, stored(customer), fresh_token=True).report.to_json()
         assert report["status"] == "connected", statuses(report)
         record = sandbox.admin.requests()
         assert counted(record) <= 3, record["counts"]  # metadata, token, batch

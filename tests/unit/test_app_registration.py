@@ -11,7 +11,8 @@ import pytest
 
 from shared.core import app_registration as r
 from shared.core.answers import GraphAnswer
-from shared.verification import checks as v
+from shared.verification.checks.check import Check
+from shared.verification.checks.registration import audience_check, credentials_check
 
 NOW = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
 APP = "11111111-2222-3333-4444-555555555555"
@@ -113,7 +114,7 @@ def test_a_body_with_odd_members_is_read_without_failing() -> None:
 
 
 def test_a_single_tenant_registration_passes_app_audience() -> None:
-    assert v.audience_check(application(), APP).status == "pass"
+    assert audience_check(application(), APP).status == "pass"
 
 
 @pytest.mark.parametrize(
@@ -121,14 +122,14 @@ def test_a_single_tenant_registration_passes_app_audience() -> None:
     ["AzureADMultipleOrgs", "AzureADandPersonalMicrosoftAccount", "PersonalMicrosoftAccount"],
 )
 def test_any_other_audience_warns_that_any_tenant_could_sign_in(audience: str) -> None:
-    check = v.audience_check(application(audience=audience), APP)
+    check = audience_check(application(audience=audience), APP)
     assert check.status == "warn"
     assert audience in check.detail and "any tenant could consent" in check.detail
     assert check.remediation and "Single tenant" in check.remediation
 
 
 def test_an_app_registered_in_another_tenant_warns() -> None:
-    check = v.audience_check(GraphAnswer(status=404, code="Request_ResourceNotFound"), APP)
+    check = audience_check(GraphAnswer(status=404, code="Request_ResourceNotFound"), APP)
     assert check.status == "warn" and "another organisation" in check.detail
     assert check.remediation
 
@@ -150,20 +151,20 @@ def test_a_transient_failure_is_a_retryable_error(check_id: str, status: int | N
     assert check.status == "error" and check.to_json()["retryable"] is True
 
 
-def decide(check_id: str, answer: GraphAnswer) -> v.Check:
+def decide(check_id: str, answer: GraphAnswer) -> Check:
     if check_id == "app_audience":
-        return v.audience_check(answer, APP)
-    return v.credentials_check(answer, OWNERS, NOW)
+        return audience_check(answer, APP)
+    return credentials_check(answer, OWNERS, NOW)
 
 
 def test_this_certificate_alone_passes_app_credentials() -> None:
-    check = v.credentials_check(application(), OWNERS, NOW)
+    check = credentials_check(application(), OWNERS, NOW)
     assert check.status == "pass" and MINE in check.detail
 
 
 def test_a_client_secret_warns_that_anyone_holding_it_reads_the_tenant() -> None:
     secrets = [{"hint": "Q~a", "keyId": "1"}, {"hint": "x7Z", "keyId": "2"}]
-    check = v.credentials_check(application(secrets=secrets), OWNERS, NOW)
+    check = credentials_check(application(secrets=secrets), OWNERS, NOW)
     assert check.status == "warn"
     assert QUOTE in check.detail and "2 client secrets" in check.detail
     assert check.remediation and "Client secrets" in check.remediation
@@ -171,21 +172,21 @@ def test_a_client_secret_warns_that_anyone_holding_it_reads_the_tenant() -> None
 
 def test_expired_certificates_left_on_the_registration_warn_by_thumbprint() -> None:
     stale = [certificate(MINE), certificate(OLD, "2026-11-26T16:59:59Z")]
-    check = v.credentials_check(application(certificates=stale), OWNERS, NOW)
+    check = credentials_check(application(certificates=stale), OWNERS, NOW)
     assert check.status == "warn" and OLD in check.detail and MINE not in check.detail
     assert check.remediation and "expired certificates" in check.remediation
     ends_now = [certificate(MINE), certificate(OLD, "2026-11-26T17:00:00Z")]
-    assert v.credentials_check(application(certificates=ends_now), OWNERS, NOW).status == "pass"
+    assert credentials_check(application(certificates=ends_now), OWNERS, NOW).status == "pass"
 
 
 def test_a_registration_without_this_certificate_warns_before_sign_in_breaks() -> None:
-    check = v.credentials_check(application(certificates=[certificate(OLD)]), OWNERS, NOW)
+    check = credentials_check(application(certificates=[certificate(OLD)]), OWNERS, NOW)
     assert check.status == "warn" and MINE in check.detail and "next sign-in" in check.detail
     assert check.remediation and "Upload certificate" in check.remediation
 
 
 def test_every_finding_is_said_in_one_warning() -> None:
-    check = v.credentials_check(
+    check = credentials_check(
         application(
             certificates=[certificate(OLD, "2020-01-01T00:00:00Z")], secrets=[{"hint": "abc"}]
         ),

@@ -1,4 +1,5 @@
-"""Recording verification reports (shared/verify.py `record`) on the embedded account store.
+"""Recording verification reports (shared/verification/record.py `record`) on the embedded
+account store.
 
 Of two reports for one account the one that STARTED later wins, to the millisecond, whichever is
 recorded first; an `error` report changes only `lastVerification` and `lastVerifiedAt`.
@@ -8,21 +9,21 @@ from __future__ import annotations
 
 import random
 import threading
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from shared.adapters.accountstore import VersionConflict
+from shared.adapters.accountstore.base import NO_KEY_CHANGES
 from shared.app.bootstrap import build_context
 from shared.context import AppContext
 from shared.core.model import Account
 from shared.core.settings import load_settings
 from shared.linking import keys
 from shared.support.timefmt import to_rfc3339_ms
-from shared.verification.verify import record
+from shared.verification.checks.report import Report, ReportStatus
+from shared.verification.record import record
 from tests.contract.test_account_store import account_for
 
 OWNER = "local-dev"
@@ -45,16 +46,15 @@ def account(ctx: AppContext) -> Account:
     return linked
 
 
-def report(account: Account, started: datetime, status: str = "connected") -> dict[str, Any]:
-    return {
-        "accountId": account.id,
-        "status": status,
-        "checkedAt": started.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "startedAt": to_rfc3339_ms(started),
-        "durationMs": 1,
-        "checks": [],
-        "marker": uuid.uuid4().hex,
-    }
+def report(account: Account, started: datetime, status: ReportStatus = "connected") -> Report:
+    return Report(
+        account_id=account.id,
+        status=status,
+        started_at=started,
+        duration_ms=1,
+        cloud=None,
+        checks=(),
+    )
 
 
 def stored(ctx: AppContext, account: Account) -> Account:
@@ -73,11 +73,11 @@ def test_a_report_that_started_earlier_in_the_same_second_never_replaces_a_later
 ) -> None:
     later = report(account, BASE + timedelta(milliseconds=900), "action_required")
     earlier = report(account, BASE + timedelta(milliseconds=100), "connected")
-    assert later["checkedAt"] == earlier["checkedAt"]  # whole seconds cannot order them
-    record(ctx, account, later)
-    kept = record(ctx, account, earlier)  # finishes last, started first
-    assert kept.last_verification == later
-    assert stored(ctx, account).last_verification == later
+    assert later.checked_at == earlier.checked_at  # whole seconds cannot order them
+    recorded = record(ctx, account, later).report.to_json()
+    kept = record(ctx, account, earlier).account  # finishes last, started first
+    assert kept.last_verification == recorded
+    assert stored(ctx, account).last_verification == recorded
     assert stored(ctx, account).status == "action_required"
 
 
@@ -86,23 +86,29 @@ def test_a_report_that_started_later_replaces_an_earlier_one(
 ) -> None:
     record(ctx, account, report(account, BASE + timedelta(milliseconds=1)))
     newer = report(account, BASE + timedelta(milliseconds=2), "action_required")
-    assert record(ctx, account, newer).last_verification == newer
+    recorded = record(ctx, account, newer)
+    assert recorded.account.last_verification == recorded.report.to_json()
     assert stored(ctx, account).status == "action_required"
 
 
 def test_a_report_stored_before_startedat_existed_is_ordered_by_its_checkedat(
     ctx: AppContext, account: Account
 ) -> None:
-    old = report(account, BASE)
+    old = report(account, BASE).to_json()
     del old["startedAt"]
-    record(ctx, account, old)
+    # As an older release stored it: written straight to the store (`record` writes startedAt).
+    ctx.accounts.update_account(
+        stored(ctx, account).updated(last_verification=old, last_verified_at=BASE),
+        [],
+        NO_KEY_CHANGES,
+    )
     assert stored(ctx, account).last_verification == old
     stale = report(account, BASE - timedelta(milliseconds=1))
     record(ctx, account, stale)
     assert stored(ctx, account).last_verification == old
     fresh = report(account, BASE + timedelta(milliseconds=500))
-    record(ctx, account, fresh)
-    assert stored(ctx, account).last_verification == fresh
+    recorded = record(ctx, account, fresh).report.to_json()
+    assert stored(ctx, account).last_verification == recorded
 
 
 def test_concurrent_reports_keep_the_one_that_started_last(
@@ -113,7 +119,7 @@ def test_concurrent_reports_keep_the_one_that_started_last(
     failures: list[BaseException] = []
     gate = threading.Barrier(len(reports))
 
-    def write(one: dict[str, Any]) -> None:
+    def write(one: Report) -> None:
         gate.wait()
         try:
             record(ctx, account, one)
@@ -128,15 +134,15 @@ def test_concurrent_reports_keep_the_one_that_started_last(
     for thread in threads:
         thread.join()
     assert failures == []
-    latest = max(reports, key=lambda r: r["startedAt"])
-    assert stored(ctx, account).last_verification == latest
+    latest = max(reports, key=lambda r: r.started_at)
+    assert stored(ctx, account).last_verification == latest.to_json()
 
 
 def test_an_error_report_changes_only_the_last_verification(
     ctx: AppContext, account: Account
 ) -> None:
-    error = report(account, BASE, "error")
-    saved = record(ctx, account, error)
+    recorded = record(ctx, account, report(account, BASE, "error"))
+    saved, error = recorded.account, recorded.report.to_json()
     assert saved.status == "pending"  # keeps its status
     assert saved.updated_at == LONG_AGO  # and its updatedAt
     assert saved.last_verification == error
@@ -147,5 +153,5 @@ def test_an_error_report_changes_only_the_last_verification(
 
 
 def test_a_status_report_does_update_the_account(ctx: AppContext, account: Account) -> None:
-    saved = record(ctx, account, report(account, BASE, "connected"))
+    saved = record(ctx, account, report(account, BASE, "connected")).account
     assert saved.status == "connected" and saved.updated_at > LONG_AGO

@@ -9,7 +9,26 @@ from typing import Any
 import pytest
 
 from shared.core.answers import GraphAnswer, MetadataAnswer, TokenAnswer
-from shared.verification import checks as v
+from shared.verification.checks.answers import Answers
+from shared.verification.checks.check import Check
+from shared.verification.checks.expiry import expiry_check
+from shared.verification.checks.grants import (
+    consent_check,
+    directory_role_check,
+    least_privilege_check,
+    member_of_failure,
+    role_ids_from_claims,
+    role_ids_from_member_of,
+)
+from shared.verification.checks.graph import (
+    access_reviews_check,
+    directory_read_check,
+    organization_check,
+)
+from shared.verification.checks.report import overall_status
+from shared.verification.checks.table import CHECK_ORDER, decide
+from shared.verification.checks.tenant import tenant_check
+from shared.verification.checks.token_request import key_read_checks
 
 NOW = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
 TID = "72f988bf-86f1-41af-91ab-2d7cd011db47"
@@ -18,7 +37,7 @@ GR = "f2ef992c-3afb-46b9-b7cf-a126ee74c451"
 GA = "62e90394-69f5-4237-9190-012177145e10"
 
 
-BASE = v.Answers(
+BASE = Answers(
     tenant_id=TID,
     application_id=APP,
     thumbprint="AB" * 20,
@@ -34,26 +53,26 @@ def token_error(code: int, error: str = "invalid_client") -> TokenAnswer:
     return TokenAnswer(error=error, error_code=code, description=f"AADSTS{code}: something.")
 
 
-def report_of(**answers: Any) -> dict[str, v.Check]:
+def report_of(**answers: Any) -> dict[str, Check]:
     """The whole report, by check id, from the tenant's answers (the tenant resolves unless
     `metadata` says otherwise)."""
-    return {c.id: c for c in v.decide(replace(BASE, **answers))}
+    return {c.id: c for c in decide(replace(BASE, **answers))}
 
 
-def checks_of(answer: TokenAnswer) -> dict[str, v.Check]:
+def checks_of(answer: TokenAnswer) -> dict[str, Check]:
     return report_of(token=answer)
 
 
 def test_tenant_found_unknown_invalid_and_unreachable() -> None:
-    assert v.tenant_check(MetadataAnswer(document={}), TID).status == "pass"
-    unknown = v.tenant_check(MetadataAnswer(status=400, error_code=90002), TID)
+    assert tenant_check(MetadataAnswer(document={}), TID).status == "pass"
+    unknown = tenant_check(MetadataAnswer(status=400, error_code=90002), TID)
     assert (unknown.status, unknown.code) == ("fail", "AADSTS90002")
     assert unknown.remediation and "Directory (tenant) ID" in unknown.remediation
-    invalid = v.tenant_check(MetadataAnswer(status=400, error_code=900023), TID)
+    invalid = tenant_check(MetadataAnswer(status=400, error_code=900023), TID)
     assert (invalid.status, invalid.code) == ("fail", "AADSTS900023")
-    bare_400 = v.tenant_check(MetadataAnswer(status=400), TID)
+    bare_400 = tenant_check(MetadataAnswer(status=400), TID)
     assert (bare_400.status, bare_400.code) == ("fail", "AADSTS90002")
-    down = v.tenant_check(MetadataAnswer(status=503, transient=True), TID)
+    down = tenant_check(MetadataAnswer(status=503, transient=True), TID)
     assert down.status == "error" and down.to_json()["retryable"] is True
 
 
@@ -115,7 +134,7 @@ def test_an_answer_no_rule_knows_says_so_and_never_blames_the_certificate(
     assert application.remediation and "support" in application.remediation
     assert report["certificate"].status == "skipped"
     assert "Upload certificate" not in str(report["certificate"])
-    assert v.overall_status(list(report.values())) == "error"
+    assert overall_status(list(report.values())) == "error"
 
 
 def test_a_key_store_that_does_not_answer_is_a_retryable_certificate_error() -> None:
@@ -127,7 +146,7 @@ def test_a_key_store_that_does_not_answer_is_a_retryable_certificate_error() -> 
     for check_id in ("admin_consent", "directory_role", "least_privilege", "directory_read"):
         assert report[check_id].status == "skipped"
         assert "certificate" in report[check_id].detail
-    assert v.overall_status(list(report.values())) == "error"
+    assert overall_status(list(report.values())) == "error"
 
 
 @pytest.mark.parametrize("reason", ["missing", "unusable"])
@@ -141,21 +160,21 @@ def test_token_endpoint_unreachable_is_an_error() -> None:
     checks = checks_of(TokenAnswer(transient=True, status=503))
     assert checks["application"].status == "error"
     assert checks["certificate"].status == "skipped"
-    assert v.overall_status(list(checks.values())) == "error"
+    assert overall_status(list(checks.values())) == "error"
 
 
 def test_consent_is_the_roles_claim() -> None:
-    assert v.consent_check({"roles": ["AccessReview.Read.All"]}).status == "pass"
-    missing = v.consent_check({"roles": ["User.Read.All"]})
+    assert consent_check({"roles": ["AccessReview.Read.All"]}).status == "pass"
+    missing = consent_check({"roles": ["User.Read.All"]})
     assert missing.status == "fail" and "Grant admin consent" in (missing.remediation or "")
-    assert v.consent_check({}).status == "fail"
+    assert consent_check({}).status == "fail"
 
 
 def test_directory_role_from_wids_or_member_of() -> None:
-    assert v.role_ids_from_claims({}) is None
-    assert v.role_ids_from_claims({"wids": [GR.upper()]}) == [GR]
-    assert v.directory_role_check([GR], "wids").status == "pass"
-    assert v.directory_role_check([], "wids").status == "fail"
+    assert role_ids_from_claims({}) is None
+    assert role_ids_from_claims({"wids": [GR.upper()]}) == [GR]
+    assert directory_role_check([GR], "wids").status == "pass"
+    assert directory_role_check([], "wids").status == "fail"
     member_of = GraphAnswer(
         status=200,
         body={
@@ -165,10 +184,10 @@ def test_directory_role_from_wids_or_member_of() -> None:
             ]
         },
     )
-    assert v.role_ids_from_member_of(member_of) == [GR]
-    denied = v.member_of_failure(GraphAnswer(status=403, code="Authorization_RequestDenied"))
+    assert role_ids_from_member_of(member_of) == [GR]
+    denied = member_of_failure(GraphAnswer(status=403, code="Authorization_RequestDenied"))
     assert denied.status == "fail" and denied.code == "Authorization_RequestDenied"
-    assert v.member_of_failure(GraphAnswer(status=None, transient=True)).status == "error"
+    assert member_of_failure(GraphAnswer(status=None, transient=True)).status == "error"
 
 
 DEFAULT_MEMBERSHIP = "0997a1d0-0d1d-4acb-b408-d5ca73121e90"
@@ -177,7 +196,7 @@ CUSTOM_ROLE = "3b2c1a00-aaaa-4bbb-8ccc-123456789abc"
 
 
 def test_least_privilege_passes_read_permissions_and_read_only_roles_only() -> None:
-    ok = v.least_privilege_check(
+    ok = least_privilege_check(
         {"roles": ["AccessReview.Read.All", "AuditLog.Read.All", "User.ReadBasic.All"]},
         [GR, "88d8e3e3-8f55-4a1e-953a-9b9898b8876b", DEFAULT_MEMBERSHIP],
         "token's wids claim",
@@ -202,7 +221,7 @@ def test_least_privilege_passes_read_permissions_and_read_only_roles_only() -> N
     ],
 )
 def test_least_privilege_warns_on_every_permission_that_is_not_a_read(permission: str) -> None:
-    warned = v.least_privilege_check(
+    warned = least_privilege_check(
         {"roles": ["AccessReview.Read.All", permission]}, [GR], "token's wids claim"
     )
     assert warned.status == "warn" and permission in warned.detail
@@ -220,7 +239,7 @@ def test_least_privilege_warns_on_every_permission_that_is_not_a_read(permission
     ],
 )
 def test_least_privilege_warns_on_each_administrator_role_by_name(role: str, name: str) -> None:
-    warned = v.least_privilege_check(
+    warned = least_privilege_check(
         {"roles": ["AccessReview.Read.All"]}, [GR, role.upper()], "service principal's memberOf"
     )
     assert warned.status == "warn" and name in warned.detail
@@ -228,7 +247,7 @@ def test_least_privilege_warns_on_each_administrator_role_by_name(role: str, nam
 
 
 def test_least_privilege_warns_on_a_role_it_cannot_name_listing_its_id() -> None:
-    warned = v.least_privilege_check(
+    warned = least_privilege_check(
         {"roles": ["AccessReview.Read.All"]}, [GR, CUSTOM_ROLE], "token's wids claim"
     )
     assert warned.status == "warn"
@@ -237,19 +256,19 @@ def test_least_privilege_warns_on_a_role_it_cannot_name_listing_its_id() -> None
 
 def test_least_privilege_is_never_a_pass_when_the_roles_could_not_be_read() -> None:
     claims = {"roles": ["AccessReview.Read.All", "Sites.Selected"]}
-    down = v.least_privilege_check(
+    down = least_privilege_check(
         claims, None, "service principal's memberOf", GraphAnswer(status=503, transient=True)
     )
     assert down.status == "error" and down.to_json()["retryable"] is True
     assert "Sites.Selected" in down.detail  # what is known is still said
-    denied = v.least_privilege_check(
+    denied = least_privilege_check(
         claims,
         None,
         "service principal's memberOf",
         GraphAnswer(status=403, code="Authorization_RequestDenied"),
     )
     assert denied.status == "skipped" and "could not be read" in denied.detail
-    truncated = v.least_privilege_check(
+    truncated = least_privilege_check(
         {"roles": ["AccessReview.Read.All"]},
         None,
         "service principal's memberOf",
@@ -268,30 +287,30 @@ def test_member_of_entries_without_a_type_count_under_the_directory_role_cast() 
             ]
         },
     )
-    assert v.role_ids_from_member_of(answer) == [GR]
+    assert role_ids_from_member_of(answer) == [GR]
 
 
 def test_graph_reads() -> None:
-    assert v.directory_read_check(GraphAnswer(status=200, body={})).status == "pass"
-    refused = v.directory_read_check(
+    assert directory_read_check(GraphAnswer(status=200, body={})).status == "pass"
+    refused = directory_read_check(
         GraphAnswer(
             status=403, code="Authorization_RequestDenied", message="Insufficient privileges"
         )
     )
     assert refused.status == "fail" and refused.code == "Authorization_RequestDenied"
-    assert v.directory_read_check(GraphAnswer(status=503, transient=True)).status == "error"
-    assert v.access_reviews_check(GraphAnswer(status=200, body={})).status == "pass"
-    denied = v.access_reviews_check(GraphAnswer(status=403, code="Authorization_RequestDenied"))
+    assert directory_read_check(GraphAnswer(status=503, transient=True)).status == "error"
+    assert access_reviews_check(GraphAnswer(status=200, body={})).status == "pass"
+    denied = access_reviews_check(GraphAnswer(status=403, code="Authorization_RequestDenied"))
     assert denied.status == "fail"
-    by_code = v.access_reviews_check(GraphAnswer(status=403, code="AadPremiumLicenseRequired"))
+    by_code = access_reviews_check(GraphAnswer(status=403, code="AadPremiumLicenseRequired"))
     assert by_code.status == "warn" and "P2" in (by_code.remediation or "")
-    by_message = v.access_reviews_check(
+    by_message = access_reviews_check(
         GraphAnswer(
             status=403, code="Forbidden", message="The tenant needs an AAD Premium 2 license."
         )
     )
     assert by_message.status == "warn"
-    assert v.access_reviews_check(GraphAnswer(status=429, transient=True)).status == "error"
+    assert access_reviews_check(GraphAnswer(status=429, transient=True)).status == "error"
 
 
 def test_organization_match() -> None:
@@ -300,18 +319,18 @@ def test_organization_match() -> None:
         "displayName": "Contoso",
         "verifiedDomains": ["contoso.com", "contoso.onmicrosoft.com"],
     }
-    assert v.organization_check(None, org).status == "pass"
-    assert v.organization_check("CONTOSO.onmicrosoft.com", org).status == "pass"
-    assert v.organization_check("contoso", org).status == "pass"
-    miss = v.organization_check("fabrikam.com", org)
+    assert organization_check(None, org).status == "pass"
+    assert organization_check("CONTOSO.onmicrosoft.com", org).status == "pass"
+    assert organization_check("contoso", org).status == "pass"
+    miss = organization_check("fabrikam.com", org)
     assert miss.status == "warn" and "contoso.com" in miss.detail and miss.remediation
 
 
 def test_certificate_expiry() -> None:
-    assert v.expiry_check(NOW + timedelta(days=31), NOW, 30).status == "pass"
-    soon = v.expiry_check(NOW + timedelta(days=10), NOW, 30)
+    assert expiry_check(NOW + timedelta(days=31), NOW, 30).status == "pass"
+    soon = expiry_check(NOW + timedelta(days=10), NOW, 30)
     assert soon.status == "warn" and "10 days" in soon.detail
-    assert v.expiry_check(NOW - timedelta(seconds=1), NOW, 30).status == "fail"
+    assert expiry_check(NOW - timedelta(seconds=1), NOW, 30).status == "fail"
 
 
 @pytest.mark.parametrize(
@@ -326,21 +345,21 @@ def test_certificate_expiry() -> None:
     ],
 )
 def test_certificate_expiry_boundaries(left: timedelta, status: str) -> None:
-    check = v.expiry_check(NOW + left, NOW, 30)
+    check = expiry_check(NOW + left, NOW, 30)
     assert check.status == status, check.detail
     if status != "pass":
         assert check.remediation
 
 
 def test_certificate_expiry_with_no_warning_period_warns_only_on_the_last_instant() -> None:
-    assert v.expiry_check(NOW + timedelta(seconds=1), NOW, 0).status == "pass"
-    assert v.expiry_check(NOW, NOW, 0).status == "warn"
-    assert v.expiry_check(NOW - timedelta(microseconds=1), NOW, 0).status == "fail"
+    assert expiry_check(NOW + timedelta(seconds=1), NOW, 0).status == "pass"
+    assert expiry_check(NOW, NOW, 0).status == "warn"
+    assert expiry_check(NOW - timedelta(microseconds=1), NOW, 0).status == "fail"
 
 
 def test_the_report_holds_all_twelve_in_order_and_names_the_blocking_step() -> None:
-    report = v.decide(replace(BASE, metadata=MetadataAnswer(status=400, error_code=90002)))
-    assert [c.id for c in report] == list(v.CHECK_ORDER) and len(report) == 12
+    report = decide(replace(BASE, metadata=MetadataAnswer(status=400, error_code=90002)))
+    assert [c.id for c in report] == list(CHECK_ORDER) and len(report) == 12
     by_id = {c.id: c for c in report}
     assert by_id["tenant"].status == "fail" and by_id["certificate_expiry"].status == "pass"
     for check in report:
@@ -348,13 +367,13 @@ def test_the_report_holds_all_twelve_in_order_and_names_the_blocking_step() -> N
             assert check.status == "skipped", check
     assert "tenant" in by_id["application"].detail
     assert "certificate" in by_id["app_audience"].detail  # the step it needs, named
-    assert v.overall_status(report) == "action_required"
+    assert overall_status(report) == "action_required"
 
 
 def test_skipped_organization_match_names_directory_read() -> None:
     report = report_of(
         token=TokenAnswer(access_token="t", claims={"roles": ["AccessReview.Read.All"]}),
-        graph=v.GraphAnswers(organization=GraphAnswer(status=403)),
+        graph={"organization": GraphAnswer(status=403)},
     )
     assert report["directory_read"].status == "fail"
     assert report["organization_match"].status == "skipped"
@@ -362,34 +381,34 @@ def test_skipped_organization_match_names_directory_read() -> None:
 
 
 def test_overall_status() -> None:
-    def of(*statuses: str) -> list[v.Check]:
-        return [v.Check("tenant", s, "") for s in statuses]
+    def of(*statuses: str) -> list[Check]:
+        return [Check("tenant", s, "") for s in statuses]
 
-    assert v.overall_status(of("pass", "warn", "skipped")) == "connected"
-    assert v.overall_status(of("pass", "error")) == "error"
-    assert v.overall_status(of("error", "fail")) == "action_required"
+    assert overall_status(of("pass", "warn", "skipped")) == "connected"
+    assert overall_status(of("pass", "error")) == "error"
+    assert overall_status(of("error", "fail")) == "action_required"
 
 
 def test_every_fail_and_warn_carries_a_remediation_and_errors_are_retryable() -> None:
     samples = [
-        v.tenant_check(MetadataAnswer(status=400, error_code=90002), TID),
+        tenant_check(MetadataAnswer(status=400, error_code=90002), TID),
         *checks_of(token_error(700016, "unauthorized_client")).values(),
         *checks_of(token_error(700027)).values(),
-        v.consent_check({}),
-        v.directory_role_check([], "x"),
-        v.least_privilege_check({"roles": ["User.ReadWrite.All"]}, [], "wids"),
-        v.least_privilege_check({}, [CUSTOM_ROLE], "wids"),
-        v.least_privilege_check({}, None, "memberOf", GraphAnswer(status=503, transient=True)),
-        *v.key_read_checks("unavailable"),
-        *v.key_read_checks("missing"),
+        consent_check({}),
+        directory_role_check([], "x"),
+        least_privilege_check({"roles": ["User.ReadWrite.All"]}, [], "wids"),
+        least_privilege_check({}, [CUSTOM_ROLE], "wids"),
+        least_privilege_check({}, None, "memberOf", GraphAnswer(status=503, transient=True)),
+        *key_read_checks("unavailable"),
+        *key_read_checks("missing"),
         *checks_of(token_error(70011, "invalid_scope")).values(),
-        v.directory_read_check(GraphAnswer(status=403)),
-        v.access_reviews_check(GraphAnswer(status=403)),
-        v.access_reviews_check(GraphAnswer(status=403, code="AadPremiumLicenseRequired")),
-        v.organization_check("x", {"displayName": "y", "verifiedDomains": []}),
-        v.expiry_check(NOW, NOW, 30),
-        v.expiry_check(NOW - timedelta(seconds=1), NOW, 30),
-        v.expiry_check(NOW + timedelta(days=1), NOW, 30),
+        directory_read_check(GraphAnswer(status=403)),
+        access_reviews_check(GraphAnswer(status=403)),
+        access_reviews_check(GraphAnswer(status=403, code="AadPremiumLicenseRequired")),
+        organization_check("x", {"displayName": "y", "verifiedDomains": []}),
+        expiry_check(NOW, NOW, 30),
+        expiry_check(NOW - timedelta(seconds=1), NOW, 30),
+        expiry_check(NOW + timedelta(days=1), NOW, 30),
     ]
     for check in samples:
         body = check.to_json()
