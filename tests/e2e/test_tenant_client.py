@@ -21,7 +21,10 @@ from shared.core import certificates
 from shared.core.answers import MetadataAnswer, TokenAnswer
 from shared.core.errors import DependencyUnavailable
 from shared.support.timefmt import utc_now
-from shared.verification import checks as verification
+from shared.verification.checks.answers import Answers
+from shared.verification.checks.check import Check
+from shared.verification.checks.table import decide
+from shared.verification.checks.tenant import tenant_check
 
 
 @pytest.fixture
@@ -37,7 +40,7 @@ def test_a_tenant_identifier_that_is_not_valid_is_aadsts900023(
     answer = client.metadata(sandbox.base_url, "not_a_tenant!")
     assert answer.document is None and not answer.transient
     assert answer.error_code == 900023
-    check = verification.tenant_check(answer, "not_a_tenant!")
+    check = tenant_check(answer, "not_a_tenant!")
     assert (check.status, check.code) == ("fail", "AADSTS900023")
 
 
@@ -97,10 +100,10 @@ def _token(
     )
 
 
-def _as_checks(answer: TokenAnswer) -> dict[str, verification.Check]:
+def _as_checks(answer: TokenAnswer) -> dict[str, Check]:
     """The report's checks when the tenant resolved and the token endpoint said `answer`."""
     now = utc_now()
-    answers = verification.Answers(
+    answers = Answers(
         tenant_id="t",
         application_id="a",
         thumbprint="AB" * 20,
@@ -111,7 +114,7 @@ def _as_checks(answer: TokenAnswer) -> dict[str, verification.Check]:
         metadata=MetadataAnswer(document={}),
         token=answer,
     )
-    return {c.id: c for c in verification.decide(answers)}
+    return {c.id: c for c in decide(answers)}
 
 
 def test_an_invalid_scope_is_an_unexpected_answer_not_a_certificate_failure(
