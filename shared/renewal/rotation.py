@@ -3,7 +3,7 @@
 A rotation gives an account a new key without ever disconnecting it. Its new key is made and
 bound to the account in the write that starts the rotation (`shared.renewal.new_rotation`); the
 account switches to it in ONE write (key, thumbprint, expiry and the rotation completed) once
-Entra accepts its certificate (`switch`, used by `verify.record`); the key it replaced stays
+Entra accepts its certificate (`switch`, used by `verification.record`); the key it replaced stays
 bound, and usable, until `retire_after`, then is released and deleted. Every transition is
 decided again on a fresh read of the account and written under its version (`transition`), so
 two instances racing can neither do one twice nor lose one.

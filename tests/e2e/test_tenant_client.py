@@ -14,9 +14,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.adapters.http.outbound import make_session
+from shared.adapters.keystore.base import UnusableKey
 from shared.adapters.keystore.local import LocalKeyStore
-from shared.adapters.tenant.assertion import assertion_callable
-from shared.adapters.tenant.client import KeyUnavailable, TenantClient, UnusableKey
+from shared.adapters.tenant.assertion import KeyUnavailable, assertion_callable
+from shared.adapters.tenant.client import TenantClient
 from shared.core import certificates
 from shared.core.answers import MetadataAnswer, TokenAnswer
 from shared.core.errors import DependencyUnavailable

@@ -28,7 +28,6 @@ import msal
 import requests
 
 from shared.adapters.http.outbound import json_object
-from shared.adapters.keystore.base import UnusableKey
 from shared.adapters.tenant import graph_batch
 from shared.adapters.tenant.assertion import KeyUnavailable
 from shared.adapters.tenant.msal_http import WELL_KNOWN, MetadataCache, MsalHttp, TransientHttpError
@@ -40,8 +39,6 @@ from shared.core.answers import (
     first_line,
     graph_answer,
 )
-
-__all__ = ["KeyUnavailable", "TenantClient", "UnusableKey"]
 
 GRAPH_MAX_PAGES = 10
 
