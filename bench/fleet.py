@@ -70,14 +70,12 @@ from bench.health_check import (
 )
 from shared.adapters.accountstore.base import AccountStore
 from shared.adapters.accountstore.codec import account_to_row, split_report
-from shared.adapters.accountstore.sqlite import ROW_COLUMNS, SqliteAccountStore, account_row
-from shared.adapters.accountstore.table import (
-    TableAccountStore,
-    _index_entity,
-    build_service,
-    partition_of,
-    set_rows,
-)
+from shared.adapters.accountstore.sqlite.schema import ROW_COLUMNS, account_row
+from shared.adapters.accountstore.sqlite.store import SqliteAccountStore
+from shared.adapters.accountstore.table.accounts import index_entity as _index_entity
+from shared.adapters.accountstore.table.layout import partition_of
+from shared.adapters.accountstore.table.schedule import set_rows
+from shared.adapters.accountstore.table.store import TableAccountStore, build_service
 from shared.adapters.identity import LOCAL_OWNER
 from shared.core.model import Account
 from shared.core.schedule import DEFAULT_POLICY, SchedulePolicy

@@ -110,10 +110,10 @@ def _account_store(settings: Settings) -> AccountStore:
         warning=timedelta(days=settings.cert_expiry_warning_days),
     )
     if settings.table:
-        from shared.adapters.accountstore.table import TableAccountStore, build_service
+        from shared.adapters.accountstore.table.store import TableAccountStore, build_service
 
         return TableAccountStore(build_service(settings.table), settings.table.table_name, policy)
-    from shared.adapters.accountstore.sqlite import SqliteAccountStore
+    from shared.adapters.accountstore.sqlite.store import SqliteAccountStore
 
     return SqliteAccountStore(settings.local_state_dir / "accounts.sqlite3", policy)
 

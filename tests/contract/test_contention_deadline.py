@@ -10,14 +10,15 @@ import uuid
 import pytest
 
 from shared.adapters.accountstore.base import VersionConflict
-from shared.adapters.accountstore.table import TableAccountStore, partition_of
+from shared.adapters.accountstore.table.layout import partition_of
+from shared.adapters.accountstore.table.store import TableAccountStore
 from shared.support.deadline import deadline
 from tests.conftest import Azurite
 
 
 @pytest.fixture
 def table_store(azurite: Azurite) -> TableAccountStore:
-    from shared.adapters.accountstore.table import build_service
+    from shared.adapters.accountstore.table.store import build_service
     from shared.core.settings import TableSettings
 
     table = "t" + uuid.uuid4().hex[:20]

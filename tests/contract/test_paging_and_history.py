@@ -18,8 +18,8 @@ import pytest
 from shared.adapters.accountstore import AccountStore
 from shared.adapters.accountstore.base import BadPosition
 from shared.adapters.accountstore.codec import account_to_row
-from shared.adapters.accountstore.sqlite import SqliteAccountStore
-from shared.adapters.accountstore.table import TableAccountStore, build_service
+from shared.adapters.accountstore.sqlite.store import SqliteAccountStore
+from shared.adapters.accountstore.table.store import TableAccountStore, build_service
 from shared.core.model import TIMER, Account, Actor, Event
 from shared.core.settings import TableSettings
 from tests.contract.test_account_store import T0, account_for, key

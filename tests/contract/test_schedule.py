@@ -20,8 +20,10 @@ from azure.data.tables import UpdateMode
 
 from shared.adapters.accountstore.base import AccountStore
 from shared.adapters.accountstore.codec import account_to_row
-from shared.adapters.accountstore.sqlite import ROW_COLUMNS, SqliteAccountStore, account_row
-from shared.adapters.accountstore.table import TableAccountStore, build_service, set_rows
+from shared.adapters.accountstore.sqlite.schema import ROW_COLUMNS, account_row
+from shared.adapters.accountstore.sqlite.store import SqliteAccountStore
+from shared.adapters.accountstore.table.schedule import set_rows
+from shared.adapters.accountstore.table.store import TableAccountStore, build_service
 from shared.core.model import Account
 from shared.core.schedule import DEFAULT_POLICY, Place, due_key
 from shared.core.settings import TableSettings

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from shared.adapters.accountstore.base import AccountStore
-from shared.adapters.accountstore.sqlite import SqliteAccountStore
-from shared.adapters.accountstore.table import TableAccountStore, build_service
+from shared.adapters.accountstore.sqlite.store import SqliteAccountStore
+from shared.adapters.accountstore.table.store import TableAccountStore, build_service
 from shared.core.model import Account
 from shared.core.schedule import SchedulePolicy
 from shared.core.settings import TableSettings

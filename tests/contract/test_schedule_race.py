@@ -22,7 +22,7 @@ import pytest
 
 from shared.adapters.accountstore.base import AccountStore
 from shared.adapters.accountstore.codec import account_to_row
-from shared.adapters.accountstore.table import TableAccountStore
+from shared.adapters.accountstore.table.store import TableAccountStore
 from shared.core.model import Account, Rotation
 from shared.core.schedule import DEFAULT_POLICY
 from shared.support.timefmt import to_rfc3339
@@ -152,7 +152,7 @@ def test_table_the_sweep_puts_back_accounts_missing_from_the_schedule(
 
 
 def _set_rows(account: Account) -> list[dict[str, Any]]:
-    from shared.adapters.accountstore.table import set_rows
+    from shared.adapters.accountstore.table.schedule import set_rows
 
     place = DEFAULT_POLICY.place(account)
     return set_rows("owner-a", "owner-a", account.id, place, account.version)

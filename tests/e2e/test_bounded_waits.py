@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
-from shared.adapters.accountstore.table import TableAccountStore, build_service
+from shared.adapters.accountstore.table.store import TableAccountStore, build_service
 from shared.adapters.http import azure_pipeline
 from shared.adapters.http.outbound import RETRY_AFTER_CAP
 from shared.adapters.keystore.base import KeyLabels, KeyStore

@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.adapters.accountstore.table import TableAccountStore
+from shared.adapters.accountstore.table.store import TableAccountStore
 from shared.app.bootstrap import build_context
 from shared.context import AppContext
 from shared.core.model import Account

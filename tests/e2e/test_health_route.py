@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.adapters.accountstore.sqlite import SqliteAccountStore
+from shared.adapters.accountstore.sqlite.store import SqliteAccountStore
 from shared.app.bootstrap import set_context
 from shared.app.health import FAILED_TTL, OK_TTL
 from tests.conftest import RunningApp

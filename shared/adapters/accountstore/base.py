@@ -120,13 +120,19 @@ def store_identity(backend: str, name: str) -> str:
     return f"{backend}:sha256:{hashlib.sha256(name.encode()).hexdigest()}"
 
 
-class AccountStore(ABC):
-    backend: str
+# The interface comes in four parts, one per kind of record, so that a use case can name the
+# part it needs; every backend implements all four (AccountStore), as one store keeps the rules
+# that span them (a link binds a key; an update moves the account in the schedule and records
+# its events) in one transaction.
+
+
+class KeyRecords(ABC):
+    """The key records: one per key pair generated, bound to at most one account."""
+
     # Which store this is (backend + table or file): private keys are tagged with it, and the
     # orphan sweep touches only keys carrying this store's tag.
     identity: str
 
-    # --- key records -------------------------------------------------------------------------
     @abstractmethod
     def add_key(self, record: KeyRecord) -> None:
         """Create a key record. Its private key is already in the key store."""
@@ -151,7 +157,10 @@ class AccountStore(ABC):
         its deletion can go ahead. False when an account uses it or the record is gone.
         """
 
-    # --- accounts ----------------------------------------------------------------------------
+
+class Accounts(ABC):
+    """The linked accounts: link, read, list, count, update and unlink."""
+
     @abstractmethod
     def link(self, account: Account, events: Sequence[Event] = ()) -> None:
         """Create the account, bind its key and record `events`, atomically.
@@ -178,6 +187,40 @@ class AccountStore(ABC):
     @abstractmethod
     def list_all_accounts(self) -> Iterator[Account]:
         """Every account of every owner (tests and one-off tools; the timer uses `take_due`)."""
+
+    @abstractmethod
+    def update_account(
+        self,
+        account: Account,
+        events: Sequence[Event] = (),
+        keys: KeyChanges = NO_KEY_CHANGES,
+    ) -> Account:
+        """Replace the account if it is still at `account.version`, record `events` and make
+        the key changes with it, atomically; return the account at the next version.
+
+        Raises VersionConflict when another update came first, LookupError when it is gone,
+        KeyTaken when a key to bind cannot be bound.
+        """
+
+    @abstractmethod
+    def unlink(
+        self,
+        owner: str,
+        account_id: str,
+        events: Sequence[Event] = (),
+        *,
+        version: int | None = None,
+    ) -> Account | None:
+        """Remove the account, mark every key bound to it (`Account.key_ids`) as being deleted
+        and record `events` (their `previous_status` set to the account's), atomically.
+
+        Returns the removed account, or None when the owner has no such account. With
+        `version`, raises VersionMismatch unless the account is still at that version.
+        """
+
+
+class Schedule(ABC):
+    """The health check's schedule of accounts, and the chores instances take turns on."""
 
     @abstractmethod
     def take_due(
@@ -214,37 +257,10 @@ class AccountStore(ABC):
         `pages` pages and stopping at `stop_at`; later calls go on where it stopped. True
         while the pass is not over."""
 
-    @abstractmethod
-    def update_account(
-        self,
-        account: Account,
-        events: Sequence[Event] = (),
-        keys: KeyChanges = NO_KEY_CHANGES,
-    ) -> Account:
-        """Replace the account if it is still at `account.version`, record `events` and make
-        the key changes with it, atomically; return the account at the next version.
 
-        Raises VersionConflict when another update came first, LookupError when it is gone,
-        KeyTaken when a key to bind cannot be bound.
-        """
+class History(ABC):
+    """The events: each account's history and each owner's change feed, and their retention."""
 
-    @abstractmethod
-    def unlink(
-        self,
-        owner: str,
-        account_id: str,
-        events: Sequence[Event] = (),
-        *,
-        version: int | None = None,
-    ) -> Account | None:
-        """Remove the account, mark every key bound to it (`Account.key_ids`) as being deleted
-        and record `events` (their `previous_status` set to the account's), atomically.
-
-        Returns the removed account, or None when the owner has no such account. With
-        `version`, raises VersionMismatch unless the account is still at that version.
-        """
-
-    # --- history -----------------------------------------------------------------------------
     @abstractmethod
     def account_history(
         self, owner: str, account_id: str, top: int, after: str | None = None
@@ -264,6 +280,12 @@ class AccountStore(ABC):
         """Delete up to `limit` events that happened before `before`, each owner's oldest
         first in feed order: an event goes only with every event before it, so retention
         never leaves a gap behind a kept event (and a cursor in a gap is FeedExpired)."""
+
+
+class AccountStore(KeyRecords, Accounts, Schedule, History):
+    """The whole store, as a backend implements it."""
+
+    backend: str
 
     @abstractmethod
     def ping(self) -> None:
