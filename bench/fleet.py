@@ -72,7 +72,7 @@ from shared.adapters.accountstore.base import AccountStore
 from shared.adapters.accountstore.codec import account_to_row, split_report
 from shared.adapters.accountstore.sqlite.schema import ROW_COLUMNS, account_row
 from shared.adapters.accountstore.sqlite.store import SqliteAccountStore
-from shared.adapters.accountstore.table.accounts import index_entity as _index_entity
+from shared.adapters.accountstore.table.accounts import index_entity
 from shared.adapters.accountstore.table.layout import partition_of
 from shared.adapters.accountstore.table.schedule import set_rows
 from shared.adapters.accountstore.table.store import TableAccountStore, build_service
@@ -175,7 +175,7 @@ def table_rows(account: Account, policy: SchedulePolicy, *, indexed: bool) -> li
         *set_rows(pk, account.owner, account.id, place, account.version),
     ]  # fmt: skip
     if indexed:
-        rows.append(_index_entity(pk, account))
+        rows.append(index_entity(pk, account))
     return rows
 
 

@@ -18,7 +18,9 @@ from urllib.parse import quote, unquote, urlsplit
 
 import azure.functions as func
 
+from shared.adapters.accountstore.base import VersionConflict
 from shared.core.errors import (
+    AccountBusy,
     AppError,
     BadRequest,
     MethodNotAllowed,
@@ -56,7 +58,16 @@ def json_response(
     )
 
 
-def problem_response(error: AppError, instance: str | None = None) -> func.HttpResponse:
+def problem_of(error: AppError | VersionConflict) -> AppError:
+    """The problem an error answers: the app's own errors as they are; facts of the stores that
+    reach the edge, in their HTTP terms (a write that lost every race: the account is busy)."""
+    return AccountBusy() if isinstance(error, VersionConflict) else error
+
+
+def problem_response(
+    error: AppError | VersionConflict, instance: str | None = None
+) -> func.HttpResponse:
+    error = problem_of(error)
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + error.problem,
         "title": error.title,
@@ -185,7 +196,8 @@ def endpoint(name: str, methods: Methods | tuple[str, ...]) -> Callable[[Handler
                     response = handler(_as_sent(req))
                 else:
                     response = _method_not_allowed(req, allowed)
-            except AppError as error:
+            except (AppError, VersionConflict) as raised:
+                error = problem_of(raised)
                 response = problem_response(error, instance=path)
                 if error.status >= 500:
                     log.warning("function=%s dependency failure: %s", name, error.detail)

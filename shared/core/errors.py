@@ -171,6 +171,19 @@ class DependencyUnavailable(AppError):
         return {"Retry-After": str(self.retry_after)}
 
 
+class AccountBusy(DependencyUnavailable):
+    """Every try of a write lost its race to another writer (the store's VersionConflict)."""
+
+    title = "The account is busy"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "account store",
+            "the account is being changed by another request; try again",
+            retry_after=1,
+        )
+
+
 class ConfigurationError(AppError):
     """The app's settings are missing or invalid: the operator must fix them."""
 

@@ -20,7 +20,7 @@ from shared.core.model import ACCOUNT_STATUSES, CLOUDS, RENEWALS, Account, KeyRe
 from shared.core.validation import Fields
 from shared.linking import history, paging
 from shared.support.guid import parse_guid
-from shared.support.optimistic import GaveUp, retry_lost_races
+from shared.support.optimistic import retry_lost_races
 from shared.support.striped import StripedLocks
 from shared.support.timefmt import utc_now
 
@@ -205,11 +205,12 @@ def patch_account(
     if renewal is not None:
         values["certificate_renewal"] = renewal
     attempt = partial(_apply_patch, ctx, owner, account_id, values, if_match, follow)
-    try:
-        return retry_lost_races(attempt, VersionConflict, turn=_TURNS.of(account_id.lower()))
-    except GaveUp as gave_up:
-        lost = gave_up.lost
-        raise lost if isinstance(lost, VersionConflict) else VersionConflict(account_id) from None
+    return retry_lost_races(
+        attempt,
+        VersionConflict,
+        gave_up=lambda: VersionConflict(account_id),
+        turn=_TURNS.of(account_id.lower()),
+    )
 
 
 def _apply_patch(

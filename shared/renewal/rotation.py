@@ -26,7 +26,7 @@ from shared.core.errors import Conflict, NotFound
 from shared.core.model import Account, Event, Rotation
 from shared.linking import history
 from shared.linking.accounts import delete_keys, get_account
-from shared.support.optimistic import GaveUp, retry_lost_races
+from shared.support.optimistic import retry_lost_races
 from shared.support.timefmt import to_rfc3339, utc_now
 
 log = logging.getLogger("m365link.rotation")
@@ -61,11 +61,7 @@ def transition(
         except LookupError:
             raise NotFound(f"no account {account.id!r}") from None
 
-    try:
-        return retry_lost_races(attempt, VersionConflict)
-    except GaveUp as gave_up:
-        lost = gave_up.lost
-        raise lost if isinstance(lost, VersionConflict) else VersionConflict(account.id) from None
+    return retry_lost_races(attempt, VersionConflict, gave_up=lambda: VersionConflict(account.id))
 
 
 def retiring_key(account: Account) -> str | None:

@@ -46,12 +46,14 @@ def retry_lost_races(
     attempt: Callable[[], T],
     lost: type[BaseException] | tuple[type[BaseException], ...],
     *,
+    gave_up: Callable[[], BaseException] | None = None,
     policy: WritePolicy = WRITES,
     turn: threading.Lock | None = None,
 ) -> T:
     """`attempt()` until it returns; an exception of type `lost` (the write found the version it
-    read gone) is a lost race, tried again after a pause. Raises GaveUp when the policy's tries or
-    time (or the unit's deadline) run out. With `turn`, each attempt holds that lock (writers of
+    read gone) is a lost race, tried again after a pause. When the policy's tries or time (or the
+    unit's deadline) run out, raises `gave_up()` (the caller's own "busy" error), else GaveUp, from
+    the last race lost. With `turn`, each attempt holds that lock (writers of
     one process take turns, so only other instances make them lose); waiting for it counts
     against the same time."""
     give_up = time.monotonic() + policy.seconds
@@ -65,7 +67,7 @@ def retry_lost_races(
             pause = random.uniform(0, longest)  # noqa: S311 - jitter, not a secret
             time.sleep(max(min(pause, give_up - time.monotonic()), 0.0))
         if turn is not None and not turn.acquire(timeout=max(give_up - time.monotonic(), 0.001)):
-            raise GaveUp(last)
+            break
         try:
             return attempt()
         except lost as race:
@@ -75,4 +77,4 @@ def retry_lost_races(
                 turn.release()
         if time.monotonic() >= give_up:
             break
-    raise GaveUp(last)
+    raise (gave_up() if gave_up is not None else GaveUp(last)) from last

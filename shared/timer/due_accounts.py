@@ -13,7 +13,7 @@ import uuid
 from collections import deque
 from datetime import datetime, timedelta
 
-from shared.adapters.accountstore.base import AccountStore
+from shared.adapters.accountstore.base import AccountStore, VersionConflict
 from shared.core.errors import AppError
 from shared.core.model import Account
 from shared.support.deadline import deadline
@@ -67,7 +67,7 @@ class DueAccounts:
         try:
             with deadline(left):
                 batch = self.store.take_due(self.due_by, self.batch, self.lease, self.holder)
-        except AppError as error:
+        except (AppError, VersionConflict) as error:
             log.warning("due accounts not read: %s", error.detail)
             batch = []
         self._exhausted = not batch
@@ -81,7 +81,7 @@ class DueAccounts:
         try:
             with deadline(max(self.stop_at - time.monotonic(), 1.0)):
                 self.store.release(accounts, self.holder)
-        except AppError as error:
+        except (AppError, VersionConflict) as error:
             log.warning("leases not released (they lapse by themselves): %s", error.detail)
 
     def finish(self) -> int:

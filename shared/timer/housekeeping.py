@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-from shared.adapters.accountstore.base import AccountStore
+from shared.adapters.accountstore.base import AccountStore, VersionConflict
 from shared.adapters.keystore.base import KeyStore
 from shared.context import AppContext
 from shared.core.errors import AppError
@@ -70,7 +70,7 @@ def run(ctx: AppContext, now: datetime, *, stop_at: float | None = None) -> Hous
         if _finish_and_drop_keys(ctx, records, now, retention, out_of_time, done):
             for store in ctx.key_stores():
                 _sweep_orphans(store, ctx.accounts.identity, now, records, out_of_time, done)
-    except AppError as error:
+    except (AppError, VersionConflict) as error:
         log.warning("housekeeping stopped early: %s", error.detail)
     return HousekeepingCounts(**done)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.adapters.accountstore.base import AccountStore
+from shared.adapters.accountstore.base import AccountStore, VersionConflict
 from shared.context import AppContext
 from shared.core.errors import AppError
 from shared.core.model import Account
@@ -35,13 +35,12 @@ from shared.timer import housekeeping
 from shared.timer.due_accounts import DueAccounts
 from shared.timer.housekeeping import HousekeepingCounts
 from shared.verification.record import record
-from shared.verification.verify import run_checks
+from shared.verification.verify import RECORD_SHARE, run_checks
 
 log = logging.getLogger("m365link.health_check")
 # Less than this left of the budget could only record a timeout: the account waits for the next
 # run, where it is among the stalest.
 SHORTEST_ACCOUNT_SECONDS = 0.5
-RECORD_SHARE = 0.1  # of an account's deadline, kept for writing its report
 # A lease outlives the account's own deadline by this much, so it only lapses when the
 # instance that holds it has died.
 LEASE_MARGIN_SECONDS = 60
@@ -172,7 +171,7 @@ def _prepare_schedule(
         with deadline(budget * SWEEP_SHARE):
             begin = accounts.claim_chore("schedule_sweep", now, every)
             accounts.sweep_schedule(stop_at, SWEEP_PAGES, restart=begin)
-    except AppError as error:
+    except (AppError, VersionConflict) as error:
         log.warning("schedule not prepared: %s", error.detail)
 
 
@@ -195,7 +194,9 @@ def _work(
         except Exception as exc:
             with counting:
                 summary.failures += 1
-            detail = exc.detail if isinstance(exc, AppError) else type(exc).__name__
+            detail = (
+                exc.detail if isinstance(exc, AppError | VersionConflict) else type(exc).__name__
+            )
             log.warning("health check failed accountId=%s reason=%s", account.id, detail)
         else:
             with counting:
@@ -226,6 +227,6 @@ def _looked_after(ctx: AppContext, account: Account, now: datetime | None) -> Ac
     never keeps the account from being verified."""
     try:
         return renewal.upkeep(ctx, account, now)
-    except AppError as error:
+    except (AppError, VersionConflict) as error:
         log.warning("renewal upkeep failed accountId=%s reason=%s", account.id, error.detail)
         return account

@@ -19,7 +19,7 @@ from shared.core.errors import NotFound
 from shared.core.model import Account
 from shared.linking import history
 from shared.renewal import rotation as rotations
-from shared.support.optimistic import GaveUp, retry_lost_races
+from shared.support.optimistic import retry_lost_races
 from shared.support.timefmt import from_rfc3339, utc_now
 from shared.verification.checks.report import Report
 
@@ -61,12 +61,13 @@ def record(
     report, so one account is switched exactly once."""
     try:
         return retry_lost_races(
-            lambda: _record_once(ctx, account, report, switch_to), VersionConflict
+            lambda: _record_once(ctx, account, report, switch_to),
+            VersionConflict,
+            gave_up=lambda: VersionConflict(account.id),
         )
-    except GaveUp as gave_up:
+    except VersionConflict:
         log.warning("report not recorded, account contended accountId=%s", account.id)
-        lost = gave_up.lost
-        raise (lost if isinstance(lost, VersionConflict) else VersionConflict(account.id)) from None
+        raise
 
 
 def _record_once(

@@ -12,6 +12,7 @@ import pytest
 from shared.adapters.accountstore.base import VersionConflict
 from shared.adapters.accountstore.table.layout import partition_of
 from shared.adapters.accountstore.table.store import TableAccountStore
+from shared.app.http_edge import problem_response
 from shared.support.deadline import deadline
 from tests.conftest import Azurite
 
@@ -52,7 +53,8 @@ def test_a_write_waiting_for_a_busy_owner_gives_up_at_the_deadline(
         release.set()
         holder.join()
     assert time.monotonic() - started < 1.5  # not the 15 s a write may wait without a deadline
-    assert refused.value.status == 503 and refused.value.headers()["Retry-After"]
+    answered = problem_response(refused.value)  # what the caller gets at the HTTP edge
+    assert answered.status_code == 503 and answered.headers["Retry-After"]
     # Once the turn is free, the same call goes through (no such account: None).
     with deadline(5):
         assert table_store.unlink(owner, str(uuid.uuid4())) is None

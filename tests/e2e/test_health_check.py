@@ -184,7 +184,12 @@ def test_an_exception_in_one_account_does_not_stop_the_others(
     run = threading.Thread(target=lambda: result.append(health_check.run(fresh, concurrency=1)))
     try:
         run.start()
-        time.sleep(0.5)
+        # The run is inside the first account's slow metadata request (so it has taken the
+        # first two accounts) before the customer unlinks the second: no guess at timing.
+        waited_until = time.monotonic() + 20
+        while sandbox.admin.requests()["inFlight"]["now"] == 0:
+            assert time.monotonic() < waited_until, "the run never reached the first tenant"
+            time.sleep(0.02)
         gone = app.http.delete(app.api(f"/accounts/{unlinked.account['id']}"))
         run.join(30)
     finally:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
-from shared.core.errors import DependencyUnavailable
 from shared.core.model import Account, Event, KeyRecord
 
 T = TypeVar("T")
@@ -94,22 +93,16 @@ class KeyChanges:
 NO_KEY_CHANGES = KeyChanges()
 
 
-class VersionConflict(DependencyUnavailable):
-    """The account changed since it was read; the caller re-reads and decides again.
+class VersionConflict(Exception):
+    """A store fact: the record changed since it was read. The caller reads again and decides
+    again (`shared.support.optimistic`); one that gives up lets it through, and the HTTP edge
+    answers it as `AccountBusy` (a 503 with `Retry-After`, never a 500)."""
 
-    A caller that gives up lets it through: API.md wants the loser of a race to get a 503 with
-    `Retry-After`, never a 500, and every `except DependencyUnavailable` already means "later".
-    """
+    detail = "changed by another writer since it was read"  # for logs: names nothing
 
-    title = "The account is busy"
-
-    def __init__(self, account_id: str) -> None:
-        super().__init__(
-            "account store",
-            "the account is being changed by another request; try again",
-            retry_after=1,
-        )
-        self.account_id = account_id
+    def __init__(self, record_id: str) -> None:
+        super().__init__(self.detail)
+        self.record_id = record_id
 
 
 def store_identity(backend: str, name: str) -> str:

@@ -28,7 +28,7 @@ from shared.adapters.accountstore.base import AccountStore, VersionConflict
 from shared.adapters.accountstore.table.layout import MAX_PAGE, NEW_SWEEP
 from shared.adapters.http.azure_pipeline import client_options
 from shared.core.errors import DependencyUnavailable
-from shared.support.optimistic import GaveUp, retry_lost_races
+from shared.support.optimistic import retry_lost_races
 from shared.support.striped import StripedLocks
 
 T = TypeVar("T")
@@ -186,7 +186,6 @@ class TableRows(AccountStore):
         one process taking turns on the owner's lock, so only other instances make them lose
         (the ETag check, not the lock, is what keeps events in order). VersionConflict (a 503)
         when every try lost."""
-        try:
-            return retry_lost_races(attempt, Stale, turn=self._turns.of(pk))
-        except GaveUp as gave_up:
-            raise VersionConflict(name) from gave_up.lost
+        return retry_lost_races(
+            attempt, Stale, gave_up=lambda: VersionConflict(name), turn=self._turns.of(pk)
+        )

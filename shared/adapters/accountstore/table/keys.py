@@ -14,7 +14,7 @@ from shared.adapters.accountstore.codec import key_from_row, key_to_row
 from shared.adapters.accountstore.table.client import Stale, TableRows
 from shared.adapters.accountstore.table.layout import KEY, partition_of, prefix_filter, row_of
 from shared.core.model import Account, KeyRecord
-from shared.support.optimistic import GaveUp, retry_lost_races
+from shared.support.optimistic import retry_lost_races
 
 
 class TableKeys(TableRows):
@@ -71,10 +71,7 @@ class TableKeys(TableRows):
                 return False
             return True
 
-        try:
-            return retry_lost_races(attempt, Stale)
-        except GaveUp as gave_up:
-            raise VersionConflict(key_id) from gave_up.lost
+        return retry_lost_races(attempt, Stale, gave_up=lambda: VersionConflict(key_id))
 
     def _key_operations(self, pk: str, account: Account, keys: KeyChanges) -> list[Any]:
         """The key records' changes for the account's transaction, each under the ETag read
