@@ -12,6 +12,8 @@ from typing import Any
 
 import requests
 
+from localdev.sandbox.admin_client_federation import FederationAdminCalls
+
 
 class SandboxAdminError(RuntimeError):
     """The admin API refused a call; `status` and `message` say why."""
@@ -33,7 +35,7 @@ def _camel(changes: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-class SandboxAdmin:
+class SandboxAdmin(FederationAdminCalls):
     """One method per `/admin/…` route of a sandbox at `base_url`."""
 
     def __init__(

@@ -16,6 +16,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from localdev.sandbox.admin import Admin
+from localdev.sandbox.admin_federation import FederationAdmin
 from localdev.sandbox.entra import Entra
 from localdev.sandbox.graph import Graph
 from localdev.sandbox.portal_issuer import PortalIssuer
@@ -44,10 +45,17 @@ class SandboxApp:
     """Routes requests on the main port; admin routes bypass latency, faults and the record."""
 
     def __init__(
-        self, traffic: Traffic, entra: Entra, graph: Graph, portal: PortalIssuer, admin: Admin
+        self,
+        traffic: Traffic,
+        entra: Entra,
+        graph: Graph,
+        portal: PortalIssuer,
+        admin: Admin,
+        federation_admin: FederationAdmin | None = None,
     ) -> None:
         self._traffic = traffic
         self._admin = admin
+        self._federation_admin = federation_admin
         self._map = Map(
             [Rule(path, endpoint=name) for name, (path, _, _) in _ROUTES.items()],
             merge_slashes=False,
@@ -69,7 +77,9 @@ class SandboxApp:
 
     def dispatch(self, request: Request) -> Response:
         if request.path == "/admin" or request.path.startswith("/admin/"):
-            return self._admin.handle(request)
+            federation = self._federation_admin
+            answered = federation.handle(request) if federation else None
+            return answered if answered is not None else self._admin.handle(request)
         adapter = self._map.bind_to_environ(request.environ)
         try:
             endpoint, args = adapter.match()

@@ -1,9 +1,10 @@
 """The Entra stand-in: tenant OpenID metadata, instance discovery, signing keys, token endpoint.
 
-Why: the app signs in with MSAL (client credentials with a certificate assertion) against
-`{ENTRA_AUTHORITY_HOST}/{tenant}`. MSAL reads the tenant's metadata, then posts to the token
-endpoint it names; both must answer like Entra, including its errors, for the app's
-verification checks (`tenant`, `application`, `certificate`) to be testable offline.
+Why: the app signs in with MSAL (client credentials with a certificate or federated assertion)
+against `{ENTRA_AUTHORITY_HOST}/{tenant}`. MSAL reads the tenant's metadata, then posts to the
+token endpoint it names; both must answer like Entra, including its errors, for the app's
+verification checks (`tenant`, `application`, `certificate`) to be testable offline. Federated
+assertions are checked in federation.py.
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import jwt
 from werkzeug.wrappers import Request, Response
 
 from localdev.sandbox.assertion import ASSERTION_TYPE, AssertionCheck, verify_client_assertion
 from localdev.sandbox.directory_roles import DEFAULT_WIDS_ENTRY, is_guid
+from localdev.sandbox.federated_credentials import FederatedCredential
+from localdev.sandbox.federation import Federation, is_federated, match_credential
 from localdev.sandbox.signing import SigningKey
 from localdev.sandbox.state import Application, SandboxState, Tenant
 from localdev.sandbox.wire import EntraError, json_response
@@ -39,13 +44,31 @@ def _missing(parameter: str) -> EntraError:
     )
 
 
+@dataclass(frozen=True)
+class _Grant:
+    """A token request checked up to its credential; `federated` still needs the issuer's keys."""
+
+    tenant: Tenant
+    app: Application
+    resource: str
+    federated: FederatedCredential | None = None
+    assertion: str = ""
+
+
 class Entra:
     """Answers the Entra routes for the tenants in the sandbox state."""
 
-    def __init__(self, state: SandboxState, signing_key: SigningKey, base_url: str) -> None:
+    def __init__(
+        self,
+        state: SandboxState,
+        signing_key: SigningKey,
+        base_url: str,
+        federation: Federation | None = None,
+    ) -> None:
         self._state = state
         self._key = signing_key
         self._base_url = base_url
+        self._federation = federation or Federation(state)
 
     # --- routes ---------------------------------------------------------------------------------
     def metadata(self, request: Request, tenant: str) -> Response:
@@ -85,12 +108,19 @@ class Entra:
         )
 
     def token(self, request: Request, tenant: str) -> Response:
-        """`POST /{tenant}/oauth2/v2.0/token`: client credentials with a certificate assertion."""
-        with self._state.lock:
-            try:
-                body = self._issue(request, tenant)
-            except EntraError as error:
-                return error.response(request, self._base_url)
+        """`POST /{tenant}/oauth2/v2.0/token`: client credentials with a client assertion."""
+        try:
+            with self._state.lock:
+                grant = self._check(request, tenant)
+            if grant.federated is not None:
+                # Outside the lock: fetching the issuer's keys may take seconds.
+                self._federation.verify(
+                    grant.assertion, grant.federated, grant.tenant.tenant_id, grant.app.app_id
+                )
+            with self._state.lock:
+                body = self._issue(grant)
+        except EntraError as error:
+            return error.response(request, self._base_url)
         return json_response(body, headers=_NO_STORE)
 
     # --- helpers --------------------------------------------------------------------------------
@@ -149,7 +179,7 @@ class Entra:
             document["tenant_region_sub_scope"] = cloud.tenant_region_sub_scope
         return document
 
-    def _issue(self, request: Request, tenant_segment: str) -> dict[str, Any]:
+    def _check(self, request: Request, tenant_segment: str) -> _Grant:
         if request.method != "POST":
             raise _bad_request(900561, "The endpoint only accepts POST, OPTIONS requests.")
         tenant = self._resolve_tenant(tenant_segment)
@@ -168,7 +198,12 @@ class Entra:
             raise _missing("client_id")
         resource = self._requested_resource(form.get("scope", ""))
         app = self._application(tenant, client_id)
-        self._verify_credential(request, tenant, tenant_segment, app)
+        federated = self._verify_credential(request, tenant, tenant_segment, app)
+        assertion = request.form.get("client_assertion", "") if federated else ""
+        return _Grant(tenant, app, resource, federated, assertion)
+
+    def _issue(self, grant: _Grant) -> dict[str, Any]:
+        tenant, app, resource = grant.tenant, grant.app, grant.resource
         if resource.lower() != tenant.cloud.graph_resource:
             raise _bad_request(
                 500011,
@@ -238,7 +273,9 @@ class Entra:
 
     def _verify_credential(
         self, request: Request, tenant: Tenant, tenant_segment: str, app: Application
-    ) -> None:
+    ) -> FederatedCredential | None:
+        """Check a certificate assertion fully; for a federated one, return the credential it
+        matches (its signature needs the issuer's keys, fetched without the lock)."""
         form = request.form
         assertion = form.get("client_assertion")
         if not assertion:
@@ -259,6 +296,14 @@ class Entra:
                 f"JWT token is invalid or malformed: client_assertion_type must be "
                 f"'{ASSERTION_TYPE}'.",
             )
+        try:
+            header = jwt.get_unverified_header(assertion)
+            claims = jwt.decode(assertion, options={"verify_signature": False})
+        except jwt.InvalidTokenError:
+            # The certificate path answers a malformed assertion as it always has.
+            header, claims = {}, {}
+        if header and is_federated(header, claims, app.app_id):
+            return match_credential(app.federated_credentials, claims)
         token_endpoint = f"{self._base_url}/{tenant.tenant_id}/oauth2/v2.0/token"
         audiences = frozenset(
             f"{host}/{segment}/{path}".lower()
@@ -277,6 +322,7 @@ class Entra:
         # "The key was not found"), as in Entra, until the tenant's propagation delay has passed.
         accepted = app.accepted_at(now, tenant.certificate_propagation_seconds)
         verify_client_assertion(assertion, accepted, check)
+        return None
 
     def _access_token_claims(self, tenant: Tenant, app: Application) -> dict[str, Any]:
         now = int(time.time())

@@ -28,6 +28,8 @@ from localdev.sandbox.graph_application import (
     selected,
 )
 from localdev.sandbox.graph_batch import GraphBatch
+from localdev.sandbox.graph_federated import ACTION as FEDERATED_CREDENTIALS
+from localdev.sandbox.graph_federated import APPLICATION_WRITE, GraphFederated
 from localdev.sandbox.self_rotation import SelfRotation
 from localdev.sandbox.signing import SigningKey
 from localdev.sandbox.state import SandboxState, Tenant
@@ -92,6 +94,7 @@ class Graph:
         self._base_url = base_url
         self._batch = GraphBatch(state, self._answer, self._refusal)
         self._rotation = SelfRotation(base_url)
+        self._federated = GraphFederated(base_url)
 
     def handle(self, request: Request, path: str) -> Response:
         """Any `/v1.0/{path}` request."""
@@ -264,6 +267,8 @@ class Graph:
             if action == "addkey":
                 return self._rotation.add_key(request, tenant, app)
             return self._rotation.remove_key(request, tenant, app)
+        if action == FEDERATED_CREDENTIALS:
+            return self._federated_credentials(request, caller, match)
         if action:
             return graph_error(
                 request, 400, "BadRequest", f"Resource not found for the segment '{action}'."
@@ -284,6 +289,22 @@ class Graph:
             app, tenant, names, self._base_url, selected_="$select" in request.args
         )
         return graph_response(request, body)
+
+    def _federated_credentials(
+        self, request: Request, caller: _Caller, match: re.Match[str]
+    ) -> Response:
+        tenant = caller.tenant
+        # Read as the application object is read; written only with a write permission.
+        may_read = tenant.application_readable and caller.may(
+            APPLICATION_READ, DIRECTORY_READING_ROLES
+        )
+        may_write = bool(caller.roles & APPLICATION_WRITE)
+        if not (may_read or may_write):
+            return graph_error(request, 403, "Authorization_RequestDenied", _DENIED)
+        app = find_application(tenant, match)
+        if app is None:
+            return not_found(request, match)
+        return self._federated.handle(request, app, may_read=may_read, may_write=may_write)
 
     def _member_of(self, request: Request, caller: _Caller, app_id: str, path: str) -> Response:
         if not caller.may(SERVICE_PRINCIPAL_READ, DIRECTORY_READING_ROLES):

@@ -24,8 +24,10 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from localdev.sandbox.admin import Admin
 from localdev.sandbox.admin_client import SandboxAdmin
+from localdev.sandbox.admin_federation import FederationAdmin
 from localdev.sandbox.app import SandboxApp
 from localdev.sandbox.entra import Entra
+from localdev.sandbox.federation import Federation
 from localdev.sandbox.graph import Graph
 from localdev.sandbox.keyvault import KeyVault
 from localdev.sandbox.portal_issuer import PortalIssuer
@@ -171,12 +173,14 @@ class Sandbox:
         traffic = Traffic(self.state, self.base_url)
         self.keyvault = KeyVault(traffic, self.keyvault_url)
         self.portal_issuer = PortalIssuer(self.portal_signing_key, self.base_url)
+        self.federation = Federation(self.state)
         app = SandboxApp(
             traffic,
-            Entra(self.state, self.token_signing_key, self.base_url),
+            Entra(self.state, self.token_signing_key, self.base_url, self.federation),
             Graph(self.state, self.token_signing_key, self.base_url),
             self.portal_issuer,
             Admin(self.state, self.keyvault, self.portal_issuer, traffic),
+            FederationAdmin(self.state, self.federation),
         )
         self._serve(main_socket, app, tls, "sandbox")
         self._serve(vault_socket, self.keyvault, tls, "sandbox-keyvault")

@@ -12,6 +12,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from localdev.sandbox.certificates import UploadedCertificate
 from localdev.sandbox.clouds import Cloud
 from localdev.sandbox.directory_roles import role_name
+from localdev.sandbox.federated_credentials import FederatedCredential
 from localdev.sandbox.wire import utc_now
 
 # Request targets, in the order the request record counts them.
@@ -124,6 +126,7 @@ class Application:
     directory_roles: list[str] = field(default_factory=list)
     sign_in_audience: str = "AzureADMyOrg"
     password_credentials: list[PasswordCredential] = field(default_factory=list)
+    federated_credentials: list[FederatedCredential] = field(default_factory=list)
     created_at: datetime = field(default_factory=utc_now)
 
     def add_certificate(self, certificate: UploadedCertificate) -> KeyCredential:
@@ -174,6 +177,7 @@ class Application:
             ],
             "signInAudience": self.sign_in_audience,
             "passwordCredentials": [p.to_json() for p in self.password_credentials],
+            "federatedIdentityCredentials": [f.to_json() for f in self.federated_credentials],
         }
 
 
@@ -328,9 +332,13 @@ class SandboxState:
         # The sub-requests of the `$batch` this thread is answering: the request record is written
         # by the traffic wrapper after the handler returns, on the same thread.
         self._pending_batch = threading.local()
+        # Parts kept outside this object (the federated issuers' key cache) forget with it.
+        self.on_reset: list[Callable[[], None]] = []
 
     def reset(self) -> None:
         with self.lock:
+            for forget in self.on_reset:
+                forget()
             self.tenants.clear()
             self.faults.clear()
             self.latency_ms = 0
