@@ -76,7 +76,7 @@ from shared.adapters.accountstore.table.accounts import index_entity
 from shared.adapters.accountstore.table.layout import partition_of
 from shared.adapters.accountstore.table.schedule import set_rows
 from shared.adapters.accountstore.table.store import TableAccountStore, build_service
-from shared.adapters.identity import LOCAL_OWNER
+from shared.adapters.identity.base import LOCAL_OWNER
 from shared.core.model import Account
 from shared.core.schedule import DEFAULT_POLICY, SchedulePolicy
 from shared.core.settings import TableSettings

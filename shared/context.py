@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import requests
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from shared.adapters.identity import Authenticator
+    from shared.adapters.identity.base import Authenticator
     from shared.adapters.tenant.client import TenantClient
     from shared.core.model import KeyRecord
 

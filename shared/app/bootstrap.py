@@ -19,7 +19,8 @@ import requests
 
 from shared.adapters.accountstore.base import AccountStore
 from shared.adapters.http.outbound import make_session
-from shared.adapters.identity import EntraAuthenticator, LocalAuthenticator
+from shared.adapters.identity.entra import EntraAuthenticator
+from shared.adapters.identity.local import LocalAuthenticator
 from shared.adapters.keystore.base import KeyStore
 from shared.context import AppContext
 from shared.core.schedule import SchedulePolicy

@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from shared.adapters.accountstore.base import AccountStore
-from shared.adapters.identity import LocalAuthenticator
+from shared.adapters.identity.local import LocalAuthenticator
 from shared.adapters.keystore.base import KeyLabels
 from shared.adapters.keystore.local import LocalKeyStore
 from shared.context import AppContext

@@ -18,7 +18,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from shared.adapters.identity import JWKS_MIN_INTERVAL, JWKS_TTL, EntraAuthenticator, JwksCache
+from shared.adapters.identity.entra import EntraAuthenticator
+from shared.adapters.identity.jwks import JWKS_MIN_INTERVAL, JWKS_TTL, JwksCache
 from shared.core.errors import DependencyUnavailable, Unauthorized
 from shared.core.settings import AuthSettings
 

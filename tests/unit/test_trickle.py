@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import pytest
 
 from shared.adapters.http.outbound import make_session
-from shared.adapters.identity import JWKS_TIMEOUT, JwksCache
+from shared.adapters.identity.jwks import JWKS_TIMEOUT, JwksCache
 from shared.adapters.tenant import graph_batch
 from shared.adapters.tenant.client import TenantClient
 from shared.core.errors import DependencyUnavailable
