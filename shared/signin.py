@@ -7,6 +7,7 @@ writes (addKey, removeKey) with the account's current key.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from shared.adapters.keystore.base import PrivateKeyMissing, UnusableKey
@@ -16,6 +17,8 @@ from shared.context import AppContext
 from shared.core.answers import MetadataAnswer, TokenAnswer
 from shared.core.clouds import CLOUDS, DISCOVERY, Cloud, cloud_from_metadata
 from shared.core.model import Account
+
+log = logging.getLogger("m365link.signin")
 
 
 def https_url(host: str) -> str:
@@ -73,6 +76,34 @@ def token(
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """A token request with one of the account's keys: Entra's answer, or why the key could not
+    sign (`missing`, `unusable`, `unavailable`: see `key_failure`)."""
+
+    answer: TokenAnswer | None = None
+    key_failure: str | None = None
+
+
+def attempt(
+    ctx: AppContext, account: Account, cloud: Cloud, *, key_id: str, thumbprint: str, fresh: bool
+) -> Attempt:
+    """`token`, with a key that could not sign logged (its kind of failure, never its error's
+    text) and answered as data."""
+    try:
+        return Attempt(
+            token(ctx, account, cloud, key_id=key_id, thumbprint=thumbprint, fresh=fresh)
+        )
+    except KeyUnavailable as failure:
+        log.warning(
+            "key not usable accountId=%s keyId=%s reason=%s",
+            account.id,
+            key_id,
+            type(failure.cause).__name__,
+        )
+        return Attempt(key_failure=key_failure(failure.cause))
+
+
+@dataclass(frozen=True)
 class SignIn:
     """A token with the account's current key, for the app's own Graph writes (automatic
     renewal); without one, why not and whether trying later may help."""
@@ -89,12 +120,12 @@ def signed_in(ctx: AppContext, account: Account) -> SignIn:
         return SignIn(None, problem="the tenant's OpenID metadata could not be read",
                       transient=metadata.transient)  # fmt: skip
     graph = ctx.settings.graph_endpoint or cloud.graph_resource
-    try:
-        answer = token(
-            ctx, account, cloud, key_id=account.key_id, thumbprint=account.thumbprint, fresh=False
-        )
-    except KeyUnavailable as failure:
-        reason = key_failure(failure.cause)
+    tried = attempt(
+        ctx, account, cloud, key_id=account.key_id, thumbprint=account.thumbprint, fresh=False
+    )
+    answer = tried.answer
+    if answer is None:
+        reason = tried.key_failure
         return SignIn(None, graph, f"the current key could not sign ({reason})",
                       transient=reason == "unavailable")  # fmt: skip
     if not answer.access_token:

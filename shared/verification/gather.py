@@ -10,21 +10,17 @@ request; until then, one more.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import replace
 from datetime import datetime
 
-from shared.adapters.tenant.assertion import KeyUnavailable
 from shared.adapters.tenant.client import TenantClient
 from shared.context import AppContext
 from shared.core.answers import MetadataAnswer, TokenAnswer
 from shared.core.clouds import Cloud
 from shared.core.model import Account
-from shared.signin import key_failure, resolve, token
+from shared.signin import attempt, resolve
 from shared.verification.checks.answers import Answers, GraphAnswers, Renewal
 from shared.verification.checks.table import graph_reads
-
-log = logging.getLogger("m365link.verify")
 
 
 def gather(
@@ -88,19 +84,10 @@ def _renewal(
     )
     if rotation.not_after <= now:
         return renewal
-    try:
-        answer = token(
-            ctx, account, cloud, key_id=rotation.key_id, thumbprint=rotation.thumbprint, fresh=fresh
-        )
-    except KeyUnavailable as failure:
-        log.warning(
-            "new key not usable accountId=%s keyId=%s reason=%s",
-            account.id,
-            rotation.key_id,
-            type(failure.cause).__name__,
-        )
-        return replace(renewal, key_failure=key_failure(failure.cause))
-    return replace(renewal, answer=answer)
+    tried = attempt(
+        ctx, account, cloud, key_id=rotation.key_id, thumbprint=rotation.thumbprint, fresh=fresh
+    )
+    return replace(renewal, answer=tried.answer, key_failure=tried.key_failure)
 
 
 def _with_rotation(answers: Answers, account: Account, renewal: Renewal | None) -> Answers:
@@ -137,19 +124,10 @@ def _with_current_key(
     ctx: AppContext, account: Account, cloud: Cloud, answers: Answers, *, fresh: bool
 ) -> Answers:
     """The token request with the account's current key, or why its key could not sign."""
-    try:
-        answer = token(
-            ctx, account, cloud, key_id=account.key_id, thumbprint=account.thumbprint, fresh=fresh
-        )
-    except KeyUnavailable as failure:
-        log.warning(
-            "private key not usable accountId=%s keyId=%s reason=%s",
-            account.id,
-            account.key_id,
-            type(failure.cause).__name__,
-        )
-        return replace(answers, key_failure=key_failure(failure.cause))
-    return replace(answers, token=answer)
+    tried = attempt(
+        ctx, account, cloud, key_id=account.key_id, thumbprint=account.thumbprint, fresh=fresh
+    )
+    return replace(answers, token=tried.answer, key_failure=tried.key_failure)
 
 
 def read_graph(
