@@ -35,11 +35,7 @@ WRITES = WritePolicy(tries=30, seconds=15.0, first_pause=0.004, longest_pause=0.
 
 
 class GaveUp(Exception):
-    """Every try lost its race (or the time ran out); `lost` is the last race lost, if any."""
-
-    def __init__(self, lost: BaseException | None) -> None:
-        super().__init__("lost every race")
-        self.lost = lost
+    """Every try lost its race, or the time ran out (the last race lost is its cause)."""
 
 
 def retry_lost_races(
@@ -77,4 +73,4 @@ def retry_lost_races(
                 turn.release()
         if time.monotonic() >= give_up:
             break
-    raise (gave_up() if gave_up is not None else GaveUp(last)) from last
+    raise (gave_up() if gave_up is not None else GaveUp()) from last

@@ -874,7 +874,7 @@ def check_app_settings(p: Project) -> None:
         )
 
     # The host cuts off huge bodies before the worker; the app's own 413 problem still answers
-    # every body from 64 KiB + 1 up to this limit (shared/http_edge.py MAX_BODY_BYTES).
+    # every body from 64 KiB + 1 up to this limit (shared/app/http_edge.py MAX_BODY_BYTES).
     limit = s["FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"]
     assert isinstance(limit, Literal) and str(limit.value).isdigit(), (
         f"FUNCTIONS_REQUEST_BODY_SIZE_LIMIT must be a literal number of bytes, is {limit!r}"

@@ -1,4 +1,4 @@
-"""Which permissions only read, and Microsoft's built-in role table (shared/roles.py)."""
+"""Which permissions only read, and Microsoft's built-in role table (shared/core/roles.py)."""
 
 from __future__ import annotations
 

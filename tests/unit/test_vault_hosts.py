@@ -1,4 +1,4 @@
-"""Which hosts are Key Vaults of a cloud, and which are this machine (shared/clouds.py)."""
+"""Which hosts are Key Vaults of a cloud, and which are this machine (shared/core/clouds.py)."""
 
 from __future__ import annotations
 
