@@ -20,6 +20,8 @@ from shared.core.errors import ConfigurationError
 DEFAULT_JWKS_URI = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
 DEFAULT_SCHEDULE = "0 */10 * * * *"  # every 10 minutes; each run takes the due accounts
 ACCOUNTS_CONNECTION = "ACCOUNTS_STORAGE"
+# Core Tools' default port; the local host sets OIDC_ISSUER to its own URL (localdev).
+DEFAULT_LOCAL_ISSUER = "http://127.0.0.1:7071/api/oidc"
 
 
 class SettingsInvalid(ConfigurationError):
@@ -67,6 +69,10 @@ class Settings:
     health_check_interval_hours: int = 6
     key_custody: str = "local"  # where new keys go: vault-key | vault-secret | local
     key_vault_hsm: bool = False
+    # The OpenID issuer customers' federated credentials trust (never ends with "/": Entra
+    # matches the issuer exactly), and how often its signing key is replaced.
+    oidc_issuer: str = DEFAULT_LOCAL_ISSUER
+    oidc_key_rotation_days: int = 180
 
     @property
     def custodies(self) -> tuple[str, ...]:
@@ -232,6 +238,33 @@ def _custody(env: Mapping[str, str], vault: bool, problems: list[str]) -> tuple[
     return "vault-key", hsm
 
 
+def _oidc_issuer(env: Mapping[str, str], in_azure: bool, problems: list[str]) -> str:
+    """OIDC_ISSUER, or the app's own `/api/oidc`. Customers' credentials name it exactly, so it
+    is never rewritten here: a trailing slash or a query is refused, not trimmed, and in Azure
+    only https is accepted (Entra fetches the issuer's documents over public HTTPS)."""
+    raw = env.get("OIDC_ISSUER", "").strip()
+    if not raw:
+        host = env.get("WEBSITE_HOSTNAME", "").strip()
+        if in_azure and host:
+            return f"https://{host}/api/oidc"
+        if in_azure:
+            problems.append("OIDC_ISSUER is required in Azure when WEBSITE_HOSTNAME is not set")
+        return DEFAULT_LOCAL_ISSUER
+    parsed = urlparse(raw)
+    allowed = ("https",) if in_azure else ("https", "http")
+    if parsed.scheme not in allowed or not parsed.netloc:
+        problems.append(
+            "OIDC_ISSUER must be an https:// URL"
+            + (" in Azure (WEBSITE_INSTANCE_ID is set)" if in_azure else " (or http:// locally)")
+        )
+    elif raw.endswith("/") or parsed.query or parsed.fragment or parsed.username is not None:
+        problems.append(
+            "OIDC_ISSUER must not end with '/' or hold a query, fragment or user name: "
+            "Entra matches the issuer exactly"
+        )
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise `SettingsInvalid` naming each problem."""
     env = os.environ if env is None else env
@@ -273,6 +306,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         health_check_interval_hours=_int(env, "HEALTH_CHECK_INTERVAL_HOURS", 6, 0, 168, problems),
         key_custody=custody,
         key_vault_hsm=hsm,
+        oidc_issuer=_oidc_issuer(env, in_azure, problems),
+        oidc_key_rotation_days=_int(env, "OIDC_KEY_ROTATION_DAYS", 180, 30, 730, problems),
     )
     if in_azure and (not settings.key_vault_url or not settings.table):
         problems.append(
