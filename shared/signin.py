@@ -11,7 +11,12 @@ import logging
 from dataclasses import dataclass
 
 from shared.adapters.keystore.base import PrivateKeyMissing, UnusableKey
-from shared.adapters.tenant.assertion import KeyUnavailable, assertion_callable
+from shared.adapters.tenant.assertion import (
+    KeyUnavailable,
+    federated_assertion,
+    lazy_assertion,
+    sign_assertion,
+)
 from shared.adapters.tenant.client import TenantClient
 from shared.context import AppContext
 from shared.core.answers import MetadataAnswer, TokenAnswer
@@ -64,14 +69,41 @@ def token(
         client_id=account.application_id,
         authority=f"{authority_host}/{account.tenant_id}",
         scope=f"{cloud.graph_resource}/.default",
-        # MSAL calls this for each token request; the key's own store signs.
-        assertion=assertion_callable(
-            lambda: ctx.signer_of_key(account.owner, key_id),
-            client_id=account.application_id,
-            thumbprint=thumbprint,
+        # MSAL calls this for each token request, and only then is a key store reached.
+        assertion=lazy_assertion(
+            lambda audience: client_assertion(
+                ctx, account, key_id=key_id, thumbprint=thumbprint, audience=audience
+            ),
             token_endpoint=f"{authority_host}/{account.tenant_id}/oauth2/v2.0/token",
         ),
         fresh=fresh,
+    )
+
+
+def client_assertion(
+    ctx: AppContext, account: Account, *, key_id: str, thumbprint: str, audience: str
+) -> str:
+    """The client assertion for one of the account's keys, read from its owner's records: a
+    certificate's own key signs it in its store; a federated credential's is the issuer's
+    JWT for its subject, signed by the issuer key. A record gone or being deleted (unlinked)
+    signs nothing, and another owner's record is never found here."""
+    record = ctx.accounts.get_key(account.owner, key_id)
+    if record is None:
+        raise PrivateKeyMissing(key_id)
+    if record.federation is None:
+        signer = ctx.key_store_of(record).signer(key_id)
+        return sign_assertion(
+            signer, client_id=account.application_id, audience=audience, thumbprint=thumbprint
+        )
+    if record.deleting:
+        raise PrivateKeyMissing(key_id)
+    kid, signer = ctx.issuer().signer()
+    return federated_assertion(
+        signer,
+        kid=kid,
+        issuer=ctx.settings.oidc_issuer,
+        subject=record.federation.subject,
+        audience=record.federation.audience,
     )
 
 

@@ -1,7 +1,9 @@
 """The records the account store keeps, and their JSON resources (camelCase, RFC 3339 times).
 
 A key record is the public half of a generated key: certificate, ids, owner, thumbprints. The
-private key itself lives only in the key store under the same `key_id`.
+private key itself lives only in the key store under the same `key_id`. A key of kind `federated`
+has no key pair of its own: it is a federated credential (issuer, subject, audience) whose
+assertions the app's issuer key signs, so its certificate fields are empty.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.core.federation import Federation
 from shared.support.timefmt import from_rfc3339, to_rfc3339
 
 ACCOUNT_STATUSES = ("pending", "connected", "action_required")
@@ -25,12 +28,12 @@ class KeyRecord:
     tenant_id: str
     application_id: str
     display_name: str
-    thumbprint: str
+    thumbprint: str  # "" for a federated credential (likewise every certificate field)
     thumbprint_sha256: str
     subject: str
-    not_before: datetime
-    not_after: datetime
-    key_size: int
+    not_before: datetime | None
+    not_after: datetime | None
+    key_size: int | None
     certificate_pem: str
     created_at: datetime
     account_id: str | None = None
@@ -44,6 +47,12 @@ class KeyRecord:
     # from `created_at` and UNLINKED_KEY_RETENTION_DAYS, so `shared.linking.keys` sets it on the
     # way out.
     expires_at: datetime | None = field(default=None, compare=False)
+    kind: str = "certificate"  # certificate | federated
+    federation: Federation | None = None  # federated only
+
+    @property
+    def federated(self) -> bool:
+        return self.kind == "federated"
 
     def unlinked_expiry(self, retention: timedelta) -> datetime:
         """When a key no account uses is deleted: its creation plus the retention."""
@@ -52,16 +61,18 @@ class KeyRecord:
     def to_resource(self) -> dict[str, Any]:
         return {
             "keyId": self.key_id,
+            "kind": self.kind,
             "tenantId": self.tenant_id,
             "applicationId": self.application_id,
             "displayName": self.display_name,
-            "thumbprint": self.thumbprint,
-            "thumbprintSha256": self.thumbprint_sha256,
-            "subject": self.subject,
-            "notBefore": to_rfc3339(self.not_before),
-            "notAfter": to_rfc3339(self.not_after),
+            "federation": self.federation.to_resource() if self.federation else None,
+            "thumbprint": self.thumbprint or None,
+            "thumbprintSha256": self.thumbprint_sha256 or None,
+            "subject": self.subject or None,
+            "notBefore": _time_or_none(self.not_before),
+            "notAfter": _time_or_none(self.not_after),
             "keySize": self.key_size,
-            "certificatePem": self.certificate_pem,
+            "certificatePem": self.certificate_pem or None,
             "accountId": self.account_id,
             "createdAt": to_rfc3339(self.created_at),
             "custody": self.custody or None,
@@ -69,6 +80,10 @@ class KeyRecord:
             if self.expires_at is not None and self.account_id is None
             else None,
         }
+
+
+def _time_or_none(at: datetime | None) -> str | None:
+    return to_rfc3339(at) if at is not None else None
 
 
 @dataclass(frozen=True)
@@ -99,12 +114,18 @@ class Rotation:
         return str(self.key["keyId"])
 
     @property
-    def thumbprint(self) -> str:
-        return str(self.key["thumbprint"])
+    def kind(self) -> str:
+        """The new credential's kind (keys of the second release's rotations are certificates)."""
+        return str(self.key.get("kind") or "certificate")
 
     @property
-    def not_after(self) -> datetime:
-        return from_rfc3339(str(self.key["notAfter"]))
+    def thumbprint(self) -> str:
+        return str(self.key.get("thumbprint") or "")
+
+    @property
+    def not_after(self) -> datetime | None:
+        value = self.key.get("notAfter")
+        return from_rfc3339(str(value)) if value else None
 
     @property
     def in_progress(self) -> bool:
@@ -149,8 +170,8 @@ class Account:
     organization_name: str | None
     cloud: str
     key_id: str
-    thumbprint: str
-    certificate_not_after: datetime
+    thumbprint: str  # "" for a federated credential
+    certificate_not_after: datetime | None  # None for a federated credential: it never expires
     status: str
     created_at: datetime
     updated_at: datetime
@@ -159,6 +180,11 @@ class Account:
     version: int = 1  # bumped by every update; an update names the version it read
     certificate_renewal: str = "manual"  # manual | automatic (see Rotation)
     rotation: Rotation | None = None  # the current or last one
+    credential: str = "certificate"  # certificate | federated: the kind of the key `key_id`
+
+    @property
+    def federated(self) -> bool:
+        return self.credential == "federated"
 
     def updated(self, **changes: Any) -> Account:
         return replace(self, **changes)
@@ -174,9 +200,12 @@ class Account:
             ids.append(rotation.previous_key_id)
         return tuple(dict.fromkeys(ids))
 
-    def renewal_window(self, warning: timedelta) -> datetime:
+    def renewal_window(self, warning: timedelta) -> datetime | None:
         """When the certificate enters the CERT_EXPIRY_WARNING_DAYS window: the timer starts
-        a renewal from then on (and the schedule makes the account due then)."""
+        a renewal from then on (and the schedule makes the account due then). None for a
+        federated credential, which never expires and is never renewed."""
+        if self.certificate_not_after is None:
+            return None
         return self.certificate_not_after - warning
 
     @property
@@ -193,8 +222,9 @@ class Account:
             "organizationName": self.organization_name,
             "cloud": self.cloud,
             "keyId": self.key_id,
-            "thumbprint": self.thumbprint,
-            "certificateNotAfter": to_rfc3339(self.certificate_not_after),
+            "credential": self.credential,
+            "thumbprint": self.thumbprint or None,
+            "certificateNotAfter": _time_or_none(self.certificate_not_after),
             "access": "read-only",
             "status": self.status,
             "createdAt": to_rfc3339(self.created_at),

@@ -66,10 +66,11 @@ def _renewal(account: Account, started: datetime | None, warning: timedelta) -> 
     if rotation is not None and rotation.retiring and rotation.retire_after is not None:
         moments.append(rotation.retire_after)
     if rotation is not None and rotation.in_progress:
-        moments.append(rotation.not_after)
+        if rotation.not_after is not None:  # a new federated credential does not expire
+            moments.append(rotation.not_after)
     else:
-        window = account.renewal_window(warning)
-        if started is None or started < window:
+        window = account.renewal_window(warning)  # None: federated, never renewed
+        if window is not None and (started is None or started < window):
             moments.append(window)
     return due_key(min(moments)) if moments else None
 

@@ -90,5 +90,11 @@ class Fields:
             return default
         return value
 
+    def absent(self, name: str, because: str) -> None:
+        """A field this request must not carry (it means nothing here, so it is refused
+        rather than ignored)."""
+        if name in self.body:
+            self.problems.add(name, f"is not taken {because}")
+
     def done(self) -> None:
         self.problems.raise_if_any()

@@ -61,6 +61,7 @@ def link_account(ctx: AppContext, owner: str, body: dict[str, Any]) -> Account:
         key_id=key.key_id,
         thumbprint=key.thumbprint,
         certificate_not_after=key.not_after,
+        credential=key.kind,
         status="pending",
         created_at=now,
         updated_at=now,
@@ -257,7 +258,8 @@ def finish_key_deletion(ctx: AppContext, record: KeyRecord) -> bool:
     `deleting` (no account can bind it any more). False when a store is down or refuses the app
     (retry later)."""
     try:
-        ctx.key_store_of(record).delete(record.key_id)
+        if not record.federated:  # a federated credential has no key of its own to delete
+            ctx.key_store_of(record).delete(record.key_id)
         ctx.accounts.delete_key(record.owner, record.key_id)
     except AppError:
         log.warning("key deletion left for the health check keyId=%s", record.key_id)

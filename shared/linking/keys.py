@@ -9,6 +9,7 @@ service wrote it), the key stays.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import replace
@@ -20,6 +21,7 @@ from shared.adapters.keystore.base import KeyLabels, KeyStore
 from shared.context import AppContext
 from shared.core import certificates
 from shared.core.errors import AppError, NotFound, invalid
+from shared.core.federation import AUDIENCE, KINDS, Federation, name_for, subject_for
 from shared.core.model import KeyRecord
 from shared.core.validation import Fields
 from shared.support.guid import parse_guid
@@ -30,14 +32,20 @@ log = logging.getLogger("m365link.keys")
 
 def create_key(ctx: AppContext, owner: str, body: dict[str, Any]) -> KeyRecord:
     fields = Fields(body)
+    kind = fields.one_of("kind", KINDS, default="certificate")
     tenant_id = fields.guid("tenantId")
     application_id = fields.guid("applicationId")
     display_name = fields.text("displayName", max_len=64)
+    if kind == "federated":  # no key pair of its own: nothing to size or date
+        fields.absent("validityDays", "with kind federated (a federated credential never expires)")
+        fields.absent("keySize", "with kind federated (the app's issuer key signs)")
     validity_days = fields.integer("validityDays", default=365, lo=1, hi=730)
     key_size = fields.one_of("keySize", certificates.KEY_SIZES, default=2048)
     fields.done()
     assert display_name is not None
 
+    if kind == "federated":
+        return store_federated(ctx, owner, tenant_id, application_id, display_name)
     return store_key(
         ctx,
         owner,
@@ -108,6 +116,66 @@ def store_key(
     return with_expiry(ctx, record)
 
 
+def store_federated(
+    ctx: AppContext,
+    owner: str,
+    tenant_id: str,
+    application_id: str,
+    display_name: str,
+    *,
+    now: datetime | None = None,
+) -> KeyRecord:
+    """A federated credential: the issuer key exists first (the first one is made now and
+    signs at once), then the record; nothing is made in the key store for the credential
+    itself, so a failed record write leaves nothing behind."""
+    ctx.issuer().ensure()
+    now = now or utc_now()
+    key_id = str(uuid.uuid4())
+    federation = Federation(
+        issuer=ctx.settings.oidc_issuer,
+        subject=subject_for(key_id),
+        audience=AUDIENCE,
+        name=name_for(display_name, key_id),
+    )
+    record = federated_record(key_id, owner, tenant_id, application_id, display_name, federation,
+                              created_at=now, custody=ctx.keys.custody)  # fmt: skip
+    ctx.accounts.add_key(record)
+    log.info("federated credential created keyId=%s custody=%s", key_id, record.custody)
+    return with_expiry(ctx, record)
+
+
+def federated_record(
+    key_id: str,
+    owner: str,
+    tenant_id: str,
+    application_id: str,
+    display_name: str,
+    federation: Federation,
+    *,
+    created_at: datetime,
+    custody: str,
+) -> KeyRecord:
+    """The record of a federated credential: no certificate; `custody` is the issuer key's."""
+    return KeyRecord(
+        key_id=key_id,
+        owner=owner,
+        tenant_id=tenant_id,
+        application_id=application_id,
+        display_name=display_name,
+        thumbprint="",
+        thumbprint_sha256="",
+        subject="",
+        not_before=None,
+        not_after=None,
+        key_size=None,
+        certificate_pem="",
+        created_at=created_at,
+        custody=custody,
+        kind="federated",
+        federation=federation,
+    )
+
+
 def _add_record(accounts: AccountStore, store: KeyStore, record: KeyRecord) -> None:
     """Write the record of a key just made in `store`; when that fails, undo the key where it
     is safe to (`_forget_secret`) and raise what the write raised."""
@@ -155,8 +223,20 @@ def get_key(ctx: AppContext, owner: str, key_id: str) -> KeyRecord:
 
 
 def download(record: KeyRecord, fmt: str) -> tuple[bytes, str, str]:
-    """The certificate file: body, content type and a safe file name."""
+    """The certificate file, or a federated credential as Graph takes it (`json`): body,
+    content type and a safe file name."""
+    if record.federation is not None:
+        if fmt != "json":
+            raise invalid("format", "must be json for a federated credential")
+        body = record.federation.graph_body(_description(record))
+        text = json.dumps(body, indent=2) + "\n"
+        return text.encode("utf-8"), "application/json", f"{record.federation.name}.json"
     if fmt not in certificates.DOWNLOAD_FORMATS:
         raise invalid("format", "must be one of cer, pem, crt")
-    body, content_type = certificates.export(record.certificate_pem, fmt)
-    return body, content_type, certificates.download_filename(record.display_name, fmt)
+    body_bytes, content_type = certificates.export(record.certificate_pem, fmt)
+    return body_bytes, content_type, certificates.download_filename(record.display_name, fmt)
+
+
+def _description(record: KeyRecord) -> str:
+    """Graph's `description` (at most 600 characters): what the credential is for."""
+    return f"Read-only link to the governance portal: {record.display_name}"[:600]

@@ -35,10 +35,10 @@ def default_validity(ctx: AppContext, account: Account) -> tuple[int, int]:
     """(validity days, key size) of the key being replaced, the length bounded to
     [2 x CERT_EXPIRY_WARNING_DAYS, 730] so a renewal is never due again at once."""
     record = ctx.accounts.get_key(account.owner, account.key_id)
-    if record is None:
-        days, size = 365, 2048
+    if record is None or record.not_after is None or record.not_before is None:
+        days, size = 365, 2048  # no record, or a federated credential: the defaults
     else:
-        days, size = (record.not_after - record.not_before).days, record.key_size
+        days, size = (record.not_after - record.not_before).days, record.key_size or 2048
     return min(max(days, shortest_validity(ctx)), MAX_VALIDITY_DAYS), size
 
 

@@ -82,13 +82,15 @@ def upkeep(ctx: AppContext, account: Account, now: datetime | None = None) -> Ac
     now = now or utc_now()
     rotation = account.rotation
     if rotation is not None and rotation.in_progress:
-        if now >= rotation.not_after:
+        if rotation.not_after is not None and now >= rotation.not_after:
             return rotations.fail_if_expired(ctx, account, now)
         return push_new_certificate(ctx, account)
     if rotations.retirement_due(account, now):
         account = _retire(ctx, account, now)
-    window = timedelta(days=ctx.settings.cert_expiry_warning_days)
-    if now >= account.renewal_window(window) and not _in_progress(account):
+    # The timer never starts a renewal for a federated credential: it does not expire.
+    window = account.renewal_window(timedelta(days=ctx.settings.cert_expiry_warning_days))
+    if window is not None and now >= window and not _in_progress(account):
+        assert account.certificate_not_after is not None
         days, size = new_rotation.default_validity(ctx, account)
         expiring = history.event(
             account.owner,

@@ -151,13 +151,14 @@ def fail_if_expired(ctx: AppContext, account: Account, now: datetime) -> Account
 
     def decide(current: Account) -> Change | None:
         rotation = current.rotation
-        if rotation is None or not rotation.in_progress or now < rotation.not_after:
-            return None
+        expires = rotation.not_after if rotation is not None else None
+        if rotation is None or not rotation.in_progress or expires is None or now < expires:
+            return None  # a new federated credential never expires
         failed = rotation.updated(
             status="failed",
             completed_at=now,
             detail=f"The new certificate {rotation.thumbprint} expired on "
-            f"{to_rfc3339(rotation.not_after)} before Entra ever accepted it; start a new "
+            f"{to_rfc3339(expires)} before Entra ever accepted it; start a new "
             "renewal.",
         )
         event = history.event(

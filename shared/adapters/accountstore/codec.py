@@ -11,6 +11,7 @@ import json
 from datetime import datetime
 from typing import Any, cast
 
+from shared.core.federation import Federation
 from shared.core.model import Account, Actor, Event, KeyRecord, Rotation
 from shared.support.timefmt import from_rfc3339, to_rfc3339
 
@@ -25,14 +26,16 @@ def key_to_row(record: KeyRecord) -> dict[str, Any]:
         "thumbprint": record.thumbprint,
         "thumbprintSha256": record.thumbprint_sha256,
         "subject": record.subject,
-        "notBefore": to_rfc3339(record.not_before),
-        "notAfter": to_rfc3339(record.not_after),
-        "keySize": record.key_size,
+        "notBefore": _moment(record.not_before),
+        "notAfter": _moment(record.not_after),
+        "keySize": record.key_size if record.key_size is not None else 0,
         "certificatePem": record.certificate_pem,
         "createdAt": to_rfc3339(record.created_at),
         "accountId": record.account_id or "",
         "deleting": record.deleting,
         "custody": record.custody,
+        "kind": record.kind,
+        "federation": json.dumps(record.federation.to_resource()) if record.federation else "",
     }
 
 
@@ -46,14 +49,19 @@ def key_from_row(row: dict[str, Any]) -> KeyRecord:
         thumbprint=row["thumbprint"],
         thumbprint_sha256=row["thumbprintSha256"],
         subject=row["subject"],
-        not_before=from_rfc3339(row["notBefore"]),
-        not_after=from_rfc3339(row["notAfter"]),
-        key_size=int(row["keySize"]),
+        not_before=_when(row["notBefore"]),
+        not_after=_when(row["notAfter"]),
+        key_size=int(row["keySize"]) or None,
         certificate_pem=row["certificatePem"],
         created_at=from_rfc3339(row["createdAt"]),
         account_id=row.get("accountId") or None,
         deleting=bool(row.get("deleting", False)),
         custody=str(row.get("custody") or ""),
+        # Records before the third release are certificates.
+        kind=str(row.get("kind") or "certificate"),
+        federation=Federation.from_resource(json.loads(row["federation"]))
+        if row.get("federation")
+        else None,
     )
 
 
@@ -68,7 +76,8 @@ def account_to_row(account: Account) -> dict[str, Any]:
         "cloud": account.cloud,
         "keyId": account.key_id,
         "thumbprint": account.thumbprint,
-        "certificateNotAfter": to_rfc3339(account.certificate_not_after),
+        "certificateNotAfter": _moment(account.certificate_not_after),
+        "credential": account.credential,
         "status": account.status,
         "createdAt": to_rfc3339(account.created_at),
         "updatedAt": to_rfc3339(account.updated_at),
@@ -93,7 +102,7 @@ def account_from_row(row: dict[str, Any]) -> Account:
         cloud=row["cloud"],
         key_id=row["keyId"],
         thumbprint=row["thumbprint"],
-        certificate_not_after=from_rfc3339(row["certificateNotAfter"]),
+        certificate_not_after=_when(row["certificateNotAfter"]),
         status=row["status"],
         created_at=from_rfc3339(row["createdAt"]),
         updated_at=from_rfc3339(row["updatedAt"]),
@@ -104,6 +113,7 @@ def account_from_row(row: dict[str, Any]) -> Account:
         version=int(row["version"]),
         certificate_renewal=str(row.get("certificateRenewal") or "manual"),
         rotation=rotation_from_row(json.loads(row["rotation"])) if row.get("rotation") else None,
+        credential=str(row.get("credential") or "certificate"),
     )
 
 

@@ -63,6 +63,47 @@ def sign_assertion(
     return sign_jwt(signer, claims, thumbprint=thumbprint)
 
 
+def federated_assertion(
+    signer: rsa.RSAPrivateKey,
+    *,
+    kid: str,
+    issuer: str,
+    subject: str,
+    audience: str,
+    now: float | None = None,
+) -> str:
+    """The issuer's JWT for a federated credential (FACTS §12): RS256 naming the issuer key by
+    `kid` (Entra looks it up in the issuer's JWKS; no `x5t`), `iss`/`sub`/`aud` exactly as the
+    credential holds them, valid for 10 minutes."""
+    issued = int(now if now is not None else time.time())
+    claims = {
+        "iss": issuer,
+        "sub": subject,
+        "aud": audience,
+        "jti": str(uuid.uuid4()),
+        "nbf": issued,
+        "iat": issued,
+        "exp": issued + LIFETIME_SECONDS,
+    }
+    return jwt.encode(claims, signer, algorithm="RS256", headers={"kid": kid})
+
+
+def lazy_assertion(
+    make: Callable[[str], str], *, token_endpoint: str
+) -> Callable[[dict[str, Any]], str]:
+    """What MSAL calls for each token request: `make(token endpoint)` runs then (not before),
+    so a key store is reached only when a token is really requested; whatever stops it from
+    signing comes back as KeyUnavailable."""
+
+    def assertion(context: dict[str, Any]) -> str:
+        try:
+            return make(str(context.get("token_endpoint") or token_endpoint))
+        except Exception as exc:  # the store's failure, for verification to report
+            raise KeyUnavailable(exc) from None
+
+    return assertion
+
+
 def assertion_callable(
     signer: Callable[[], rsa.RSAPrivateKey],
     *,
@@ -70,16 +111,10 @@ def assertion_callable(
     thumbprint: str,
     token_endpoint: str,
 ) -> Callable[[dict[str, Any]], str]:
-    """What MSAL calls for each token request. `signer` is asked then (not before): the key
-    store is reached only when a token is really requested."""
-
-    def make(context: dict[str, Any]) -> str:
-        audience = str(context.get("token_endpoint") or token_endpoint)
-        try:
-            return sign_assertion(
-                signer(), client_id=client_id, audience=audience, thumbprint=thumbprint
-            )
-        except Exception as exc:  # the store's failure, for verification to report
-            raise KeyUnavailable(exc) from None
-
-    return make
+    """`lazy_assertion` for a certificate: `signer` is asked when MSAL asks."""
+    return lazy_assertion(
+        lambda audience: sign_assertion(
+            signer(), client_id=client_id, audience=audience, thumbprint=thumbprint
+        ),
+        token_endpoint=token_endpoint,
+    )
