@@ -86,6 +86,16 @@ Walk the linking flow
      curl -s -X PUT {base}/sandbox/admin/tenants/{tid}/applications/{app}/permissions \\
        -H 'Content-Type: application/json' -d '{{"roles":[]}}'
 
+  Or link with a federated credential instead (nothing to download or upload, nothing expires):
+     curl -s -X POST {base}/api/keys -H 'Content-Type: application/json' \\
+       -d '{{"kind":"federated","tenantId":"{tid}","applicationId":"{app}",
+            "displayName":"Contoso"}}'
+     curl -s -o contoso.json '{base}/api/keys/<keyId>?format=json'
+     curl -s -X POST {base}/sandbox/admin/tenants/{tid}/applications/{app}/federated-credentials \\
+       -H 'Content-Type: application/json' --data-binary @contoso.json
+     then Connect and verify as in step 3; the sandbox fetches this app's issuer documents
+     ({base}/api/oidc/.well-known/openid-configuration and /api/oidc/jwks) as Entra would.
+
   Or let it walk itself: python -m localdev demo
 Demo tenant {tid}, application {app} (consent and Global Reader granted, no certificate yet).
 Press Ctrl-C to stop."""
@@ -118,24 +128,28 @@ def main(argv: list[str] | None = None) -> int:
         if args.key_vault:
             os.environ["KEY_VAULT_URL"] = sandbox.keyvault_url
         demo = _demo_tenant(sandbox)
+    host = LocalHost(
+        sandbox_url=sandbox.base_url if sandbox else None,
+        sandbox_ca=sandbox.ca_bundle_path if sandbox else None,
+    )
+    port = args.port if _port_free(args.host, args.port) else 0
+    # The port first, so the issuer is the URL this host answers on: the sandbox tenant fetches
+    # the issuer's documents from it over loopback HTTP, as Entra does from the public host.
+    host.bind(args.host, port)
+    os.environ.setdefault("OIDC_ISSUER", host.issuer_url())
     try:
         settings = load_settings()
     except SettingsInvalid as invalid:
         print("The app cannot start; fix these settings (environment or local.settings.json):")
         for problem in invalid.problems:
             print(f"  - {problem}")
+        host.stop()
         if sandbox:
             sandbox.stop()
         return 2
     credential = _SandboxVaultCredential() if args.key_vault and sandbox else None
     set_context(build_context(settings, vault_credential=credential))  # type: ignore[arg-type]
-
-    host = LocalHost(
-        sandbox_url=sandbox.base_url if sandbox else None,
-        sandbox_ca=sandbox.ca_bundle_path if sandbox else None,
-    )
-    port = args.port if _port_free(args.host, args.port) else 0
-    host.start(args.host, port)
+    host.start()
     if port != args.port:
         print(f"(port {args.port} is busy; using a free one)")
     print(host.describe())
@@ -143,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\nStores: keys in {settings.key_store_backend} (custody {settings.key_custody}), "
         f"accounts in {settings.account_store_backend} ({settings.local_state_dir})"
     )
+    print(f"OpenID issuer (federated credentials): {settings.oidc_issuer}")
     if sandbox:
         print(f"Sandbox tenant: {sandbox.base_url} (Key Vault stand-in {sandbox.keyvault_url})")
     if args.timers:

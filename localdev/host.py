@@ -120,7 +120,7 @@ class LocalHost:
         for spec in self.functions.values():
             if spec.trigger != "httpTrigger" or spec.route is None:
                 continue
-            for rule in werkzeug_rules(spec.route):
+            for rule in _with_empty_catch_all(werkzeug_rules(spec.route)):
                 path = f"/{self.prefix}/{rule}".rstrip("/") if self.prefix else f"/{rule}"
                 rules.append(
                     Rule(path, endpoint=("function", spec.name), methods=list(spec.methods) or None)
@@ -297,9 +297,22 @@ class LocalHost:
             self.run_function(spec)
 
     # --- serving -------------------------------------------------------------------------------
+    def bind(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Take the port without serving yet; returns the base URL. The app's own URL is then
+        known before its settings are read (OIDC_ISSUER defaults to it: `issuer_url`)."""
+        if self._server is None:
+            self._server = make_server(host, port, self, threaded=True)
+        return self.base_url
+
+    def issuer_url(self) -> str:
+        """The OpenID issuer as this host serves it: its base URL + the route prefix + `/oidc`."""
+        return "/".join(p for p in (self.base_url, self.prefix, "oidc") if p)
+
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve in a background thread; returns the base URL."""
-        self._server = make_server(host, port, self, threaded=True)
+        """Serve in a background thread (on the port taken by `bind`, if any); returns the base
+        URL."""
+        self.bind(host, port)
+        assert self._server is not None
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         return self.base_url
@@ -312,7 +325,8 @@ class LocalHost:
     def stop(self) -> None:
         self._timer_stop.set()
         if self._server is not None:
-            self._server.shutdown()
+            if self._thread is not None:  # shutdown() waits for a serve loop that must have run
+                self._server.shutdown()
             self._server.server_close()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -330,6 +344,14 @@ class LocalHost:
                 schedule = f" schedule {spec.schedule}" if spec.schedule else ""
                 lines.append(f"  {spec.name:>15}: {spec.trigger}{schedule}")
         return "\n".join(lines)
+
+
+def _with_empty_catch_all(rules: list[str]) -> list[str]:
+    """The rules plus, for one that ends in a catch-all, the rule without it: ASP.NET Core's
+    catch-all parameter (`{*rest}`) also matches the empty string, so the Functions host hands
+    `/api/files` to a function routed `files/{*rest}`, with no `rest`."""
+    extra = [re.sub(r"/?<path:\w+>$", "", r) for r in rules if re.search(r"<path:\w+>$", r)]
+    return rules + [r for r in extra if r not in rules]
 
 
 def body_size_limit() -> int:
