@@ -136,6 +136,7 @@ def test_no_message_carries_the_settings_value(name: str, value: str) -> None:
 AZURE = {
     **ENTRA,
     "WEBSITE_INSTANCE_ID": "0123abcd",
+    "WEBSITE_HOSTNAME": "func-m365link.azurewebsites.net",  # App Service always sets both
     "ACCOUNTS_STORAGE__tableServiceUri": "https://st.table.core.windows.net",
     "KEY_VAULT_URL": "https://kv-m365link.vault.azure.net/",
 }
@@ -216,3 +217,83 @@ def test_in_azure_an_https_connection_string_is_accepted_and_http_outside() -> N
         "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1"
     )
     assert load_settings({**ENTRA, "ACCOUNTS_STORAGE": azurite}).table is not None
+
+
+# --- the OpenID issuer (API.md, Federated credentials > Settings) ------------------------------
+def test_the_issuer_defaults_to_the_local_host_outside_azure_and_rotates_every_180_days() -> None:
+    settings = load_settings(ENTRA)
+    assert settings.oidc_issuer == "http://127.0.0.1:7071/api/oidc"
+    assert settings.oidc_key_rotation_days == 180
+    # WEBSITE_HOSTNAME alone (no WEBSITE_INSTANCE_ID) is not Azure: the local default holds.
+    local = load_settings({**ENTRA, "WEBSITE_HOSTNAME": "app.azurewebsites.net"})
+    assert local.oidc_issuer == "http://127.0.0.1:7071/api/oidc"
+
+
+def test_in_azure_the_issuer_defaults_to_the_apps_own_https_host() -> None:
+    settings = load_settings({**AZURE, "WEBSITE_HOSTNAME": "func-contoso.azurewebsites.net"})
+    assert settings.oidc_issuer == "https://func-contoso.azurewebsites.net/api/oidc"
+
+
+def test_in_azure_without_a_host_name_the_issuer_must_be_set() -> None:
+    env = {k: v for k, v in AZURE.items() if k != "WEBSITE_HOSTNAME"}
+    found = problems(env)
+    assert len(found) == 1 and "OIDC_ISSUER is required" in found[0]
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "https://id.contoso.com/api/oidc",
+        "https://id.contoso.com",
+        "https://front.example:8443/Tenant-Links/OIDC",  # kept exactly: Entra matches case
+    ],
+)
+def test_an_https_issuer_is_kept_exactly_in_azure_and_outside(issuer: str) -> None:
+    env = {**AZURE, "OIDC_ISSUER": issuer}
+    assert load_settings(env).oidc_issuer == issuer
+    assert load_settings({**ENTRA, "OIDC_ISSUER": issuer}).oidc_issuer == issuer
+
+
+def test_http_issuer_is_refused_in_azure_and_allowed_locally() -> None:
+    issuer = "http://func-m365link.azurewebsites.net/api/oidc"
+    found = problems({**AZURE, "OIDC_ISSUER": issuer})
+    assert len(found) == 1 and found[0].startswith("OIDC_ISSUER must be an https:// URL in Azure")
+    assert issuer not in found[0]
+    local = "http://127.0.0.1:5000/api/oidc"
+    assert load_settings({**ENTRA, "OIDC_ISSUER": local}).oidc_issuer == local
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "https://id.contoso.com/api/oidc/",  # Entra would compare it with the trailing slash
+        "https://id.contoso.com/",
+        "https://id.contoso.com/api/oidc?x=1",
+        "https://id.contoso.com/api/oidc#top",
+        "https://user@id.contoso.com/api/oidc",
+    ],
+)
+def test_an_issuer_with_a_trailing_slash_query_fragment_or_user_is_refused(issuer: str) -> None:
+    for env in ({**ENTRA}, AZURE):
+        found = problems({**env, "OIDC_ISSUER": issuer})
+        assert len(found) == 1 and found[0].startswith("OIDC_ISSUER must not end with '/'")
+        assert issuer not in found[0]
+
+
+@pytest.mark.parametrize("issuer", ["ftp://id.contoso.com/oidc", "id.contoso.com/oidc", "https://"])
+def test_an_issuer_that_is_no_web_url_is_refused(issuer: str) -> None:
+    found = problems({**ENTRA, "OIDC_ISSUER": issuer})
+    assert len(found) == 1 and found[0].startswith("OIDC_ISSUER must be an https:// URL")
+
+
+@pytest.mark.parametrize("days", ["30", "365", "730"])
+def test_issuer_key_rotation_takes_its_whole_range(days: str) -> None:
+    settings = load_settings({**ENTRA, "OIDC_KEY_ROTATION_DAYS": days})
+    assert settings.oidc_key_rotation_days == int(days)
+
+
+@pytest.mark.parametrize("days", ["29", "731", "0", "-1", "ninety", "90.5"])
+def test_issuer_key_rotation_outside_30_to_730_is_refused(days: str) -> None:
+    found = problems({**ENTRA, "OIDC_KEY_ROTATION_DAYS": days})
+    assert len(found) == 1 and found[0].startswith("OIDC_KEY_ROTATION_DAYS must be")
+    assert "30" in found[0] and "730" in found[0] and days not in found[0].split()
