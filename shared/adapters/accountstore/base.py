@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Generic, TypeVar
 
+from shared.core.issuer_keys import IssuerKey
 from shared.core.model import Account, Event, KeyRecord
 
 T = TypeVar("T")
@@ -27,8 +28,7 @@ class BadPosition(ValueError):
 
 
 class FeedExpired(Exception):
-    """A feed cursor behind the oldest event still kept: retention removed events the reader
-    never saw. `oldest` is the cursor to start again from (just before the oldest kept)."""
+    """A feed cursor behind the oldest event kept; `oldest` is the cursor to start again from."""
 
     def __init__(self, oldest: int) -> None:
         super().__init__(str(oldest))
@@ -113,17 +113,14 @@ def store_identity(backend: str, name: str) -> str:
     return f"{backend}:sha256:{hashlib.sha256(name.encode()).hexdigest()}"
 
 
-# The interface comes in four parts, one per kind of record, so that a use case can name the
-# part it needs; every backend implements all four (AccountStore), as one store keeps the rules
-# that span them (a link binds a key; an update moves the account in the schedule and records
-# its events) in one transaction.
+# One part per kind of record, so a use case names the part it needs; a backend implements all
+# (AccountStore): one store keeps the rules that span them (a link binds a key) in one transaction.
 
 
 class KeyRecords(ABC):
     """The key records: one per key pair generated, bound to at most one account."""
 
-    # Which store this is (backend + table or file): private keys are tagged with it, and the
-    # orphan sweep touches only keys carrying this store's tag.
+    # Which store this is (backend + table or file): the orphan sweep touches only its keys.
     identity: str
 
     @abstractmethod
@@ -275,7 +272,25 @@ class History(ABC):
         never leaves a gap behind a kept event (and a cursor in a gap is FeedExpired)."""
 
 
-class AccountStore(KeyRecords, Accounts, Schedule, History):
+class IssuerKeyRecords(ABC):
+    """The issuer key's records (shared.core.issuer_keys), one per generation, in a place of the
+    app's own. A claim inserts a record unless its generation has one (None: another instance
+    claimed it first); an update or delete names the version it read (else VersionConflict)."""
+
+    @abstractmethod
+    def issuer_keys(self) -> list[IssuerKey]: ...  # every record, oldest first, in one read
+
+    @abstractmethod
+    def claim_issuer_key(self, record: IssuerKey) -> IssuerKey | None: ...
+
+    @abstractmethod
+    def update_issuer_key(self, record: IssuerKey) -> IssuerKey: ...  # at its new version
+
+    @abstractmethod
+    def delete_issuer_key(self, record: IssuerKey) -> None: ...  # one gone already: no error
+
+
+class AccountStore(KeyRecords, Accounts, Schedule, History, IssuerKeyRecords):
     """The whole store, as a backend implements it."""
 
     backend: str

@@ -54,6 +54,12 @@ CREATE TABLE IF NOT EXISTS chores (
     name TEXT PRIMARY KEY,
     last_run TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS issuer_keys (
+    generation INTEGER PRIMARY KEY,
+    key_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS events_by_account ON events (owner, account_id, seq);
 CREATE INDEX IF NOT EXISTS events_by_time ON events (at);
 """

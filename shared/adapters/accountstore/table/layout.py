@@ -13,8 +13,9 @@ Rows of an owner's partition:
   account's history, newest first): each event's two rows.
 
 Partitions of the app's own ('%' is escaped in every owner's PartitionKey, so no owner has
-one): `%schedule`, the health check's schedule (see `schedule`), and `%housekeeping`, where the
-retention scan resumes and the chores' last runs are kept.
+one): `%schedule`, the health check's schedule (see `schedule`), `%housekeeping`, where the
+retention scan resumes and the chores' last runs are kept, and `%issuer`, the issuer key's
+records (`issuerkey_<generation>`, see `issuer`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ SWEEP_STATE, LEGACY_DUE = "sweep", "due_"
 # The sweep's state in a table this release made: it holds no account without its set.
 NEW_SWEEP = {"PartitionKey": SCHEDULE, "RowKey": SWEEP_STATE, "Kind": "sweep",
              "active": False, "continuation": "", "migrated": True, "ready": True}  # fmt: skip
+ISSUER, ISSUER_KEY = "%issuer", "issuerkey_"
 MAX_PAGE = 1000  # the service's most entities per query page
 _SYSTEM = {"PartitionKey", "RowKey", "Timestamp", "Kind"}
 

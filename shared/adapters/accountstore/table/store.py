@@ -1,5 +1,6 @@
 """The account store on Azure Table Storage (Azurite in tests), made of its parts: keys,
-accounts, the health check's schedule and its sweep, and events, over one table client."""
+accounts, the health check's schedule and its sweep, events and the issuer key's records, over
+one table client."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from azure.data.tables import TableServiceClient
 from shared.adapters.accountstore.base import store_identity
 from shared.adapters.accountstore.table.accounts import TableAccounts
 from shared.adapters.accountstore.table.client import CLIENT_OPTIONS
+from shared.adapters.accountstore.table.issuer import TableIssuerKeys
 from shared.adapters.accountstore.table.sweep import TableSweep
 from shared.core.schedule import DEFAULT_POLICY, SchedulePolicy
 from shared.core.settings import TableSettings
@@ -33,7 +35,7 @@ def build_service(settings: TableSettings) -> TableServiceClient:
     )
 
 
-class TableAccountStore(TableAccounts, TableSweep):
+class TableAccountStore(TableAccounts, TableSweep, TableIssuerKeys):
     backend = "table"
 
     def __init__(
