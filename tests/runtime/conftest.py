@@ -60,16 +60,18 @@ def start_worker_app(
     running: list[WorkerHost] = []
 
     def start(env: Mapping[str, str] | None = None, **host_options: Any) -> RunningApp:
+        host = WorkerHost(worker, **host_options)
+        host.bind()  # the port first: the issuer is the host's own URL, as under make run
         values = {
             "AUTH_MODE": "local",
             "LOCAL_STATE_DIR": str(tmp_path / f"state-{uuid.uuid4().hex[:8]}"),
             "HEALTH_CHECK_INTERVAL_HOURS": "0",
+            "OIDC_ISSUER": host.issuer_url(),
         }
         values.update(env or {})
         for name, value in values.items():
             monkeypatch.setenv(name, value)
         set_context(None)  # the app reads its settings anew, from the environment
-        host = WorkerHost(worker, **host_options)
         url = host.start()
         running.append(host)
         return RunningApp(url, get_context(), api_session(), host)

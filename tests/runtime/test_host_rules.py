@@ -82,6 +82,8 @@ def test_every_route_answers_a_method_it_does_not_serve_with_405_and_allow(
         ("POST", "/events", "GET"),
         ("POST", "/onboarding", "GET"),
         ("DELETE", "/health", "GET"),
+        ("POST", "/oidc/jwks", "GET, HEAD"),
+        ("PUT", "/oidc/.well-known/openid-configuration", "GET, HEAD"),
     ):
         response = app.http.request(method, app.api(path))
         assert response.status_code == 405, (method, path, response.status_code)
