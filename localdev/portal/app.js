@@ -58,6 +58,12 @@ const GRAPH_WRITE_LABEL = {
   refused: 'refused by Microsoft Graph (see below)',
 };
 
+// The account's credential (account.credential) and a key's kind (key.kind).
+const CREDENTIAL_LABEL = {
+  certificate: 'Certificate',
+  federated: 'Federated credential',
+};
+
 const CLOUD_LABEL = {
   auto: 'Auto detect',
   global: 'Global',
@@ -75,6 +81,9 @@ const state = {
   // The account shown under "Certificate renewal", as GET /api/accounts/{id} answered it, and
   // that answer's ETag: the Automatic renewal switch sends it as If-Match.
   renewal: null, // { account, etag }
+  // Federated credentials (issuer, subject, audience, name) by keyId, read once per key: a
+  // rotation's or an account's key shows them without a request per render.
+  federations: new Map(),
   busy: false,
 };
 
@@ -238,7 +247,9 @@ const api = {
     json: changes,
     headers: { 'Content-Type': 'application/merge-patch+json', ...(etag ? { 'If-Match': etag } : {}) },
   }),
-  startRotation: (id) => request(`${API}/accounts/${encodeURIComponent(id)}/rotation`, { method: 'POST', json: {} }),
+  getKey: (keyId) => request(`${API}/keys/${encodeURIComponent(keyId)}`),
+  // body: {} renews the current kind of credential; {kind: 'federated'|'certificate'} moves to that kind.
+  startRotation: (id, body = {}) => request(`${API}/accounts/${encodeURIComponent(id)}/rotation`, { method: 'POST', json: body }),
   cancelRotation: (id) => request(`${API}/accounts/${encodeURIComponent(id)}/rotation`, { method: 'DELETE' }),
 };
 
@@ -259,7 +270,7 @@ function clearErrors() {
   $('#errors-detail').textContent = '';
   $('#errors-list').replaceChildren();
   $('#errors-actions').replaceChildren();
-  for (const id of [...FORM_FIELDS, 'keyId']) {
+  for (const id of [...FORM_FIELDS, 'keyId', 'credentialKind']) {
     const message = $(`#${id}-error`);
     if (message) { message.hidden = true; message.textContent = ''; }
     const input = document.getElementById(id);
@@ -349,7 +360,8 @@ function showError(err, { context = '', fieldTargets = {}, actions = [] } = {}) 
 }
 
 function labelText(id) {
-  if (id === 'keyId') return 'Public key';
+  if (id === 'keyId') return state.key?.kind === 'federated' || formValues().kind === 'federated' ? 'Credential' : 'Public key';
+  if (id === 'credentialKind') return 'Credential';
   const label = document.querySelector(`label[for="${id}"]`);
   if (!label) return id;
   const clone = label.cloneNode(true);
@@ -532,9 +544,11 @@ function renderAccounts(err) {
   $('#accounts-more').hidden = !state.accountsNext;
   for (const account of state.accounts) {
     const name = account.displayName || account.id;
+    const federated = credentialOf(account) === 'federated';
     const row = h('tr', {
       'data-account-id': account.id, 'data-status': account.status, tabindex: '-1',
       'data-rotation-status': account.rotation?.status, 'data-renewal': account.certificateRenewal,
+      'data-credential': credentialOf(account),
     },
       h('th', { scope: 'row' },
         h('span', { class: 'account-name' }, name),
@@ -543,11 +557,14 @@ function renderAccounts(err) {
       h('td', { class: 'mono' }, account.tenantId),
       h('td', {}, statusBadge(account.status, ACCOUNT_STATUS)),
       h('td', {}, timeElement(account.lastVerifiedAt)),
-      h('td', {}, timeElement(account.certificateNotAfter, false), renewalSummary(account)),
+      h('td', { class: 'credential-cell' }, credentialSummary(account), renewalSummary(account)),
       h('td', { class: 'actions' },
         h('button', { type: 'button', class: 'button secondary small reverify', 'aria-label': `Re-verify ${name}` }, 'Re-verify'),
-        h('button', { type: 'button', class: 'button link small show-renewal', 'aria-label': `Certificate renewal of ${name}` },
-          'Certificate renewal'),
+        federated
+          ? h('button', { type: 'button', class: 'button link small show-renewal', 'aria-label': `Credential of ${name}` },
+            'Credential')
+          : h('button', { type: 'button', class: 'button link small show-renewal', 'aria-label': `Certificate renewal of ${name}` },
+            'Certificate renewal'),
         account.lastVerification
           ? h('button', { type: 'button', class: 'button link small show-report', 'aria-label': `Show report of ${name}` }, 'Show report')
           : null,
@@ -557,11 +574,48 @@ function renderAccounts(err) {
   }
 }
 
-// Under the expiry date: a renewal in progress, and whether renewal is automatic.
+/** The account's kind of credential: accounts from before federated credentials are certificates. */
+function credentialOf(account) {
+  return account?.credential === 'federated' ? 'federated' : 'certificate';
+}
+
+/**
+ * Whether a rotation moves the account to the other kind of credential (else it renews a
+ * certificate). A federated credential is never renewed; once a move completed, the account
+ * already has the new kind and only a certificate replaced (previousThumbprint) tells a renewal.
+ */
+function isMove(account, rotation) {
+  if (!rotation) return false;
+  const to = rotationKind(rotation);
+  if (to === 'federated') return true;
+  if (rotation.status !== 'completed') return credentialOf(account) !== to;
+  return !rotation.previousThumbprint && Boolean(rotation.previousKeyId);
+}
+
+/** The kind of credential a rotation moves to (its new key's kind). */
+function rotationKind(rotation) {
+  return rotation?.key?.kind === 'federated' || rotation?.kind === 'federated' ? 'federated' : 'certificate';
+}
+
+// The Credential column: a certificate's expiry date, or a federated credential (which never expires).
+function credentialSummary(account) {
+  if (credentialOf(account) === 'federated') {
+    return [h('span', { class: 'credential-kind' }, CREDENTIAL_LABEL.federated),
+      h('span', { class: 'sub' }, 'Does not expire')];
+  }
+  return [h('span', { class: 'sub credential-kind' }, 'Certificate, expires'),
+    timeElement(account.certificateNotAfter, false)];
+}
+
+// Under the credential: a renewal (or a move to another kind) in progress, and whether renewal is automatic.
 function renewalSummary(account) {
   const rotation = account.rotation;
   const bits = [];
-  if (rotation?.status === 'awaiting_upload') bits.push(`Renewal: ${ROTATION_STATUS.awaiting_upload}`);
+  const moving = isMove(account, rotation);
+  if (rotation?.status === 'awaiting_upload') {
+    bits.push(moving ? `Move to ${CREDENTIAL_LABEL[rotationKind(rotation)].toLowerCase()}: ${ROTATION_STATUS.awaiting_upload}`
+      : `Renewal: ${ROTATION_STATUS.awaiting_upload}`);
+  }
   else if (rotation?.status === 'completed' && !rotation.previousRetiredAt) bits.push('Renewed');
   if (account.certificateRenewal === 'automatic') bits.push('Automatic renewal');
   return bits.length ? h('span', { class: 'sub renewal-summary' }, bits.join(' · ')) : null;
@@ -591,8 +645,9 @@ async function unlink(accountId, button) {
   const account = accountById(accountId);
   const name = account?.displayName || 'this account';
   // eslint-disable-next-line no-alert
+  const what = credentialOf(account) === 'federated' ? 'federated credential' : 'certificate';
   if (!window.confirm(`Unlink “${name}”? The portal loses its read access to this tenant. ` +
-      'The certificate stays on your app registration until you remove it there.')) {
+      `The ${what} stays on your app registration until you remove it there.`)) {
     announce('Unlink cancelled.');
     return;
   }
@@ -675,6 +730,10 @@ function renderReport(report, account) {
     const domains = report.organization.verifiedDomains || [];
     if (domains.length) facts.append(h('dt', {}, 'Verified domains'), h('dd', {}, domains.join(', ')));
   }
+  if (account) {
+    facts.append(h('dt', {}, 'Credential'),
+      h('dd', { id: 'report-credential', 'data-credential': credentialOf(account) }, CREDENTIAL_LABEL[credentialOf(account)]));
+  }
   facts.append(
     h('dt', {}, 'Granted permissions'),
     h('dd', {}, (report.grantedPermissions || []).join(', ') || 'none seen'),
@@ -687,7 +746,7 @@ function renderReport(report, account) {
         ROTATION_STATUS[rotation.status] || rotation.status, rotation.detail ? ` · ${rotation.detail}` : ''));
   }
 
-  const registration = renderRegistration(report.appRegistration);
+  const registration = renderRegistration(report.appRegistration, account);
 
   const id = state.reportAccountId;
   const again = id
@@ -703,9 +762,9 @@ function renderReport(report, account) {
   focusOn(heading);
 }
 
-// The app registration as Graph showed it: audience, client secrets, and every certificate with
-// whose it is (this account's, a renewal's, the previous one, or something else).
-function renderRegistration(registration) {
+// The app registration as Graph showed it: audience, client secrets, and every certificate and
+// federated credential with whose it is (this account's, a renewal's, the previous one, or another).
+function renderRegistration(registration, account) {
   const section = h('section', { id: 'app-registration', class: 'app-registration', 'aria-labelledby': 'app-registration-heading' },
     h('h3', { id: 'app-registration-heading' }, 'App registration'));
   if (!registration) {
@@ -713,16 +772,22 @@ function renderRegistration(registration) {
     return section;
   }
   const secrets = Number(registration.clientSecrets) || 0;
+  const uses = credentialOf(account) === 'federated' ? 'its federated credential' : 'the certificate';
   section.append(h('dl', { class: 'facts' },
     h('dt', {}, 'Supported account types'),
     h('dd', { id: 'app-audience' }, AUDIENCE_LABEL[registration.signInAudience] || registration.signInAudience || 'not said'),
     h('dt', {}, 'Client secrets'),
     h('dd', { id: 'app-secrets', 'data-count': String(secrets) },
-      secrets ? `${secrets} (remove ${secrets === 1 ? 'it' : 'them'}: the portal uses only the certificate)` : 'none')));
-  const certificates = Array.isArray(registration.certificates) ? registration.certificates : [];
-  if (!certificates.length) {
-    section.append(h('p', { class: 'muted' }, 'No certificate is on the app registration.'));
-    return section;
+      secrets ? `${secrets} (remove ${secrets === 1 ? 'it' : 'them'}: the portal uses only ${uses})` : 'none')));
+  section.append(registrationCertificates(registration.certificates));
+  const federated = registrationFederatedCredentials(registration.federatedCredentials);
+  if (federated) section.append(federated);
+  return section;
+}
+
+function registrationCertificates(certificates) {
+  if (!Array.isArray(certificates) || !certificates.length) {
+    return h('p', { class: 'muted', id: 'app-no-certificates' }, 'No certificate is on the app registration.');
   }
   const now = Date.now();
   const rows = certificates.map((c) => {
@@ -732,15 +797,40 @@ function renderRegistration(registration) {
       h('td', {}, c.notAfter ? timeElement(c.notAfter, false) : '—', expired ? h('span', { class: 'expired' }, ' (expired)') : null),
       h('td', {}, USED_BY_LABEL[c.usedBy] || c.usedBy || '—'));
   });
-  section.append(h('div', { class: 'table-wrap' },
+  return h('div', { class: 'table-wrap' },
     h('table', { id: 'app-certificates' },
       h('caption', {}, 'Certificates on the app registration'),
       h('thead', {}, h('tr', {},
         h('th', { scope: 'col' }, 'Thumbprint (SHA-1)'),
         h('th', { scope: 'col' }, 'Expires'),
         h('th', { scope: 'col' }, 'Used by'))),
-      h('tbody', {}, rows))));
-  return section;
+      h('tbody', {}, rows)));
+}
+
+// Absent from reports made before federated credentials: then nothing is shown.
+function registrationFederatedCredentials(credentials) {
+  if (!Array.isArray(credentials)) return null;
+  if (!credentials.length) {
+    return h('p', { class: 'muted', id: 'app-no-federated-credentials' }, 'No federated credential is on the app registration.');
+  }
+  const rows = credentials.map((c) => h('tr', {
+    'data-credential-name': c.name || '', 'data-subject': c.subject || '', 'data-used-by': c.usedBy || 'other',
+  },
+  h('td', {}, c.name || '—'),
+  h('td', {}, h('code', {}, c.issuer || '—')),
+  h('td', {}, h('code', {}, c.subject || '—')),
+  h('td', {}, h('code', {}, (c.audiences || []).join(', ') || '—')),
+  h('td', {}, USED_BY_LABEL[c.usedBy] || c.usedBy || '—')));
+  return h('div', { class: 'table-wrap' },
+    h('table', { id: 'app-federated-credentials' },
+      h('caption', {}, 'Federated credentials on the app registration'),
+      h('thead', {}, h('tr', {},
+        h('th', { scope: 'col' }, 'Name'),
+        h('th', { scope: 'col' }, 'Issuer'),
+        h('th', { scope: 'col' }, 'Subject identifier'),
+        h('th', { scope: 'col' }, 'Audience'),
+        h('th', { scope: 'col' }, 'Used by'))),
+      h('tbody', {}, rows)));
 }
 
 function renderCheck(check) {
@@ -807,13 +897,26 @@ function renderRenewal() {
   const account = state.renewal?.account;
   if (!account) return;
   const name = account.displayName || account.id;
+  const credential = credentialOf(account);
+  const federated = credential === 'federated';
   const section = $('#renewal-section');
   section.dataset.renewalFor = account.id;
-  $('#renewal-heading').textContent = `Certificate renewal: ${name}`;
+  section.dataset.credential = credential;
+  $('#renewal-heading').textContent = federated ? `Credential: ${name}` : `Certificate renewal: ${name}`;
+  const kind = $('#renewal-credential');
+  kind.textContent = CREDENTIAL_LABEL[credential];
+  kind.dataset.credential = credential;
+  for (const node of section.querySelectorAll('[data-credential="certificate"]')) node.hidden = federated;
   $('#renewal-current-thumbprint').textContent = account.thumbprint || '—';
   const expiry = $('#renewal-current-expiry');
   expiry.textContent = formatDate(account.certificateNotAfter);
   expiry.setAttribute('datetime', account.certificateNotAfter || '');
+  renderCurrentFederation(account);
+  $('#renewal-start').hidden = federated;
+  $('#move-federated').hidden = federated;
+  $('#move-federated-hint').hidden = federated;
+  $('#move-certificate').hidden = !federated;
+  $('#move-certificate-hint').hidden = !federated;
   const automatic = account.certificateRenewal === 'automatic';
   const toggle = $('#renewal-automatic');
   toggle.checked = automatic;
@@ -822,31 +925,114 @@ function renderRenewal() {
   renderSandboxRenewalTarget();
 }
 
+// A federated account's current credential: issuer, subject and audience, as its key says.
+function renderCurrentFederation(account) {
+  const box = $('#renewal-current-federation');
+  const federation = credentialOf(account) === 'federated' ? knownFederation(account.keyId, renderRenewal) : null;
+  box.hidden = !federation;
+  box.replaceChildren(...(federation ? federationFacts(federation, 'renewal-current') : []));
+}
+
+/**
+ * The federation of a key: from the key resource when it carries one, else read once
+ * (GET /api/keys/{keyId}) and `then` called to render again. Null until known.
+ */
+function knownFederation(keyId, then, key = null) {
+  if (key?.federation) return key.federation;
+  if (!keyId) return null;
+  const known = state.federations.get(keyId);
+  if (known !== undefined) return known === 'loading' ? null : known;
+  state.federations.set(keyId, 'loading');
+  api.getKey(keyId)
+    .then((read) => { state.federations.set(keyId, read?.federation || null); })
+    .catch(() => { state.federations.set(keyId, null); })
+    .then(() => then());
+  return null;
+}
+
+/** Issuer, subject identifier, audience and name, each with a copy button; ids prefixed by `prefix`. */
+function federationFacts(federation, prefix) {
+  const rows = [
+    ['issuer', 'Issuer', federation.issuer],
+    ['subject', 'Subject identifier', federation.subject],
+    ['audience', 'Audience', federation.audience || (federation.audiences || [])[0]],
+    ['name', 'Name', federation.name],
+  ];
+  return rows.flatMap(([id, label, value]) => [
+    h('dt', {}, label),
+    h('dd', {},
+      h('code', { id: `${prefix}-${id}`, 'data-testid': `${prefix}-${id}` }, value || '—'), ' ',
+      value ? h('button', {
+        type: 'button', class: 'button link copy', 'aria-label': `Copy ${label.toLowerCase()}`,
+        onclick: () => copyText(value, label),
+      }, 'Copy') : null),
+  ]);
+}
+
+async function copyText(text, what) {
+  try {
+    await navigator.clipboard.writeText(text);
+    announce(`${what} copied.`);
+  } catch {
+    announce(`Copy is not available; select the ${what.toLowerCase()} instead.`);
+  }
+}
+
+/** The rotation's headline: a renewal of the certificate, or a move to the other kind. */
+function rotationHeading(account, rotation) {
+  const awaiting = rotation.status === 'awaiting_upload';
+  if (!isMove(account, rotation)) return awaiting ? 'Renewal in progress' : 'Last renewal';
+  const target = rotationKind(rotation) === 'federated' ? 'a federated credential' : 'a certificate';
+  return awaiting ? `Move to ${target} in progress` : `Last move to ${target}`;
+}
+
 function renderRotation(account) {
   const box = $('#rotation');
   const rotation = account.rotation;
   box.replaceChildren();
   if (!rotation) {
     box.dataset.status = '';
-    box.append(h('p', { class: 'muted', id: 'rotation-none' },
-      'No renewal yet. Renew certificate makes a new key and certificate; the current one keeps working until ' +
-      'Microsoft Entra accepts the new one.'));
+    box.append(h('p', { class: 'muted', id: 'rotation-none' }, credentialOf(account) === 'federated'
+      ? 'A federated credential does not expire and is never renewed. Move to a certificate only if your tenant ' +
+        'cannot trust the portal as an issuer.'
+      : 'No renewal yet. Renew certificate makes a new key and certificate; the current one keeps working until ' +
+        'Microsoft Entra accepts the new one.'));
     return;
   }
   box.dataset.status = rotation.status;
+  const kind = rotationKind(rotation);
+  box.dataset.kind = kind;
   const key = rotation.key || {};
   const facts = h('dl', { class: 'facts' },
     h('dt', {}, 'Status'),
     h('dd', {}, h('span', { id: 'rotation-status', class: `badge badge-${rotation.status}`, 'data-status': rotation.status },
-      ROTATION_STATUS[rotation.status] || rotation.status)),
-    h('dt', {}, 'New certificate (SHA-1)'),
-    h('dd', {}, h('code', { id: 'rotation-thumbprint' }, key.thumbprint || '—')),
-    h('dt', {}, 'New certificate expires'),
-    h('dd', {}, timeElement(key.notAfter, false)),
+      ROTATION_STATUS[rotation.status] || rotation.status)));
+  if (kind === 'federated') {
+    const federation = knownFederation(key.keyId, () => renderRotation(state.renewal?.account || account), key);
+    facts.append(h('dt', {}, 'New credential'), h('dd', { id: 'rotation-kind' }, CREDENTIAL_LABEL.federated));
+    if (federation) facts.append(...federationFacts(federation, 'rotation'));
+  } else {
+    facts.append(
+      h('dt', {}, 'New certificate (SHA-1)'),
+      h('dd', {}, h('code', { id: 'rotation-thumbprint' }, key.thumbprint || '—')),
+      h('dt', {}, 'New certificate expires'),
+      h('dd', {}, timeElement(key.notAfter, false)));
+  }
+  facts.append(
     h('dt', {}, 'Replaces'),
-    h('dd', {}, h('code', { id: 'rotation-previous-thumbprint' }, rotation.previousThumbprint || '—')),
+    h('dd', {}, rotation.previousThumbprint
+      ? h('code', { id: 'rotation-previous-thumbprint' }, rotation.previousThumbprint)
+      : h('span', { id: 'rotation-previous-thumbprint' }, isMove(account, rotation) ? CREDENTIAL_LABEL.federated : '—')),
     h('dt', {}, 'Started'),
     h('dd', {}, timeElement(rotation.startedAt)));
+  appendRotationTimes(facts, rotation);
+  box.append(h('h3', { id: 'rotation-heading', tabindex: '-1' }, rotationHeading(account, rotation)), facts);
+  if (rotation.detail) box.append(h('p', { id: 'rotation-detail', class: 'rotation-detail' }, rotation.detail));
+  const actions = rotationActions(account, rotation, kind);
+  if (actions.childElementCount) box.append(actions);
+}
+
+function appendRotationTimes(facts, rotation) {
   if (rotation.completedAt) {
     facts.append(h('dt', {}, rotation.status === 'completed' ? 'Switched' : 'Ended'), h('dd', {}, timeElement(rotation.completedAt)));
   }
@@ -862,56 +1048,72 @@ function renderRotation(account) {
       h('dd', { id: 'rotation-app-registration', 'data-add-key': writes.addKey || '', 'data-remove-key': writes.removeKey || '' },
         `Add the new certificate: ${said(writes.addKey)} · remove the old one: ${said(writes.removeKey)}`));
   }
-  box.append(h('h3', { id: 'rotation-heading', tabindex: '-1' },
-    rotation.status === 'awaiting_upload' ? 'Renewal in progress' : 'Last renewal'), facts);
-  if (rotation.detail) box.append(h('p', { id: 'rotation-detail', class: 'rotation-detail' }, rotation.detail));
+}
 
+function rotationActions(account, rotation, kind) {
   const actions = h('div', { class: 'button-row' });
-  // The new key exists while the renewal runs and, once switched, as the account's key.
+  const key = rotation.key || {};
+  // The new key exists while the rotation runs and, once switched, as the account's key.
   if (key.keyId && (rotation.status === 'awaiting_upload' || rotation.status === 'completed')) {
+    const format = kind === 'federated' ? 'json' : 'cer';
     actions.append(h('a', {
-      id: 'rotation-download', class: 'button secondary', href: api.keyUrl(key.keyId, 'cer'), download: '',
+      id: kind === 'federated' ? 'rotation-download-json' : 'rotation-download',
+      class: 'button secondary', href: api.keyUrl(key.keyId, format), download: '',
       onclick: (event) => {
         if (!getToken()) return; // a plain <a download> works without a token
         event.preventDefault();
-        downloadCertificate({ keyId: key.keyId, displayName: key.displayName || account.displayName }, 'cer')
+        downloadKeyFile({ keyId: key.keyId, displayName: key.displayName || account.displayName }, format)
           .catch((err) => showError(err, { context: 'Download failed' }));
       },
-    }, 'Download new certificate'));
+    }, kind === 'federated' ? 'Download .json' : 'Download new certificate'));
   }
   if (rotation.status === 'awaiting_upload') {
     actions.append(
       h('button', { type: 'button', id: 'rotation-verify', class: 'button secondary',
         onclick: (e) => reverify(account.id, e.currentTarget) }, 'Verify now'),
       h('button', { type: 'button', id: 'rotation-cancel', class: 'button danger',
-        onclick: (e) => cancelRenewal(e.currentTarget) }, 'Cancel renewal'));
+        onclick: (e) => cancelRenewal(e.currentTarget) },
+      isMove(account, rotation) ? 'Cancel the move' : 'Cancel renewal'));
   }
-  if (actions.childElementCount) box.append(actions);
+  return actions;
 }
 
-async function startRenewal(button) {
+/** Renew (kind omitted: the account's current kind) or move the account to the other kind. */
+async function startRenewal(button, kind = null) {
   const account = state.renewal?.account;
   if (!account) return;
+  const moving = kind && kind !== credentialOf(account);
+  const what = moving ? `move of ${account.displayName} to ${kind === 'federated' ? 'a federated credential' : 'a certificate'}`
+    : `certificate renewal of ${account.displayName}`;
   await withBusy(button, async () => {
     clearErrors();
-    announce(`Starting the certificate renewal of ${account.displayName}…`);
+    announce(`Starting the ${what}…`);
     let rotation;
     try {
-      rotation = await api.startRotation(account.id);
+      rotation = await api.startRotation(account.id, moving ? { kind } : {});
     } catch (err) {
       // 409: one is in progress already; the panel shows it as it stands.
       await refreshAll();
       const actions = err.status === 409 && err.problem?.keyId
         ? [{ label: 'Show the renewal in progress', run: () => focusOn($('#rotation-heading')) }] : [];
-      showError(err, { context: 'The renewal was not started', actions });
+      showError(err, { context: moving ? 'The move was not started' : 'The renewal was not started', actions });
       return;
     }
     await refreshAll();
-    const thumbprint = rotation?.key?.thumbprint || '';
-    announce(`Renewal started. New certificate ${thumbprint}: ` +
-      (rotation?.renewal === 'automatic' ? 'the app adds it to its app registration.' : 'download it and upload it to the app registration.'));
+    announce(startedMessage(rotation));
     focusOn($('#rotation-heading'));
   });
+}
+
+function startedMessage(rotation) {
+  if (rotationKind(rotation) === 'federated') {
+    const subject = rotation?.key?.federation?.subject;
+    return 'Move started. Add the new federated credential to the app registration' +
+      (subject ? ` (subject ${subject})` : '') + ', then verify.';
+  }
+  const thumbprint = rotation?.key?.thumbprint || '';
+  return `Renewal started. New certificate ${thumbprint}: ` +
+    (rotation?.renewal === 'automatic' ? 'the app adds it to its app registration.' : 'download it and upload it to the app registration.');
 }
 
 async function cancelRenewal(button) {
@@ -927,7 +1129,8 @@ async function cancelRenewal(button) {
       return;
     }
     await refreshAll();
-    announce(`Renewal of ${account.displayName} cancelled; its new key was deleted.`);
+    announce(`${isMove(account, account.rotation) ? 'Move' : 'Renewal'} of ${account.displayName} ` +
+      'cancelled; its new key was deleted.');
     focusOn($('#rotation-heading'));
   });
 }
@@ -972,18 +1175,35 @@ function formValues() {
     applicationId: value('applicationId'),
     organizationName: value('organizationName'),
     cloud: document.getElementById('cloud').value || 'auto',
+    kind: document.querySelector('input[name="credentialKind"]:checked')?.value || 'certificate',
   };
+}
+
+// The Link form's credential choice: the generate button, its hint and the guide's step follow it.
+function renderKindChoice() {
+  const { kind } = formValues();
+  const federated = kind === 'federated';
+  $('#generate-key').textContent = federated ? 'Create federated credential' : 'Generate public key & Download';
+  $('#generate-hint').textContent = federated
+    ? 'Shows the issuer, subject identifier and audience to add to your app registration, and the .json file for the Azure CLI.'
+    : 'Downloads the certificate (.cer) to upload to your app registration.';
+  $('#displayName-hint').textContent = federated
+    ? 'Up to 64 characters. Also names the federated credential.'
+    : 'Up to 64 characters. Also names the certificate file.';
+  for (const step of document.querySelectorAll('.guide li[data-kind]')) step.hidden = step.dataset.kind !== kind;
+  checkKeyMatchesForm();
 }
 
 const FORM_TARGETS = {
   displayName: 'displayName', tenantId: 'tenantId', applicationId: 'applicationId',
-  organizationName: 'organizationName', cloud: 'cloud', keyId: 'keyId',
+  organizationName: 'organizationName', cloud: 'cloud', keyId: 'keyId', kind: 'credentialKind',
 };
 
 function rememberKey(key) {
   state.key = {
     keyId: key.keyId, tenantId: key.tenantId, applicationId: key.applicationId, displayName: key.displayName,
     thumbprint: key.thumbprint, notAfter: key.notAfter, accountId: key.accountId || null,
+    kind: key.kind === 'federated' ? 'federated' : 'certificate', federation: key.federation || null,
   };
   try { sessionStorage.setItem(KEY_STORAGE, JSON.stringify(state.key)); } catch { /* private mode */ }
   renderKey();
@@ -996,26 +1216,56 @@ function forgetKey() {
 }
 
 function renderKey() {
-  const box = $('#key-info');
   const key = state.key;
-  box.hidden = !key;
+  const federated = key?.kind === 'federated';
+  $('#key-info').hidden = !key || federated;
+  $('#federation-info').hidden = !federated;
   renderSandboxTarget();
   if (!key) return;
-  $('#thumbprint').textContent = key.thumbprint || '';
-  const expiry = $('#key-expiry');
-  expiry.textContent = formatDateTime(key.notAfter);
-  expiry.setAttribute('datetime', key.notAfter || '');
-  $('#download-cer').href = api.keyUrl(key.keyId, 'cer');
-  $('#download-pem').href = api.keyUrl(key.keyId, 'pem');
+  if (federated) {
+    renderFederationInfo(key);
+  } else {
+    $('#thumbprint').textContent = key.thumbprint || '';
+    const expiry = $('#key-expiry');
+    expiry.textContent = formatDateTime(key.notAfter);
+    expiry.setAttribute('datetime', key.notAfter || '');
+    $('#download-cer').href = api.keyUrl(key.keyId, 'cer');
+    $('#download-pem').href = api.keyUrl(key.keyId, 'pem');
+  }
   checkKeyMatchesForm();
+}
+
+// What the customer enters under Federated credentials > Add credential > Other issuer, or runs.
+function renderFederationInfo(key) {
+  const federation = key.federation || {};
+  $('#federation-facts').replaceChildren(...federationFacts(federation, 'federation'));
+  $('#federation-command').textContent = azCommand(key.applicationId, federation.name);
+  $('#download-json').href = api.keyUrl(key.keyId, 'json');
+}
+
+function azCommand(applicationId, name) {
+  return `az ad app federated-credential create --id ${applicationId} --parameters ${name || 'credential'}.json`;
 }
 
 function checkKeyMatchesForm() {
   const key = state.key;
   if (!key) return;
-  const { tenantId, applicationId } = formValues();
+  const { tenantId, applicationId, kind } = formValues();
   const same = (a, b) => String(a || '').toLowerCase() === String(b || '').toLowerCase();
-  $('#key-mismatch').hidden = same(key.tenantId, tenantId) && same(key.applicationId, applicationId);
+  const sameApp = same(key.tenantId, tenantId) && same(key.applicationId, applicationId);
+  const what = key.kind === 'federated' ? 'federated credential' : 'certificate';
+  let problem = '';
+  if (!sameApp) {
+    problem = `This ${what} was made for another tenant or application than the form now shows. ` +
+      'Generate a new one before you connect.';
+  } else if (kind !== key.kind && !key.accountId) {
+    problem = `The form now asks for a ${kind === 'federated' ? 'federated credential' : 'certificate'}, but this is a ${what}. ` +
+      `Press “${kind === 'federated' ? 'Create federated credential' : 'Generate public key & Download'}” for one, or connect with this ${what}.`;
+  }
+  const slot = key.kind === 'federated' ? $('#federation-mismatch') : $('#key-mismatch');
+  if (key.kind === 'federated') slot.textContent = problem;
+  else if (problem) slot.textContent = problem;
+  slot.hidden = !problem;
 }
 
 function filenameFrom(disposition) {
@@ -1026,8 +1276,15 @@ function filenameFrom(disposition) {
   return plain ? plain[1].trim() : '';
 }
 
-/** A real browser download of the certificate. Without a token an <a download> does it; with one, fetch + blob. */
-async function downloadCertificate(key, format = 'cer') {
+const DOWNLOAD_TYPES = {
+  cer: 'application/pkix-cert', pem: 'application/x-pem-file', json: 'application/json',
+};
+
+/**
+ * A real browser download of a key's file: a certificate (cer, pem) or a federated credential's
+ * JSON. Without a token an <a download> does it; with one, fetch + blob.
+ */
+async function downloadKeyFile(key, format = 'cer') {
   const url = api.keyUrl(key.keyId, format);
   if (!getToken()) {
     const link = h('a', { href: url, download: '', hidden: true });
@@ -1036,11 +1293,9 @@ async function downloadCertificate(key, format = 'cer') {
     link.remove();
     return;
   }
-  const response = await request(url, {
-    raw: true, headers: { Accept: format === 'cer' ? 'application/pkix-cert' : 'application/x-pem-file' },
-  });
+  const response = await request(url, { raw: true, headers: { Accept: DOWNLOAD_TYPES[format] } });
   const blob = await response.blob();
-  const name = filenameFrom(response.headers.get('Content-Disposition')) || `${key.displayName || 'certificate'}.${format}`;
+  const name = filenameFrom(response.headers.get('Content-Disposition')) || `${key.displayName || 'credential'}.${format}`;
   const objectUrl = URL.createObjectURL(blob);
   const link = h('a', { href: objectUrl, download: name, hidden: true });
   document.body.append(link);
@@ -1052,18 +1307,25 @@ async function downloadCertificate(key, format = 'cer') {
 async function generateKey(button) {
   await withBusy(button, async () => {
     clearErrors();
-    const { displayName, tenantId, applicationId } = formValues();
-    announce('Generating the key pair and certificate…');
+    const { displayName, tenantId, applicationId, kind } = formValues();
+    const federated = kind === 'federated';
+    announce(federated ? 'Creating the federated credential…' : 'Generating the key pair and certificate…');
     let key;
     try {
-      key = await api.createKey({ tenantId, applicationId, displayName });
+      // A certificate is the default kind: its request stays as it always was.
+      key = await api.createKey(federated ? { tenantId, applicationId, displayName, kind } : { tenantId, applicationId, displayName });
     } catch (err) {
-      showError(err, { context: 'Could not generate the key', fieldTargets: FORM_TARGETS });
+      showError(err, { context: `Could not ${federated ? 'create the federated credential' : 'generate the key'}`, fieldTargets: FORM_TARGETS });
       return;
     }
     rememberKey(key);
+    if (key.kind === 'federated') {
+      announce(`Federated credential ready. Add it to your app registration: subject ${key.federation?.subject || ''}.`);
+      focusOn($('#federation-heading'));
+      return;
+    }
     try {
-      await downloadCertificate(key, 'cer');
+      await downloadKeyFile(key, 'cer');
     } catch (err) {
       showError(err, { context: 'The key was made, but the download failed; use the download link below' });
       return;
@@ -1077,9 +1339,14 @@ async function connect(button) {
   await withBusy(button, async () => {
     clearErrors();
     if (!state.key) {
-      showLocalError('Generate the public key first',
-        'Press “Generate public key & Download” and upload the certificate to your app registration before you connect.',
-        'keyId');
+      if (formValues().kind === 'federated') {
+        showLocalError('Create the federated credential first',
+          'Press “Create federated credential” and add it to your app registration before you connect.', 'keyId');
+      } else {
+        showLocalError('Generate the public key first',
+          'Press “Generate public key & Download” and upload the certificate to your app registration before you connect.',
+          'keyId');
+      }
       return;
     }
     const values = formValues();
@@ -1210,6 +1477,7 @@ function renderSandbox() {
           Array.isArray(app.passwordCredentials) ? `Client secrets: ${app.passwordCredentials.length}` : '',
           app.enabled === false ? 'Disabled' : '',
           app.servicePrincipal === false ? 'No service principal' : '',
+          Array.isArray(app.federatedIdentityCredentials) ? `Federated credentials: ${app.federatedIdentityCredentials.length}` : '',
         ].filter(Boolean);
         list.append(h('li', { 'data-sb-app-id': appId },
           h('p', {}, h('strong', {}, app.displayName || appId)),
@@ -1219,13 +1487,44 @@ function renderSandbox() {
             type: 'button', class: 'button secondary small sb-use',
             'aria-label': `Use this tenant/app: ${app.displayName || appId}`,
             onclick: () => useSandboxTarget(tenant, app),
-          }, 'Use this tenant/app')));
+          }, 'Use this tenant/app'),
+          renderSandboxFederated(tenant, app)));
       }
       item.append(list);
     }
     root.append(item);
   }
   renderSandboxTarget();
+}
+
+/** An app registration's federated credentials, each with "Change the case of the subject" and "Remove". */
+function renderSandboxFederated(tenant, app) {
+  const credentials = app.federatedIdentityCredentials;
+  if (!Array.isArray(credentials) || !credentials.length) return null;
+  const path = `/tenants/${encodeURIComponent(tenantIdOf(tenant))}/applications/${encodeURIComponent(appIdOf(app))}`;
+  const here = () => ({ path });
+  return h('ul', { class: 'sb-federated', 'aria-label': `Federated credentials of ${app.displayName || appIdOf(app)}` },
+    credentials.map((credential) => h('li', { 'data-credential-name': credential.name, 'data-subject': credential.subject },
+      h('p', { class: 'small' }, h('strong', {}, credential.name)),
+      h('p', { class: 'small mono' }, `Issuer ${credential.issuer}`),
+      h('p', { class: 'small mono sb-subject' }, `Subject ${credential.subject}`),
+      h('div', { class: 'button-row' },
+        h('button', {
+          type: 'button', class: 'button secondary small sb-subject-case',
+          'aria-label': `Change the case of the subject of ${credential.name}`,
+          onclick: (e) => sandboxAction(e.currentTarget, 'Change the case of the subject',
+            (target) => sandboxActions.changeSubjectCase(target, credential), here),
+        }, 'Change the case of the subject'),
+        h('button', {
+          type: 'button', class: 'button danger small sb-remove-federated',
+          'aria-label': `Remove federated credential ${credential.name}`,
+          onclick: (e) => sandboxAction(e.currentTarget, 'Remove federated credential',
+            (target) => sandboxActions.removeFederated(target, credential), here),
+        }, 'Remove')))));
+}
+
+function swapCase(text) {
+  return [...text].map((c) => (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase())).join('');
 }
 
 function useSandboxTarget(tenant, app) {
@@ -1249,7 +1548,7 @@ function renderSandboxTarget() {
     return;
   }
   target.replaceChildren('Tenant ', h('code', {}, tenantId), ', application ', h('code', {}, applicationId),
-    state.key ? '' : ' (no certificate generated yet)');
+    state.key ? '' : ' (no certificate or federated credential made yet)');
 }
 
 function sandboxAppPath() {
@@ -1321,6 +1620,10 @@ const sandboxActions = {
     if (!state.key) {
       throw new ApiError('problem', { problem: { title: 'No certificate yet', detail: 'Press “Generate public key & Download” first.' } });
     }
+    if (state.key.kind === 'federated') {
+      throw new ApiError('problem', { problem: { title: 'No certificate to upload',
+        detail: 'The credential made above is a federated credential: press “Add federated credential” instead.' } });
+    }
     return request(api.keyUrl(state.key.keyId, 'pem'), { raw: true, headers: { Accept: 'application/x-pem-file' } })
       .then((response) => response.text())
       .then((pem) => sandboxRequest(`${path}/certificates`, {
@@ -1357,21 +1660,73 @@ const sandboxActions = {
     });
     return `New certificate uploaded (thumbprint ${res?.thumbprint || rotation.key.thumbprint}).`;
   },
-  // The certificate the renewal replaces: the current one while awaiting (removed first, the
-  // order the issue also supports), the previous one once the account switched.
+  // The credential the rotation replaces: the current one while awaiting (removed first, the
+  // order the issue also supports), the previous one once the account switched. A certificate,
+  // or the federated credential a move to a certificate replaces.
   removeOld: async (path, shown) => {
-    // Read again: removing what became the current certificate would break the link.
+    // Read again: removing what became the current credential would break the link.
     const account = await api.getAccount(shown.id);
     const rotation = account.rotation;
     let thumbprint = '';
-    if (rotation?.status === 'awaiting_upload') thumbprint = account.thumbprint;
-    else if (rotation?.status === 'completed') thumbprint = rotation.previousThumbprint;
-    if (!thumbprint) {
+    let keyId = '';
+    if (rotation?.status === 'awaiting_upload') [thumbprint, keyId] = [account.thumbprint, account.keyId];
+    else if (rotation?.status === 'completed') [thumbprint, keyId] = [rotation.previousThumbprint, rotation.previousKeyId];
+    if (thumbprint) {
+      await sandboxRequest(`${path}/certificates/${encodeURIComponent(thumbprint)}`, { method: 'DELETE' });
+      return `Old certificate removed (thumbprint ${thumbprint}).`;
+    }
+    const old = keyId ? await api.getKey(keyId).catch(() => null) : null;
+    if (!old?.federation?.name) {
       throw new ApiError('problem', { problem: { title: 'No old certificate',
         detail: 'Only a renewal in progress or completed has an old certificate to remove.' } });
     }
-    await sandboxRequest(`${path}/certificates/${encodeURIComponent(thumbprint)}`, { method: 'DELETE' });
-    return `Old certificate removed (thumbprint ${thumbprint}).`;
+    await sandboxRequest(`${path}/federated-credentials/${encodeURIComponent(old.federation.name)}`, { method: 'DELETE' });
+    return `Old federated credential removed (${old.federation.name}).`;
+  },
+  // As "Add credential > Other issuer" with the downloaded .json file, or with the credential
+  // just made above (read as the same download).
+  addFederated: async (path) => {
+    const input = $('#sb-federated-file');
+    const file = input.files?.[0];
+    let body;
+    if (file) {
+      try { body = JSON.parse(await file.text()); } catch {
+        throw new ApiError('problem', { problem: { title: 'Not a federated credential file',
+          detail: `${file.name} is not JSON: choose the .json file that “Download .json” saved.` } });
+      }
+    } else if (state.key?.kind === 'federated') {
+      body = await request(api.keyUrl(state.key.keyId, 'json'));
+    } else {
+      throw new ApiError('problem', { problem: { title: 'No federated credential yet',
+        detail: 'Choose the downloaded .json file, or choose “Federated credential” and press “Create federated credential” first.' } });
+    }
+    const added = await sandboxRequest(`${path}/federated-credentials`, { method: 'POST', json: body });
+    input.value = '';
+    return `Federated credential ${added?.name || body.name} added (subject ${added?.subject || body.subject}).`;
+  },
+  // The federated credential a move to one is waiting for, added to the account's app registration.
+  addNewFederated: async (path, shown) => {
+    const account = await api.getAccount(shown.id);
+    const rotation = account.rotation;
+    if (rotation?.status !== 'awaiting_upload' || rotationKind(rotation) !== 'federated') {
+      throw new ApiError('problem', { problem: { title: 'No move to a federated credential in progress',
+        detail: 'Press “Move to a federated credential” first: there is no new federated credential to add.' } });
+    }
+    const body = await request(api.keyUrl(rotation.key.keyId, 'json'));
+    const added = await sandboxRequest(`${path}/federated-credentials`, { method: 'POST', json: body });
+    return `New federated credential ${added?.name || body.name} added (subject ${added?.subject || body.subject}).`;
+  },
+  // Entra matches the subject case-sensitively: swapping its case shows the failure a typo makes.
+  changeSubjectCase: async (path, credential) => {
+    const subject = swapCase(credential.subject);
+    await sandboxRequest(`${path}/federated-credentials/${encodeURIComponent(credential.name)}`, {
+      method: 'PATCH', json: { subject },
+    });
+    return `Subject of ${credential.name} is now ${subject}.`;
+  },
+  removeFederated: async (path, credential) => {
+    await sandboxRequest(`${path}/federated-credentials/${encodeURIComponent(credential.name)}`, { method: 'DELETE' });
+    return `Federated credential ${credential.name} removed.`;
   },
   removeSecrets: async (path) => {
     const app = await sandboxRequest(path);
@@ -1404,14 +1759,20 @@ function bind() {
     $(`#download-${format}`).addEventListener('click', async (event) => {
       if (!getToken() || !state.key) return; // plain <a download> works without a token
       event.preventDefault();
-      try { await downloadCertificate(state.key, format); } catch (err) { showError(err, { context: 'Download failed' }); }
+      try { await downloadKeyFile(state.key, format); } catch (err) { showError(err, { context: 'Download failed' }); }
     });
   }
-
-  $('#copy-thumbprint').addEventListener('click', async () => {
-    const text = $('#thumbprint').textContent;
-    try { await navigator.clipboard.writeText(text); announce('Thumbprint copied.'); } catch { announce('Copy is not available; select the thumbprint instead.'); }
+  $('#download-json').addEventListener('click', async (event) => {
+    if (!getToken() || !state.key) return; // plain <a download> works without a token
+    event.preventDefault();
+    try { await downloadKeyFile(state.key, 'json'); } catch (err) { showError(err, { context: 'Download failed' }); }
   });
+  $('#copy-federation-command').addEventListener('click', () => copyText($('#federation-command').textContent, 'Command'));
+  for (const radio of document.querySelectorAll('input[name="credentialKind"]')) {
+    radio.addEventListener('change', renderKindChoice);
+  }
+
+  $('#copy-thumbprint').addEventListener('click', () => copyText($('#thumbprint').textContent, 'Thumbprint'));
 
   $('#accounts').addEventListener('click', (event) => {
     const button = event.target.closest('button');
@@ -1469,7 +1830,13 @@ function bind() {
     sandboxActions.uploadNew, renewalTarget));
   $('#sb-remove-old').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Remove the old certificate',
     sandboxActions.removeOld, renewalTarget));
+  $('#sb-add-federated').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Add federated credential',
+    sandboxActions.addFederated));
+  $('#sb-add-new-federated').addEventListener('click', (e) => sandboxAction(e.currentTarget, 'Add the new federated credential',
+    sandboxActions.addNewFederated, renewalTarget));
   $('#renewal-start').addEventListener('click', (e) => startRenewal(e.currentTarget));
+  $('#move-federated').addEventListener('click', (e) => startRenewal(e.currentTarget, 'federated'));
+  $('#move-certificate').addEventListener('click', (e) => startRenewal(e.currentTarget, 'certificate'));
   $('#renewal-automatic').addEventListener('change', (e) => setAutomaticRenewal(e.currentTarget));
   $('#sb-refresh').addEventListener('click', async () => { await loadSandbox(); announce('Sandbox tenants refreshed.'); });
 }
@@ -1479,6 +1846,8 @@ function restoreKey() {
     const saved = JSON.parse(sessionStorage.getItem(KEY_STORAGE) || 'null');
     if (saved?.keyId) {
       state.key = saved;
+      const radio = document.getElementById(saved.kind === 'federated' ? 'kind-federated' : 'kind-certificate');
+      radio.checked = true;
       for (const field of ['tenantId', 'applicationId', 'displayName']) {
         const input = document.getElementById(field);
         if (!input.value) input.value = saved[field] || '';
@@ -1491,6 +1860,7 @@ function restoreKey() {
 async function init() {
   bind();
   restoreKey();
+  renderKindChoice();
   renderSandboxTarget();
   renderSandboxRenewalTarget();
   await refreshAll();
