@@ -40,22 +40,50 @@ class Registration:
 
 
 @dataclass(frozen=True)
+class FederatedCredential:
+    """One of the registration's `federatedIdentityCredentials`, as Graph lists it."""
+
+    name: str
+    issuer: str
+    subject: str
+    audiences: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Owners:
-    """Whose certificate is whose: this account's, its rotation's new one (next release) and the
-    one a finished rotation replaced. Every other certificate is `other`."""
+    """Whose credential is whose: this account's, its rotation's new one and the one a finished
+    rotation replaced; certificates by thumbprint, federated credentials by subject (of our
+    issuer and audience). Every other credential is `other`."""
 
     this_account: str
     rotation: frozenset[str] = frozenset()
     previous: frozenset[str] = frozenset()
+    issuer: str = ""
+    audience: str = ""
+    subject: str = ""  # this account's federated credential, when it has one
+    rotation_subjects: frozenset[str] = frozenset()
+    previous_subjects: frozenset[str] = frozenset()
 
     def used_by(self, thumbprint: str | None) -> str:
-        if thumbprint is None:
+        if not thumbprint:
             return "other"
         if thumbprint == self.this_account.upper():
             return "this-account"
         if thumbprint in self.rotation:
             return "rotation"
         if thumbprint in self.previous:
+            return "previous"
+        return "other"
+
+    def federated_used_by(self, credential: FederatedCredential) -> str:
+        """Entra's match: issuer, subject and audience exactly, case-sensitive."""
+        if credential.issuer != self.issuer or self.audience not in credential.audiences:
+            return "other"
+        if self.subject and credential.subject == self.subject:
+            return "this-account"
+        if credential.subject in self.rotation_subjects:
+            return "rotation"
+        if credential.subject in self.previous_subjects:
             return "previous"
         return "other"
 
@@ -117,6 +145,28 @@ def registration_of(body: dict[str, Any] | None) -> Registration:
     )
 
 
+def federated_of(body: dict[str, Any] | None) -> tuple[FederatedCredential, ...]:
+    """The `value` of `GET /applications(appId='…')/federatedIdentityCredentials`; entries
+    without string fields are kept with empty strings (they match nothing of ours)."""
+
+    def text(entry: dict[str, Any], name: str) -> str:
+        value = entry.get(name)
+        return value if isinstance(value, str) else ""
+
+    entries = _entries(body or {}, "value")
+    return tuple(
+        FederatedCredential(
+            name=text(e, "name"),
+            issuer=text(e, "issuer"),
+            subject=text(e, "subject"),
+            audiences=tuple(a for a in e.get("audiences") or () if isinstance(a, str))
+            if isinstance(e.get("audiences"), list)
+            else (),
+        )
+        for e in entries
+    )
+
+
 def expired(registration: Registration, now: datetime) -> list[str]:
     """Thumbprints of the certificates past their `endDateTime`."""
     return [
@@ -126,8 +176,13 @@ def expired(registration: Registration, now: datetime) -> list[str]:
     ]
 
 
-def registration_json(registration: Registration, owners: Owners) -> dict[str, Any]:
-    """The report's `appRegistration`."""
+def registration_json(
+    registration: Registration,
+    owners: Owners,
+    federated: tuple[FederatedCredential, ...] | None = None,
+) -> dict[str, Any]:
+    """The report's `appRegistration`; `federatedCredentials` is null when they could not be
+    read."""
     return {
         "objectId": registration.object_id,
         "signInAudience": registration.sign_in_audience,
@@ -139,5 +194,17 @@ def registration_json(registration: Registration, owners: Owners) -> dict[str, A
                 "usedBy": owners.used_by(c.thumbprint),
             }
             for c in registration.certificates
+        ],
+        "federatedCredentials": None
+        if federated is None
+        else [
+            {
+                "name": f.name,
+                "issuer": f.issuer,
+                "subject": f.subject,
+                "audiences": list(f.audiences),
+                "usedBy": owners.federated_used_by(f),
+            }
+            for f in federated
         ],
     }

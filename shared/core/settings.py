@@ -70,7 +70,8 @@ class Settings:
     key_custody: str = "local"  # where new keys go: vault-key | vault-secret | local
     key_vault_hsm: bool = False
     # The OpenID issuer customers' federated credentials trust (never ends with "/": Entra
-    # matches the issuer exactly), and how often its signing key is replaced.
+    # matches the issuer exactly; "" when Azure gave no host name and none was set: then no
+    # federated credential can be made), and how often its signing key is replaced.
     oidc_issuer: str = DEFAULT_LOCAL_ISSUER
     oidc_key_rotation_days: int = 180
 
@@ -245,10 +246,8 @@ def _oidc_issuer(env: Mapping[str, str], in_azure: bool, problems: list[str]) ->
     raw = env.get("OIDC_ISSUER", "").strip()
     if not raw:
         host = env.get("WEBSITE_HOSTNAME", "").strip()
-        if in_azure and host:
-            return f"https://{host}/api/oidc"
-        if in_azure:
-            problems.append("OIDC_ISSUER is required in Azure when WEBSITE_HOSTNAME is not set")
+        if in_azure:  # the platform sets WEBSITE_HOSTNAME; without it, no issuer is published
+            return f"https://{host}/api/oidc" if host else ""
         return DEFAULT_LOCAL_ISSUER
     parsed = urlparse(raw)
     allowed = ("https",) if in_azure else ("https", "http")

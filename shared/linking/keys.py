@@ -20,7 +20,7 @@ from shared.adapters.accountstore.base import AccountStore
 from shared.adapters.keystore.base import KeyLabels, KeyStore
 from shared.context import AppContext
 from shared.core import certificates
-from shared.core.errors import AppError, NotFound, invalid
+from shared.core.errors import AppError, ConfigurationError, NotFound, invalid
 from shared.core.federation import AUDIENCE, KINDS, Federation, name_for, subject_for
 from shared.core.model import KeyRecord
 from shared.core.validation import Fields
@@ -128,6 +128,11 @@ def store_federated(
     """A federated credential: the issuer key exists first (the first one is made now and
     signs at once), then the record; nothing is made in the key store for the credential
     itself, so a failed record write leaves nothing behind."""
+    if not ctx.settings.oidc_issuer:
+        raise ConfigurationError(
+            "federated credentials need OIDC_ISSUER: set it to the https URL the issuer is "
+            "served at (for example https://<host name>/api/oidc)"
+        )
     ctx.issuer().ensure()
     now = now or utc_now()
     key_id = str(uuid.uuid4())

@@ -17,6 +17,7 @@ from shared.adapters.tenant.client import TenantClient
 from shared.context import AppContext
 from shared.core.answers import MetadataAnswer, TokenAnswer
 from shared.core.clouds import Cloud
+from shared.core.federation import AUDIENCE, Federation, subject_for
 from shared.core.model import Account
 from shared.signin import attempt, resolve
 from shared.verification.checks.answers import Answers, GraphAnswers, Renewal
@@ -52,6 +53,8 @@ def _account_facts(
     ctx: AppContext, account: Account, metadata: MetadataAnswer, now: datetime
 ) -> Answers:
     """The account facts the checks compare with, and the tenant's metadata."""
+    issuer = ctx.settings.oidc_issuer
+    federated = account.federated
     return Answers(
         tenant_id=account.tenant_id,
         application_id=account.application_id,
@@ -61,8 +64,16 @@ def _account_facts(
         now=now,
         warn_days=ctx.settings.cert_expiry_warning_days,
         metadata=metadata,
-        download_path=f"/api/keys/{account.key_id}?format=cer",
+        download_path=f"/api/keys/{account.key_id}?format={'json' if federated else 'cer'}",
+        federation=_ours(issuer, account.key_id) if federated else None,
+        issuer=issuer,
     )
+
+
+def _ours(issuer: str, key_id: str) -> Federation:
+    """The federated credential of one of our keys as Entra must hold it: the subject follows
+    from the key's id, and the issuer is the one the app signs as."""
+    return Federation(issuer=issuer, subject=subject_for(key_id), audience=AUDIENCE, name="")
 
 
 def _renewal(
@@ -81,8 +92,11 @@ def _renewal(
         add_key=rotation.add_key,
         detail=rotation.detail,
         replaces=rotation.previous_thumbprint,
+        federation=_ours(ctx.settings.oidc_issuer, rotation.key_id)
+        if rotation.kind == "federated"
+        else None,
     )
-    if rotation.not_after <= now:
+    if rotation.not_after is not None and rotation.not_after <= now:
         return renewal
     tried = attempt(
         ctx, account, cloud, key_id=rotation.key_id, thumbprint=rotation.thumbprint, fresh=fresh
@@ -94,30 +108,48 @@ def _with_rotation(answers: Answers, account: Account, renewal: Renewal | None) 
     """The certificates a rotation brings; once Entra accepts the new one, the answers are
     those of the new key."""
     rotation = account.rotation
+    in_progress = rotation is not None and rotation.in_progress
+    # `previous` only while the replaced key exists: once retired (deleted), a credential of it
+    # still on the registration is nobody's, `other`.
+    retiring = rotation is not None and rotation.retiring
     answers = replace(
         answers,
         renewal=renewal,
-        rotation_thumbprints=frozenset({rotation.thumbprint})
-        if rotation and rotation.in_progress
+        rotation_thumbprints=_named({rotation.thumbprint} if rotation and in_progress else ()),
+        rotation_subjects=frozenset({subject_for(rotation.key_id)})
+        if rotation and in_progress and rotation.kind == "federated"
         else frozenset(),
-        # `previous` only while the replaced key exists: once retired (deleted), a certificate
-        # of it still on the registration is nobody's, `other`.
-        previous_thumbprints=frozenset({rotation.previous_thumbprint.upper()})
-        if rotation and rotation.retiring
+        previous_thumbprints=_named(
+            {rotation.previous_thumbprint} if rotation and retiring else ()
+        ),
+        previous_subjects=frozenset({subject_for(rotation.previous_key_id)})
+        if rotation and retiring and not rotation.previous_thumbprint
         else frozenset(),
     )
     if renewal is None or not renewal.accepted:
         return answers
-    # Entra accepts the new certificate: from here on it is this account's.
+    # Entra accepts the new credential: from here on it is this account's.
     return replace(
         answers,
         thumbprint=renewal.thumbprint,
         certificate_not_after=renewal.not_after,
+        federation=renewal.federation,
+        download_path=f"/api/keys/{renewal.key_id}?format="
+        + ("json" if renewal.federation else "cer"),
         switched_to=renewal.key_id,
         rotation_thumbprints=frozenset(),
-        previous_thumbprints=frozenset({account.thumbprint.upper()}),
+        rotation_subjects=frozenset(),
+        previous_thumbprints=_named({account.thumbprint}),
+        previous_subjects=frozenset({subject_for(account.key_id)})
+        if account.federated
+        else frozenset(),
         token=renewal.answer,
     )
+
+
+def _named(thumbprints: set[str] | tuple[()]) -> frozenset[str]:
+    """Certificate thumbprints as the registration names them; "" (a federated key) is none."""
+    return frozenset(t.upper() for t in thumbprints if t)
 
 
 def _with_current_key(

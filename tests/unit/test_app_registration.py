@@ -100,8 +100,63 @@ def test_the_report_lists_each_certificate_with_whose_it_is() -> None:
             {"thumbprint": previous, "notAfter": "2027-11-26T17:00:00Z", "usedBy": "previous"},
             {"thumbprint": OLD, "notAfter": "2024-01-01T00:00:00Z", "usedBy": "other"},
         ],
+        "federatedCredentials": None,  # not read
     }
     assert "abc" not in str(shown)  # a secret's hint is not the report's business
+
+
+ISSUER = "https://links.example.com/api/oidc"
+
+
+def federated(subject: str, issuer: str = ISSUER, audiences: object = None) -> dict[str, object]:
+    return {
+        "name": f"n-{subject[-4:]}",
+        "issuer": issuer,
+        "subject": subject,
+        "audiences": ["api://AzureADTokenExchange"] if audiences is None else audiences,
+    }
+
+
+def test_the_report_lists_each_federated_credential_with_whose_it_is_matched_as_entra_does() -> (
+    None
+):
+    mine, new, old = "m365link:key:a", "m365link:key:b", "m365link:key:c"
+    listed = {
+        "value": [
+            federated(mine),
+            federated(new),
+            federated(old),
+            federated(mine.upper()),  # Entra matches the subject case-sensitively
+            federated(mine, ISSUER + "/"),  # and the issuer exactly
+            federated(mine, audiences=["api://other"]),
+            {"name": 3, "issuer": None, "audiences": "x"},  # odd members: nobody's
+        ]
+    }
+    owners = r.Owners(
+        "",
+        issuer=ISSUER,
+        audience="api://AzureADTokenExchange",
+        subject=mine,
+        rotation_subjects=frozenset({new}),
+        previous_subjects=frozenset({old}),
+    )
+    shown = r.registration_json(r.registration_of({}), owners, r.federated_of(listed))
+    assert [(f["subject"], f["usedBy"]) for f in shown["federatedCredentials"]] == [
+        (mine, "this-account"),
+        (new, "rotation"),
+        (old, "previous"),
+        (mine.upper(), "other"),
+        (mine, "other"),
+        (mine, "other"),
+        ("", "other"),
+    ]
+    assert shown["federatedCredentials"][0] == {
+        "name": "n-ey:a",
+        "issuer": ISSUER,
+        "subject": mine,
+        "audiences": ["api://AzureADTokenExchange"],
+        "usedBy": "this-account",
+    }
 
 
 def test_a_body_with_odd_members_is_read_without_failing() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from shared.core import app_registration as registrations
 from shared.core.answers import GraphAnswer, MetadataAnswer, TokenAnswer
+from shared.core.federation import AUDIENCE, Federation
 
 # What a decider is handed for a read that was not made (no token) or did not come back.
 NOT_READ = GraphAnswer(status=None, transient=True, message="not read")
@@ -52,14 +53,22 @@ class Renewal:
     in this verification (None: not asked, its certificate has expired)."""
 
     key_id: str
-    thumbprint: str
-    not_after: datetime
+    thumbprint: str  # "" for a new federated credential
+    not_after: datetime | None  # None for a new federated credential: it never expires
     automatic: bool = False
     add_key: str | None = None  # automatic renewal's addKey: pending | done | refused
     detail: str | None = None  # the rotation's own detail (Graph's words on a refusal)
     answer: TokenAnswer | None = None
     key_failure: str | None = None
     replaces: str = ""  # the thumbprint of the certificate this renewal replaces
+    federation: Federation | None = None  # the new key is this federated credential
+
+    @property
+    def named(self) -> str:
+        """The new credential as the customer knows it."""
+        if self.federation is not None:
+            return f"federated credential {self.federation.subject}"
+        return f"certificate {self.thumbprint}"
 
     @property
     def accepted(self) -> bool:
@@ -72,9 +81,9 @@ class Answers:
 
     tenant_id: str
     application_id: str
-    thumbprint: str
+    thumbprint: str  # "" for a federated credential
     organization_name: str | None
-    certificate_not_after: datetime
+    certificate_not_after: datetime | None  # None for a federated credential
     now: datetime
     warn_days: int
     metadata: MetadataAnswer
@@ -86,7 +95,12 @@ class Answers:
     previous_thumbprints: frozenset[str] = frozenset()
     renewal: Renewal | None = None  # a rotation awaiting its upload
     switched_to: str | None = None  # Entra accepted the rotation's key: the checks are its
-    download_path: str = ""  # where the account's certificate downloads
+    download_path: str = ""  # where the account's certificate (or credential JSON) downloads
+    federation: Federation | None = None  # the account signs in with this federated credential
+    # Subjects of our federated credentials a rotation brings (see the thumbprints above).
+    rotation_subjects: frozenset[str] = frozenset()
+    previous_subjects: frozenset[str] = frozenset()
+    issuer: str = ""  # OIDC_ISSUER: the issuer of every federated credential of ours
 
     @property
     def claims(self) -> dict[str, Any]:
@@ -99,7 +113,14 @@ class Answers:
     @property
     def owners(self) -> registrations.Owners:
         return registrations.Owners(
-            self.thumbprint, self.rotation_thumbprints, self.previous_thumbprints
+            self.thumbprint,
+            self.rotation_thumbprints,
+            self.previous_thumbprints,
+            issuer=self.issuer,
+            audience=AUDIENCE,
+            subject=self.federation.subject if self.federation else "",
+            rotation_subjects=self.rotation_subjects,
+            previous_subjects=self.previous_subjects,
         )
 
     def read(self, read: GraphRead) -> GraphAnswer:

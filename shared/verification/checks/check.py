@@ -26,6 +26,12 @@ TITLES: dict[str, str] = {
     "app_audience": "App registration is single-tenant",
     "app_credentials": "App registration holds this certificate and no client secret",
 }
+# The titles that name the credential, for an account that signs in with a federated one.
+FEDERATED_TITLES: dict[str, str] = {
+    "certificate": "Federated credential accepted by Entra ID",
+    "certificate_expiry": "Federated credential does not expire",
+    "app_credentials": "App registration holds this federated credential and no client secret",
+}
 
 
 @dataclass(frozen=True)
@@ -37,12 +43,13 @@ class Check:
     code: str | None = None
     # A `skipped` check names the step that blocked it; never part of the report's JSON.
     blocked_by: str | None = field(default=None, compare=False)
+    title: str | None = field(default=None, compare=False)  # None: the check's usual title
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
             "id": self.id,
             "status": self.status,
-            "title": TITLES[self.id],
+            "title": self.title or TITLES[self.id],
             "detail": self.detail,
             "remediation": self.remediation,
             "code": self.code,

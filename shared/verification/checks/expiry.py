@@ -10,6 +10,24 @@ from shared.verification.checks.answers import Renewal
 from shared.verification.checks.check import Check
 
 
+def _add_step(renewal: Renewal, download: str) -> str:
+    """Where the customer puts the new credential on the app registration."""
+    if renewal.federation is not None:
+        f = renewal.federation
+        return (
+            f"Add the new federated credential ({download}) under App registrations > your app > "
+            "Certificates & secrets > Federated credentials > Add credential > Other issuer: "
+            f"Issuer {f.issuer}, Subject identifier {f.subject}, Audience {f.audience} (or `az "
+            "ad app federated-credential create --parameters <file>.json`), and keep the current "
+            "credential until the account has switched."
+        )
+    return (
+        f"Download the new certificate ({download}), upload it under App registrations > your "
+        "app > Certificates & secrets > Certificates > Upload certificate, and keep the old one "
+        "until the account has switched."
+    )
+
+
 def _renewal_words(renewal: Renewal | None) -> tuple[str, str]:
     """What the certificate_expiry check says about renewal: a sentence for the detail and
     the remediation."""
@@ -23,13 +41,20 @@ def _renewal_words(renewal: Renewal | None) -> tuple[str, str]:
         return "", start
     if renewal.accepted:  # this verification switched: nothing is left to upload
         return _switched_words(renewal), start
-    download = f"GET /api/keys/{renewal.key_id}?format=cer"
+    fmt = "json" if renewal.federation is not None else "cer"
+    download = f"GET /api/keys/{renewal.key_id}?format={fmt}"
     if renewal.answer is not None and renewal.answer.error_code is not None:
         entra = f" Entra does not accept it yet (AADSTS{renewal.answer.error_code})."
     elif renewal.answer is None and renewal.key_failure is None:
         entra = " Its certificate has expired; start a new renewal."
     else:
         entra = ""
+    if renewal.federation is not None:  # only the customer can add a federated credential
+        return (
+            f" A move to {renewal.named} is in progress: add it to the app registration "
+            f"({download}).{entra}",
+            _add_step(renewal, download),
+        )
     if renewal.automatic and renewal.add_key == "refused":
         said = f" Automatic renewal could not add it: {renewal.detail}" if renewal.detail else ""
         step = (
@@ -56,38 +81,45 @@ def _renewal_words(renewal: Renewal | None) -> tuple[str, str]:
         )
     return (
         f" A renewal is in progress: upload certificate {renewal.thumbprint} ({download}).{entra}",
-        f"Download the new certificate ({download}), upload it under App registrations > your "
-        "app > Certificates & secrets > Certificates > Upload certificate, and keep the old one "
-        "until the account has switched.",
+        _add_step(renewal, download),
     )
 
 
 def _switched_words(renewal: Renewal) -> str:
-    said = (
-        f" Entra accepted the renewed certificate {renewal.thumbprint}: the account now signs in "
-        "with it."
+    said = f" Entra accepted the new {renewal.named}: the account now signs in with it."
+    previous = (
+        f"the previous certificate {renewal.replaces}"
+        if renewal.replaces
+        else "the previous federated credential"
     )
-    if renewal.automatic:
+    if renewal.automatic and renewal.replaces:
         return (
-            f"{said} The app removes the previous certificate {renewal.replaces} from its app "
-            "registration when the rotation's retirement window ends; nothing to do."
+            f"{said} The app removes {previous} from its app registration when the rotation's "
+            "retirement window ends; nothing to do."
         )
     return (
-        f"{said} Remove the previous certificate {renewal.replaces} under App registrations > "
-        "your app > Certificates & secrets once the rotation's retirement window ends "
-        "(its retiresAt)."
+        f"{said} Remove {previous} under App registrations > your app > Certificates & secrets "
+        "once the rotation's retirement window ends (its retiresAt)."
     )
 
 
 def expiry_check(
-    not_after: datetime, now: datetime, warn_days: int, renewal: Renewal | None = None
+    not_after: datetime | None, now: datetime, warn_days: int, renewal: Renewal | None = None
 ) -> Check:
     """Pass only with MORE than `warn_days` left (exactly that many warns); `notAfter` itself is
     still inside the validity period (RFC 5280), so expired means `now` is past it. A warning
-    names the renewal: the one in progress (its thumbprint and download) or how to start one."""
+    names the renewal: the one in progress (its thumbprint and download) or how to start one.
+    No `not_after`: a federated credential, which never expires."""
+    said, renew = _renewal_words(renewal)
+    if not_after is None:
+        return Check(
+            "certificate_expiry",
+            "pass",
+            f"The account signs in with a federated credential, which does not expire and is "
+            f"never renewed.{said}",
+        )
     remaining = not_after - now
     stamp = to_rfc3339(not_after)
-    said, renew = _renewal_words(renewal)
     if remaining < timedelta(0):
         return Check(
             "certificate_expiry", "fail", f"The certificate expired on {stamp}.{said}", renew

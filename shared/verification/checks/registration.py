@@ -15,6 +15,11 @@ APPLICATION = GraphRead(
     "application", "/applications(appId='{application_id}')?$select=" + registrations.SELECT
 )
 
+# Its federated credentials (Graph lists them apart from the registration), in the same $batch.
+FEDERATED_CREDENTIALS = GraphRead(
+    "federatedCredentials", "/applications(appId='{application_id}')/federatedIdentityCredentials"
+)
+
 _AUDIENCES = {
     "AzureADMultipleOrgs": "accounts in any organizational directory (multi-tenant)",
     "AzureADandPersonalMicrosoftAccount": (
@@ -34,7 +39,7 @@ _MANUAL_CHECK = {
     ),
     "app_credentials": (
         "Check it yourself: App registrations > your app > Certificates & secrets must list "
-        "this account's certificate and no client secret."
+        "this account's credential and no client secret."
     ),
 }
 
@@ -106,24 +111,77 @@ def audience_check(answer: GraphAnswer, application_id: str) -> Check:
     )
 
 
-def credentials_check(answer: GraphAnswer, owners: registrations.Owners, now: datetime) -> Check:
-    """`app_credentials`: this account's certificate is on the registration, and no client
-    secret, nor expired certificates, beside it."""
+def credentials_check(
+    answer: GraphAnswer,
+    owners: registrations.Owners,
+    now: datetime,
+    federated: GraphAnswer | None = None,
+) -> Check:
+    """`app_credentials`: this account's credential is on the registration (its certificate,
+    or its federated credential in `federated`, the registration's federatedIdentityCredentials),
+    and no client secret, nor expired certificates, beside it."""
     if not answer.ok:
         return _registration_not_read("app_credentials", answer)
+    if owners.subject and (federated is None or not federated.ok):
+        return _registration_not_read("app_credentials", federated or answer)
     registration = registrations.registration_of(answer.body)
+    if owners.subject:
+        assert federated is not None
+        mine, missing = _federated_missing(owners, federated)
+    else:
+        mine, missing = _certificate_missing(owners, registration)
+    findings, steps = _others(registration, now)
+    if missing:
+        findings.insert(0, missing[0])
+        steps.insert(0, missing[1])
+    if not findings:
+        return Check(
+            "app_credentials",
+            "pass",
+            f"The app registration holds this account's {mine} and no client secret.",
+        )
+    return Check(
+        "app_credentials",
+        "warn",
+        "The app registration " + "; it ".join(findings) + ".",
+        "In the Entra admin center open App registrations > your app, then "
+        + "; ".join(steps)
+        + ".",
+    )
+
+
+def _certificate_missing(
+    owners: registrations.Owners, registration: registrations.Registration
+) -> tuple[str, tuple[str, str] | None]:
     mine = owners.this_account.upper()
+    if any(c.thumbprint == mine for c in registration.certificates):
+        return f"certificate ({mine})", None
+    return f"certificate ({mine})", (
+        f"does not list this account's certificate {mine}, so the next sign-in with it will fail",
+        f"upload the certificate downloaded from the portal (thumbprint {mine}) under "
+        "Certificates & secrets > Certificates > Upload certificate",
+    )
+
+
+def _federated_missing(
+    owners: registrations.Owners, federated: GraphAnswer
+) -> tuple[str, tuple[str, str] | None]:
+    mine = f"federated credential (subject {owners.subject})"
+    listed = registrations.federated_of(federated.body)
+    if any(owners.federated_used_by(f) == "this-account" for f in listed):
+        return mine, None
+    return mine, (
+        f"does not list this account's federated credential (issuer {owners.issuer}, subject "
+        f"{owners.subject}, audience {owners.audience}), so the next sign-in with it will fail",
+        "add it under Certificates & secrets > Federated credentials > Add credential > Other "
+        "issuer with exactly that issuer, subject and audience",
+    )
+
+
+def _others(registration: registrations.Registration, now: datetime) -> tuple[list[str], list[str]]:
+    """What should not be on the registration beside this account's credential."""
     findings: list[str] = []
     steps: list[str] = []
-    if all(c.thumbprint != mine for c in registration.certificates):
-        findings.append(
-            f"does not list this account's certificate {mine}, so the next sign-in with it will "
-            "fail"
-        )
-        steps.append(
-            f"upload the certificate downloaded from the portal (thumbprint {mine}) under "
-            "Certificates & secrets > Certificates > Upload certificate"
-        )
     if registration.client_secrets:
         count = registration.client_secrets
         hints = ", ".join(f"'{h}…'" for h in registration.secret_hints)
@@ -137,17 +195,4 @@ def credentials_check(answer: GraphAnswer, owners: registrations.Owners, now: da
     if old:
         findings.append("still lists expired certificates: " + ", ".join(old))
         steps.append("delete the expired certificates under Certificates & secrets > Certificates")
-    if not findings:
-        return Check(
-            "app_credentials",
-            "pass",
-            f"The app registration holds this account's certificate ({mine}) and no client secret.",
-        )
-    return Check(
-        "app_credentials",
-        "warn",
-        "The app registration " + "; it ".join(findings) + ".",
-        "In the Entra admin center open App registrations > your app, then "
-        + "; ".join(steps)
-        + ".",
-    )
+    return findings, steps

@@ -18,7 +18,7 @@ from shared.verification.checks.answers import Answers
 from shared.verification.checks.check import Check
 from shared.verification.checks.grants import claim_list, roles_read
 from shared.verification.checks.graph import ORGANIZATION, organization_of
-from shared.verification.checks.registration import APPLICATION
+from shared.verification.checks.registration import APPLICATION, FEDERATED_CREDENTIALS
 
 ReportStatus = Literal["connected", "action_required", "error"]
 
@@ -79,13 +79,16 @@ def report_facts(answers: Answers) -> Facts:
     """What the report shows beside the checks, from what Graph and the token said."""
     organization = answers.answered(ORGANIZATION)
     application = answers.answered(APPLICATION)
+    federated = answers.answered(FEDERATED_CREDENTIALS)
     role_ids = (roles_read(answers).ids if answers.has_token else None) or []
     return Facts(
         organization=organization_of(organization) if organization is not None else None,
         granted_permissions=tuple(sorted(claim_list(answers.claims, "roles"))),
         directory_roles=tuple(roles.shown_roles(role_ids)),
         app_registration=registrations.registration_json(
-            registrations.registration_of(application.body), answers.owners
+            registrations.registration_of(application.body),
+            answers.owners,
+            registrations.federated_of(federated.body) if federated is not None else None,
         )
         if application is not None
         else None,

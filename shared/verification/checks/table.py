@@ -10,12 +10,13 @@ here, its title in `check.TITLES` and its decider.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shared.verification.checks.answers import Answers, GraphRead
-from shared.verification.checks.check import TITLES, Check, skipped
+from shared.verification.checks.check import FEDERATED_TITLES, TITLES, Check, skipped
 from shared.verification.checks.expiry import expiry_check
+from shared.verification.checks.federated import federated_check
 from shared.verification.checks.grants import (
     MEMBER_OF,
     consent_check,
@@ -30,9 +31,27 @@ from shared.verification.checks.graph import (
     organization_check,
     organization_of,
 )
-from shared.verification.checks.registration import APPLICATION, audience_check, credentials_check
+from shared.verification.checks.registration import (
+    APPLICATION,
+    FEDERATED_CREDENTIALS,
+    audience_check,
+    credentials_check,
+)
 from shared.verification.checks.tenant import tenant_of
 from shared.verification.checks.token_request import application_check, certificate_check
+
+
+def credential_check(a: Answers) -> Check:
+    """The `certificate` step: the account's certificate, or its federated credential."""
+    if a.federation is None:
+        return certificate_check(a.token, a.key_failure, thumbprint=a.thumbprint)
+    return federated_check(
+        a.token,
+        a.key_failure,
+        a.federation,
+        application_id=a.application_id,
+        download_path=a.download_path,
+    )
 
 
 @dataclass(frozen=True)
@@ -63,7 +82,7 @@ STEPS: tuple[Step, ...] = (
     Step(
         "certificate",
         needs=("application",),
-        decide=lambda a: certificate_check(a.token, a.key_failure, thumbprint=a.thumbprint),
+        decide=lambda a: credential_check(a),
     ),
     Step(
         "admin_consent",
@@ -116,8 +135,10 @@ STEPS: tuple[Step, ...] = (
     Step(
         "app_credentials",
         needs=("certificate",),
-        decide=lambda a: credentials_check(a.read(APPLICATION), a.owners, a.now),
-        reads=(APPLICATION,),
+        decide=lambda a: credentials_check(
+            a.read(APPLICATION), a.owners, a.now, a.read(FEDERATED_CREDENTIALS)
+        ),
+        reads=(APPLICATION, FEDERATED_CREDENTIALS),
     ),
 )
 CHECK_ORDER: tuple[str, ...] = tuple(s.id for s in STEPS)
@@ -151,4 +172,7 @@ def decide(answers: Answers) -> list[Check]:
     for step in STEPS:
         blocker = blocker_of(step, results)
         results[step.id] = skipped(step.id, blocker) if blocker else step.decide(answers)
+    if answers.federation is not None:  # the titles name the account's kind of credential
+        for check_id, title in FEDERATED_TITLES.items():
+            results[check_id] = replace(results[check_id], title=title)
     return list(results.values())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from shared.core.answers import TokenAnswer
 from shared.verification.checks.check import Check, aadsts, skipped, unreachable
+from shared.verification.checks.federated import FEDERATED_CODES
 from shared.verification.checks.tenant import TENANT_CODES
 
 APPLICATION_CODES = {700016, 7000229, 7000112, 700025, 500011}
@@ -14,7 +15,10 @@ CERTIFICATE_CODES = {700027, 700024, 50013, 1000502, 7000215, 7000222}
 
 
 def _known_credential_error(answer: TokenAnswer) -> bool:
-    return answer.error_code in CERTIFICATE_CODES and not answer.unexpected
+    """An answer about the credential (a certificate's or a federated one's): Entra found the
+    application to judge it."""
+    known = CERTIFICATE_CODES | FEDERATED_CODES
+    return answer.error_code in known and not answer.unexpected
 
 
 def application_check(
