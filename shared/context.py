@@ -1,9 +1,9 @@
 """The app's parts, as one process holds them: settings, the key stores, the account store, the
-caller's authenticator, the outbound session and the tenant client.
+caller's authenticator, the outbound session, the tenant client and the issuer key ring.
 
 `shared.app.bootstrap` (the composition root) builds it and injects the factories of what is made
-on first use (the key store of another custody, the tenant client), so nothing here names a
-concrete backend.
+on first use (the key store of another custody, the tenant client, the issuer), so nothing here
+names a concrete backend.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     from shared.adapters.identity.base import Authenticator
+    from shared.adapters.issuer import IssuerKeyring
     from shared.adapters.tenant.client import TenantClient
     from shared.core.model import KeyRecord
 
@@ -36,7 +37,9 @@ class AppContext:
     http: requests.Session
     make_store: Callable[[str], KeyStore] | None = None  # the store of another custody
     make_tenant_client: Callable[[requests.Session], TenantClient] | None = None
+    make_issuer: Callable[[AppContext], IssuerKeyring] | None = None
     _tenant: TenantClient | None = None
+    _issuer: IssuerKeyring | None = None
     _stores: dict[str, KeyStore] = field(default_factory=dict)
 
     def custody_of(self, record: KeyRecord) -> str:
@@ -88,6 +91,17 @@ class AppContext:
                 raise ConfigurationError("this context was built without a tenant client")
             self._tenant = self.make_tenant_client(self.http)
         return self._tenant
+
+    def issuer(self) -> IssuerKeyring:
+        """The issuer key ring, made on first use by the factory the composition root gave:
+        one per process, so its cache of the published keys serves every request."""
+        if self._issuer is None:
+            if self.make_issuer is None:
+                raise ConfigurationError("this context was built without an issuer")
+            with _stores_lock:
+                if self._issuer is None:
+                    self._issuer = self.make_issuer(self)
+        return self._issuer
 
 
 _stores_lock = threading.Lock()

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING
 
 import requests
@@ -21,6 +22,7 @@ from shared.adapters.accountstore.base import AccountStore
 from shared.adapters.http.outbound import make_session
 from shared.adapters.identity.entra import EntraAuthenticator
 from shared.adapters.identity.local import LocalAuthenticator
+from shared.adapters.issuer import IssuerKeyring
 from shared.adapters.keystore.base import KeyStore
 from shared.context import AppContext
 from shared.core.schedule import SchedulePolicy
@@ -40,7 +42,10 @@ def build_context(
     *,
     vault_credential: TokenCredential | None = None,
     key_generator: KeyGenerator | None = None,
+    issuer_clock: Callable[[], datetime] | None = None,
 ) -> AppContext:
+    """The app's parts from `settings`; `issuer_clock` is the issuer key ring's clock (tests
+    walk its lifecycle with one of their own)."""
     http = make_session()
 
     def make_store(custody: str) -> KeyStore:
@@ -56,7 +61,25 @@ def build_context(
         http=http,
         make_store=make_store,
         make_tenant_client=_tenant_client,
+        make_issuer=partial(_issuer, clock=issuer_clock or _utc_now),
     )
+
+
+def _issuer(ctx: AppContext, clock: Callable[[], datetime]) -> IssuerKeyring:
+    """The issuer key ring: its keys in the store of KEY_CUSTODY, its records in the account
+    store."""
+    return IssuerKeyring(
+        ctx.accounts,
+        ctx.key_store,
+        ctx.settings.key_custody,
+        rotation=timedelta(days=ctx.settings.oidc_key_rotation_days),
+        store_identity=ctx.accounts.identity,
+        now=clock,
+    )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _tenant_client(http: requests.Session) -> TenantClient:

@@ -1,4 +1,5 @@
-"""The app's own health: are its two stores reachable? Names backends, never a secret.
+"""The app's own health: are its two stores reachable? Names backends, never a secret. Once the
+app has an issuer key, the body also says so (`"issuer": {"status": "ok", "keys": N}`).
 
 `GET /api/health` is anonymous, so its answer is cached: a loop of calls costs each store one
 point read per `OK_TTL` seconds (a failure is cached for less, so recovery shows soon), and
@@ -73,6 +74,9 @@ def _cached_checks(ctx: AppContext) -> dict[str, Any]:
         if checks is None:
             with deadline(PROBE_SECONDS):
                 checks = {name: _probe_one(store) for name, store in _stores(ctx)}
+                issuer = _issuer(ctx) if checks["accountStore"]["status"] == "ok" else None
+                if issuer is not None:
+                    checks["issuer"] = issuer
             healthy = all(check["status"] == "ok" for check in checks.values())
             _cache.context = weakref.ref(ctx)
             _cache.checks = checks
@@ -82,6 +86,17 @@ def _cached_checks(ctx: AppContext) -> dict[str, Any]:
 
 def _stores(ctx: AppContext) -> tuple[tuple[str, Any], ...]:
     return (("keyStore", ctx.keys), ("accountStore", ctx.accounts))
+
+
+def _issuer(ctx: AppContext) -> dict[str, Any] | None:
+    """The issuer's part (its published keys, from the ring's cache: at most one read of the
+    account store), or None before its first key; a failure leaves it out, as the account
+    store's own probe tells what is down."""
+    try:
+        return ctx.issuer().health()
+    except Exception as error:
+        log.warning("health probe of the issuer failed: %s", type(error).__name__)
+        return None
 
 
 def _probe_one(store: Any) -> dict[str, Any]:

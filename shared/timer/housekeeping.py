@@ -8,7 +8,9 @@ A key never linked is deleted once UNLINKED_KEY_RETENTION_DAYS have passed, and 
 Connect: its record is first marked `deleting` only if it is still unbound (in the same
 transaction or ETag check `link` uses), so a key is either bound to the account that won or gone.
 A private key without a record (a create that failed halfway) is removed only when it is tagged
-with this app's account store, and not at all when there are suspiciously many of them.
+with this app's account store, and not at all when there are suspiciously many of them. The
+issuer's keys have records of their own (the issuer key ring's): a key one of them names is never
+an orphan; one left without a record by a crash is, after the same grace.
 """
 
 from __future__ import annotations
@@ -68,8 +70,11 @@ def run(ctx: AppContext, now: datetime, *, stop_at: float | None = None) -> Hous
         records = list(ctx.accounts.list_keys())
         retention = timedelta(days=settings.unlinked_key_retention_days)
         if _finish_and_drop_keys(ctx, records, now, retention, out_of_time, done):
+            # Read after the key records, before each store's list: a key made since is
+            # younger than the orphans' grace.
+            known = {k.key_id for k in records} | {k.key_id for k in ctx.accounts.issuer_keys()}
             for store in ctx.key_stores():
-                _sweep_orphans(store, ctx.accounts.identity, now, records, out_of_time, done)
+                _sweep_orphans(store, ctx.accounts.identity, now, known, out_of_time, done)
     except (AppError, VersionConflict) as error:
         log.warning("housekeeping stopped early: %s", error.detail)
     return HousekeepingCounts(**done)
@@ -126,12 +131,12 @@ def _sweep_orphans(
     store: KeyStore,
     identity: str,
     now: datetime,
-    records: list[KeyRecord],
+    known: set[str],
     out_of_time: Callable[[], bool],
     done: Counter[str],
 ) -> None:
-    """Remove the private keys of this account store (`identity`) that no record points at."""
-    known = {k.key_id for k in records}
+    """Remove the private keys of this account store (`identity`) that no record (`known`: the
+    key ids of the account keys' and the issuer keys' records) points at."""
     orphans = [
         stored.key_id
         for stored in store.list()
@@ -140,14 +145,14 @@ def _sweep_orphans(
         and stored.created_at is not None
         and now - stored.created_at >= ORPHAN_SECRET_MIN_AGE
     ]
-    if len(orphans) > max(ORPHAN_SWEEP_LIMIT, len(records)):
+    if len(orphans) > max(ORPHAN_SWEEP_LIMIT, len(known)):
         log.warning(
             "orphan sweep refused: %d private keys (custody %s) of this account store have no "
             "record while it holds %d key records; is the app pointed at a new or emptied "
             "table? Nothing was deleted",
             len(orphans),
             store.custody,
-            len(records),
+            len(known),
         )
         return
     for key_id in orphans:
