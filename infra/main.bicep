@@ -151,6 +151,16 @@ param healthCheckIntervalHours int = 6
 @maxValue(3600)
 param healthCheckTimeBudgetSeconds int = 480
 
+// ---- federated credentials (the app as an OpenID issuer) ------------------------------
+
+@description('OIDC_ISSUER: the OpenID issuer customers\' federated credentials name (https, no trailing slash). Empty: https://<the function app\'s default host name>/api/oidc. Customers\' credentials hold it exactly, so it must never change once the first federated link exists: to serve the issuer under a custom domain or a front door, set it to that name before the first federated link, and keep that name for good.')
+param oidcIssuer string = ''
+
+@description('OIDC_KEY_ROTATION_DAYS: the issuer key that signs federated assertions is replaced this often (published 24 hours before it signs, kept 24 hours after).')
+@minValue(30)
+@maxValue(730)
+param oidcKeyRotationDays int = 180
+
 // ---- key custody ------------------------------------------------------------------
 
 @description('KEY_CUSTODY: vault-key (default) creates each private key inside Key Vault as a non-exportable key that signs there (the app gets Key Vault Crypto Officer); vault-secret stores app-generated keys as secrets the app reads (the app also gets Key Vault Secrets Officer).')
@@ -330,6 +340,8 @@ module functionApp './app/function-app.bicep' = {
     keyRetirementDays: keyRetirementDays
     healthCheckIntervalHours: healthCheckIntervalHours
     healthCheckTimeBudgetSeconds: healthCheckTimeBudgetSeconds
+    oidcIssuer: oidcIssuer
+    oidcKeyRotationDays: oidcKeyRotationDays
     vnetEnabled: vnetEnabled
     appSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
   }
@@ -345,6 +357,7 @@ output AZURE_FUNCTION_NAME string = functionApp.outputs.name
 output AZURE_FUNCTION_DEFAULT_HOST_NAME string = functionApp.outputs.defaultHostName
 output SERVICE_API_URI string = functionApp.outputs.uri
 output API_BASE_URL string = '${functionApp.outputs.uri}/api'
+output OIDC_ISSUER string = functionApp.outputs.oidcIssuer
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_ENDPOINT string = keyVault.outputs.uri
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name

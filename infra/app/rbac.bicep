@@ -6,9 +6,11 @@
 //                     Storage Queue Data Contributor  host queues (AzureWebJobsStorage__queueServiceUri)
 //                     Storage Table Data Contributor  table `linkedaccounts`
 //   App Insights      Monitoring Metrics Publisher    telemetry with local auth disabled
-//   Key Vault         Key Vault Crypto Officer        create keys, sign with them, delete them
-//                                                     (KEY_CUSTODY=vault-key: no private key
-//                                                     ever leaves the vault)
+//   Key Vault         Key Vault Crypto Officer        create keys, sign with them, list and
+//                                                     delete them (KEY_CUSTODY=vault-key: no
+//                                                     private key ever leaves the vault); the
+//                                                     OpenID issuer's key is one of them, made,
+//                                                     signing, rotated and deleted the same way
 //                     Key Vault Secrets Officer       only when keyCustody is vault-secret, or
 //                                                     keepSecretsRole keeps it for keys made
 //                                                     under vault-secret before a switch
@@ -130,7 +132,7 @@ resource appCryptoOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultCryptoOfficerRoleId)
     principalId: managedIdentityPrincipalId
     principalType: 'ServicePrincipal'
-    description: 'Function app: customer keys created, used to sign and deleted inside the vault'
+    description: 'Function app: customer keys and the OpenID issuer key created, used to sign and deleted inside the vault'
   }
 }
 

@@ -621,6 +621,7 @@ LIMIT_SETTINGS = [
     ),
     ("HEALTH_CHECK_CONCURRENCY", "healthCheckConcurrency", "health_check_concurrency"),
     ("CERT_EXPIRY_WARNING_DAYS", "certExpiryWarningDays", "cert_expiry_warning_days"),
+    ("OIDC_KEY_ROTATION_DAYS", "oidcKeyRotationDays", "oidc_key_rotation_days"),
 ]
 _LOCAL_APP = {"AUTH_MODE": "local"}
 
@@ -655,6 +656,46 @@ def check_limit_settings_match_the_app(p: Project) -> None:
             assert got == str(value), f"{param}={value} gives app setting {setting}={got!r}"
 
 
+def _azure_app_issuer(host_name: str, oidc_issuer: str | None) -> str:
+    """The issuer the app itself reads in Azure on that host, with OIDC_ISSUER set or not."""
+    env = {
+        "AUTH_AUDIENCE": "api://x",
+        "AUTH_ISSUER": "https://login.microsoftonline.com/{tid}/v2.0",
+        "WEBSITE_INSTANCE_ID": "0123abcd",
+        "WEBSITE_HOSTNAME": host_name,
+        "KEY_VAULT_URL": "https://kv-x.vault.azure.net",
+        "ACCOUNTS_STORAGE__tableServiceUri": "https://stx.table.core.windows.net",
+    }
+    if oidc_issuer is not None:
+        env["OIDC_ISSUER"] = oidc_issuer
+    return load_settings(env).oidc_issuer
+
+
+def check_oidc_issuer_setting(p: Project) -> None:
+    """OIDC_ISSUER is the app's default host name + /api/oidc, exactly what the app itself would
+    take in Azure, unless oidcIssuer pins another name (a custom domain); the app accepts what
+    the template writes, and the deployment outputs it."""
+    assert Evaluator(p, {}).symbol("main.bicep", "oidcIssuer") == "", "oidcIssuer defaults to ''"
+    for app_name in ("func-contoso", "func-api-links-prod"):
+        ev = Evaluator(p, {"functionAppName": app_name})
+        written = _settings(ev).get("OIDC_ISSUER")
+        host = f"{app_name}.azurewebsites.net"
+        assert written == f"https://{host}/api/oidc", f"OIDC_ISSUER is {written!r}"
+        assert written == _azure_app_issuer(host, None) == _azure_app_issuer(host, written), (
+            f"the app on {host} reads OIDC_ISSUER={written!r} otherwise than written"
+        )
+        output = p.get("main.bicep", "OIDC_ISSUER", "output")
+        assert output is not None and ev.value("main.bicep", output.value) == written, (
+            "main.bicep must output OIDC_ISSUER as written on the app"
+        )
+    generated = _settings(Evaluator(p, {})).get("OIDC_ISSUER")
+    assert isinstance(generated, Opaque) and generated.text.endswith("/api/oidc'"), generated
+    pinned = "https://links.contoso.example/tenant-links/oidc"
+    ev = Evaluator(p, {"functionAppName": "func-contoso", "oidcIssuer": pinned})
+    assert _settings(ev).get("OIDC_ISSUER") == pinned, "a pinned oidcIssuer must be written as is"
+    assert _azure_app_issuer("func-contoso.azurewebsites.net", pinned) == pinned
+
+
 ALL_CHECKS: list[Callable[[Project], None]] = [
     check_custody_parameters,
     check_vault_roles_follow_custody,
@@ -664,6 +705,7 @@ ALL_CHECKS: list[Callable[[Project], None]] = [
     check_site_joins_delegated_subnet,
     check_private_endpoints,
     check_limit_settings_match_the_app,
+    check_oidc_issuer_setting,
 ]
 
 
@@ -942,6 +984,46 @@ MUTATIONS: list[tuple[str, str, list[tuple[str, str]], Callable[[Project], None]
             )
         ],
         check_limit_settings_match_the_app,
+    ),
+    (
+        "issuer rotation allows a week",
+        "main.bicep",
+        [
+            (
+                "@minValue(30)\n@maxValue(730)\nparam oidcKeyRotationDays",
+                "@minValue(7)\n@maxValue(730)\nparam oidcKeyRotationDays",
+            )
+        ],
+        check_limit_settings_match_the_app,
+    ),
+    (
+        "issuer default with a trailing slash",
+        "app/function-app.bicep",
+        [("/api/oidc'\n", "/api/oidc/'\n")],
+        check_oidc_issuer_setting,
+    ),
+    (
+        "issuer default at the site root",
+        "app/function-app.bicep",
+        [
+            (
+                "'https://${name}.${appServiceDomain}/api/oidc'",
+                "'https://${name}.${appServiceDomain}'",
+            )
+        ],
+        check_oidc_issuer_setting,
+    ),
+    (
+        "pinned issuer ignored",
+        "app/function-app.bicep",
+        [("!empty(oidcIssuer) ? oidcIssuer : ", "")],
+        check_oidc_issuer_setting,
+    ),
+    (
+        "issuer not written on the app",
+        "app/function-app.bicep",
+        [("name: 'OIDC_ISSUER'", "name: 'OIDC_ISSUER_UNUSED'")],
+        check_oidc_issuer_setting,
     ),
     (
         "budget setting from the wrong param",
