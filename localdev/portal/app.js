@@ -901,7 +901,7 @@ function renderRenewal() {
   const federated = credential === 'federated';
   const section = $('#renewal-section');
   section.dataset.renewalFor = account.id;
-  section.dataset.credential = credential;
+  section.dataset.accountCredential = credential;
   $('#renewal-heading').textContent = federated ? `Credential: ${name}` : `Certificate renewal: ${name}`;
   const kind = $('#renewal-credential');
   kind.textContent = CREDENTIAL_LABEL[credential];
@@ -1653,6 +1653,10 @@ const sandboxActions = {
     if (rotation?.status !== 'awaiting_upload') {
       throw new ApiError('problem', { problem: { title: 'No renewal in progress',
         detail: 'Press “Renew certificate” first: there is no new certificate to upload.' } });
+    }
+    if (rotationKind(rotation) === 'federated') {
+      throw new ApiError('problem', { problem: { title: 'No new certificate',
+        detail: 'The move awaits a federated credential, not a certificate: press “Add the new federated credential”.' } });
     }
     const response = await request(api.keyUrl(rotation.key.keyId, 'pem'), { raw: true, headers: { Accept: 'application/x-pem-file' } });
     const res = await sandboxRequest(`${path}/certificates`, {
