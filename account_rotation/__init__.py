@@ -1,4 +1,5 @@
-"""POST, GET and DELETE /api/accounts/{id}/rotation: start, read and cancel a renewal."""
+"""POST, GET and DELETE /api/accounts/{id}/rotation: start, read and cancel a renewal, or a move
+to the other kind of credential (POST's `kind`: certificate | federated)."""
 
 import azure.functions as func
 
@@ -18,6 +19,7 @@ def main(req: func.HttpRequest) -> func.HttpResponse:
     with acting_as(caller.actor):  # the history records who started or cancelled it
         if req.method == "POST":
             body = read_json_object(req) if req.get_body() else {}
+            # The body (kind, validityDays, keySize) is read by renewal.start (new_rotation).
             with deadline(ctx.settings.verify_timeout_seconds):  # automatic renewal's addKey
                 account = renewal.start(ctx, caller.owner, account_id, body)
             assert account.rotation is not None

@@ -8,31 +8,66 @@ customer by hand. PATCH changes the setting and hands a rotation over in the sam
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.core.model import Account, Rotation
+from shared.renewal.credentials import (
+    ADMIN_CENTER,
+    CERTIFICATE,
+    FEDERATED,
+    add_federated_steps,
+    app_adds,
+    replaced_certificate,
+    upload_steps,
+)
 from shared.support.timefmt import to_rfc3339
 
 
 def awaiting(
-    thumbprint: str, key_id: str, automatic: bool, *, switched: bool = False, added: bool = False
+    key: dict[str, Any],
+    current_kind: str,
+    automatic: bool,
+    *,
+    switched: bool = False,
+    added: bool = False,
 ) -> str:
-    """A rotation in progress: what happens next, and who does it (after `switched`: the
-    renewal setting changed; `added`: the app's addKey had landed)."""
+    """A rotation in progress to the new key resource `key`, the account still on a credential
+    of `current_kind`: what happens next, and who does it (after `switched`: the renewal setting
+    changed; `added`: the app's addKey had landed)."""
     said = f"Automatic renewal was switched {'on' if automatic else 'off'}. " if switched else ""
+    thumbprint = key.get("thumbprint")
+    leave = (
+        "Leave the current credential in place until the account has switched."
+        if current_kind == FEDERATED or key.get("kind") == FEDERATED
+        else ""
+    )
+    if key.get("kind") == FEDERATED:
+        why = (
+            "The app cannot add a federated credential to its own app registration (that takes "
+            "Application.ReadWrite, which it does not have), so this step is yours. "
+            if automatic
+            else ""
+        )
+        return f"{said}{why}{add_federated_steps(key)} {leave}"
     if added:
         return (
             f"{said}The app has added the new certificate {thumbprint} to its app registration, "
             "so there is nothing to upload: the account switches to it as soon as Entra accepts it."
         )
-    if automatic:
+    if automatic and app_adds(CERTIFICATE, current_kind):
         return (
             f"{said}The app adds the new certificate {thumbprint} to its app registration itself; "
             "the account switches to it as soon as Entra accepts it."
         )
-    return (
-        f"{said}Upload the new certificate {thumbprint} (GET /api/keys/{key_id}?format=cer) under "
-        "App registrations > your app > Certificates & secrets, and leave the old one until the "
-        "account has switched."
-    )
+    if automatic:
+        return (
+            f"{said}The app cannot add this certificate itself: Graph's addKey needs a proof "
+            "signed by a certificate the app registration already holds, and this account signs "
+            f"in with a federated credential. {upload_steps(key)}. {leave}"
+        )
+    if leave:
+        return f"{said}{upload_steps(key)}. {leave}"
+    return f"{said}{upload_steps(key)}, and leave the old one until the account has switched."
 
 
 def follow_renewal(account: Account) -> Account:
@@ -48,17 +83,20 @@ def follow_renewal(account: Account) -> Account:
     automatic = renewal == "automatic"
     if rotation.in_progress:
         added = rotation.add_key == "done"
+        # The app adds only a certificate, with a proof from the account's current certificate.
+        adds = automatic and app_adds(rotation.kind, account.credential)
         followed = rotation.updated(
             renewal=renewal,
-            add_key="done" if added else ("pending" if automatic else None),
+            add_key="done" if added else ("pending" if adds else None),
             detail=awaiting(
-                rotation.thumbprint, rotation.key_id, automatic, switched=True, added=added
+                rotation.key, account.credential, automatic, switched=True, added=added
             ),
         )
     elif rotation.retiring:
+        removes = automatic and replaced_certificate(rotation)  # never a federated credential
         followed = rotation.updated(
             renewal=renewal,
-            remove_key="pending" if automatic else None,
+            remove_key="pending" if removes else None,
             detail=_retiring(rotation, automatic),
         )
     else:
@@ -68,6 +106,12 @@ def follow_renewal(account: Account) -> Account:
 
 def _retiring(rotation: Rotation, automatic: bool) -> str:
     when = to_rfc3339(rotation.retire_after) if rotation.retire_after else "the retirement"
+    if not replaced_certificate(rotation):
+        return (
+            f"Automatic renewal was switched {'on' if automatic else 'off'}; either way the app "
+            "cannot remove the previous federated credential from the app registration: remove "
+            f"it by hand ({ADMIN_CENTER} > Federated credentials) once it retires ({when})."
+        )
     if automatic:
         return (
             f"Automatic renewal was switched on: the app removes the previous certificate "

@@ -1,6 +1,9 @@
 """Starting a rotation: its options (POST /rotation's, or the replaced key's), its new key, and
 the one write that begins it.
 
+The new key is of either kind (`kind`, by default the account's current credential): a
+certificate, or a federated credential, so a rotation also moves an account between the two.
+
 The new key is made first and bound to the account in the write that records the rotation, so
 it is never an unlinked key that retention could take; a start that fails leaves the account,
 and the key in its retirement window, as they were.
@@ -17,11 +20,13 @@ from shared.adapters.accountstore import KeyChanges
 from shared.context import AppContext
 from shared.core import certificates
 from shared.core.errors import Conflict, invalid
+from shared.core.federation import KINDS
 from shared.core.model import Account, Event, KeyRecord, Rotation
 from shared.core.validation import Fields
 from shared.linking import history
 from shared.linking.accounts import delete_keys
-from shared.linking.keys import store_key, with_expiry
+from shared.linking.keys import store_federated, store_key, with_expiry
+from shared.renewal.credentials import CERTIFICATE, FEDERATED, app_adds, described
 from shared.renewal.handover import awaiting
 from shared.renewal.rotation import Change, retiring_key, transition
 from shared.support.timefmt import utc_now
@@ -48,11 +53,29 @@ def shortest_validity(ctx: AppContext) -> int:
     return max(2 * ctx.settings.cert_expiry_warning_days, 1)
 
 
-def options(ctx: AppContext, account: Account, body: dict[str, Any]) -> tuple[int, int]:
-    """`validityDays` and `keySize` of POST /rotation, defaulting to the replaced key's."""
+@dataclass(frozen=True)
+class NewKey:
+    """What a rotation's new key is: a certificate (its validity and key size) or a federated
+    credential (neither)."""
+
+    kind: str = CERTIFICATE
+    validity_days: int | None = None
+    key_size: int | None = None
+
+
+def options(ctx: AppContext, account: Account, body: dict[str, Any]) -> NewKey:
+    """`kind`, `validityDays` and `keySize` of POST /rotation: the kind defaults to the account's
+    credential, a certificate's options to the replaced key's; a federated credential takes
+    neither (a 400 naming the field)."""
+    fields = Fields(body)
+    kind = fields.one_of("kind", KINDS, default=account.credential)
+    if kind == FEDERATED:
+        fields.absent("validityDays", "with kind federated (a federated credential never expires)")
+        fields.absent("keySize", "with kind federated (the app's issuer key signs)")
+        fields.done()
+        return NewKey(FEDERATED)
     days, size = default_validity(ctx, account)
     shortest = shortest_validity(ctx)
-    fields = Fields(body)
     days = fields.integer("validityDays", default=days, lo=1, hi=MAX_VALIDITY_DAYS)
     size = fields.one_of("keySize", certificates.KEY_SIZES, default=size)
     fields.done()
@@ -62,7 +85,7 @@ def options(ctx: AppContext, account: Account, body: dict[str, Any]) -> tuple[in
             f"must be at least {shortest} days (twice CERT_EXPIRY_WARNING_DAYS), or the renewal "
             "would be due again at once",
         )
-    return days, size
+    return NewKey(CERTIFICATE, days, size)
 
 
 def in_progress_conflict(account: Account) -> Conflict:
@@ -78,8 +101,9 @@ def in_progress_conflict(account: Account) -> Conflict:
 @dataclass(frozen=True)
 class Started:
     """A rotation begun: the account as written, and the last rotation when that write retired
-    the key it had replaced (still in its retirement window: its certificate may be left on the
-    app registration, for automatic renewal to remove)."""
+    the key it had replaced (still in its retirement window: its credential may be left on the
+    app registration). That key is released but not deleted yet: `retire_replaced_early` deletes
+    it once what it must sign (a removeKey's proof) is done."""
 
     account: Account
     replaced: Rotation | None = None
@@ -88,9 +112,8 @@ class Started:
 def begin(
     ctx: AppContext,
     account: Account,
+    new: NewKey,
     *,
-    validity_days: int,
-    key_size: int,
     now: datetime | None = None,
     reason: list[Event] | None = None,
 ) -> Started:
@@ -103,37 +126,40 @@ def begin(
     if account.rotation is not None and account.rotation.in_progress:
         raise in_progress_conflict(account)
     now = now or utc_now()
-    record = _new_key(ctx, account, validity_days, key_size, now)
+    record = _new_key(ctx, account, new, now)
     key = with_expiry(ctx, replace(record, account_id=account.id)).to_resource()
     try:
         saved, replaced = _write_start(ctx, account, key, now, reason or [])
     except Exception:
         _discard(ctx, account.owner, record.key_id)
         raise
-    if replaced is not None:
-        _retire_replaced_early(ctx, account, replaced)
     log.info(
-        "rotation started accountId=%s keyId=%s renewal=%s",
+        "rotation started accountId=%s keyId=%s kind=%s renewal=%s",
         account.id,
         record.key_id,
+        record.kind,
         saved.certificate_renewal,
     )
     return Started(saved, replaced)
 
 
-def _new_key(
-    ctx: AppContext, account: Account, validity_days: int, key_size: int, now: datetime
-) -> KeyRecord:
+def _new_key(ctx: AppContext, account: Account, new: NewKey, now: datetime) -> KeyRecord:
     """The rotation's new key, named as the key it replaces (or the account)."""
     previous = ctx.accounts.get_key(account.owner, account.key_id)
+    name = previous.display_name if previous else account.display_name
+    if new.kind == FEDERATED:
+        return store_federated(
+            ctx, account.owner, account.tenant_id, account.application_id, name, now=now
+        )
+    assert new.validity_days is not None and new.key_size is not None
     return store_key(
         ctx,
         account.owner,
         account.tenant_id,
         account.application_id,
-        previous.display_name if previous else account.display_name,
-        validity_days=validity_days,
-        key_size=key_size,
+        name,
+        validity_days=new.validity_days,
+        key_size=new.key_size,
         now=now,
     )
 
@@ -165,7 +191,7 @@ def _starting(
     """The write that starts the rotation to `key` on the account as it is now: the rotation
     (its renewal as the account has it now), the new key bound, the retiring one released."""
     automatic = current.certificate_renewal == "automatic"
-    thumbprint, key_id = str(key["thumbprint"]), str(key["keyId"])
+    key_id, kind = str(key["keyId"]), str(key.get("kind") or CERTIFICATE)
     started = Rotation(
         key=key,
         previous_key_id=current.key_id,
@@ -173,15 +199,16 @@ def _starting(
         status="awaiting_upload",
         renewal=current.certificate_renewal,
         started_at=now,
-        detail=awaiting(thumbprint, key_id, automatic),
-        add_key="pending" if automatic else None,
+        detail=awaiting(key, current.credential, automatic),
+        # addKey only for a certificate, signed by the current one: never attempted otherwise.
+        add_key="pending" if automatic and app_adds(kind, current.credential) else None,
     )
     event = history.event(
         current.owner,
         current.id,
         "rotation_started",
         status=current.status,
-        detail=f"new certificate {thumbprint} valid until {key['notAfter']}",
+        detail=_started_words(current, key),
     )
     return Change(
         current.updated(rotation=started, updated_at=utc_now()),
@@ -190,7 +217,16 @@ def _starting(
     )
 
 
-def _retire_replaced_early(ctx: AppContext, account: Account, replaced: Rotation) -> None:
+def _started_words(current: Account, key: dict[str, Any]) -> str:
+    """The rotation_started event's words: the new credential, and the one it moves from when
+    the kind changes."""
+    if key.get("kind") == FEDERATED or current.federated:
+        was = "federated credential" if current.federated else f"certificate {current.thumbprint}"
+        return f"new {described(key)} to replace the {was}"
+    return f"new certificate {key['thumbprint']} valid until {key['notAfter']}"
+
+
+def retire_replaced_early(ctx: AppContext, account: Account, replaced: Rotation) -> None:
     """Delete the key the start released (the one the last rotation had replaced)."""
     retired_key = replaced.previous_key_id
     delete_keys(ctx, account.owner, (retired_key,))

@@ -17,7 +17,9 @@ from shared.core.model import Account, Event
 from shared.linking import accounts, history
 from shared.renewal import new_rotation
 from shared.renewal import rotation as rotations
+from shared.renewal.credentials import CERTIFICATE, proof_key, remove_federated_steps
 from shared.renewal.handover import follow_renewal
+from shared.renewal.new_rotation import NewKey
 from shared.renewal.tenant_writes import (
     push_new_certificate,
     remove_from_registration,
@@ -39,25 +41,31 @@ def patch(
 
 
 def start(ctx: AppContext, owner: str, account_id: str, body: dict[str, Any]) -> Account:
-    """POST /api/accounts/{id}/rotation."""
+    """POST /api/accounts/{id}/rotation: a renewal, or a move to the other kind of credential
+    (`kind`)."""
     account = accounts.get_account(ctx, owner, account_id)
     if account.rotation is not None and account.rotation.in_progress:
         raise new_rotation.in_progress_conflict(account)
-    days, size = new_rotation.options(ctx, account, body)
-    return _begin(ctx, account, days, size)
+    return _begin(ctx, account, new_rotation.options(ctx, account, body))
 
 
 def _begin(
-    ctx: AppContext, account: Account, days: int, size: int, reason: list[Event] | None = None
+    ctx: AppContext, account: Account, new: NewKey, reason: list[Event] | None = None
 ) -> Account:
     """Start a rotation; only once it has started, the Graph writes that follow (a failed start
     changes nothing): addKey of its certificate, and removeKey of the certificate whose key the
-    start retired early (`begin` releases that key in its write)."""
-    started = new_rotation.begin(ctx, account, validity_days=days, key_size=size, reason=reason)
-    account = push_new_certificate(ctx, started.account)
+    start retired early (`begin` releases that key in its write; it is deleted after its
+    removeKey, whose proof it may sign)."""
+    started = new_rotation.begin(ctx, account, new, reason=reason)
+    account = started.account
     replaced = started.replaced
-    if replaced is not None and replaced.remove_key == "pending":
-        account = remove_replaced(ctx, account, replaced.previous_thumbprint)
+    try:
+        account = push_new_certificate(ctx, account)
+        if replaced is not None:
+            account = remove_replaced(ctx, account, replaced)
+    finally:
+        if replaced is not None:
+            new_rotation.retire_replaced_early(ctx, account, replaced)
     return account
 
 
@@ -92,6 +100,7 @@ def upkeep(ctx: AppContext, account: Account, now: datetime | None = None) -> Ac
     if window is not None and now >= window and not _in_progress(account):
         assert account.certificate_not_after is not None
         days, size = new_rotation.default_validity(ctx, account)
+        renewal = NewKey(CERTIFICATE, days, size)
         expiring = history.event(
             account.owner,
             account.id,
@@ -100,7 +109,7 @@ def upkeep(ctx: AppContext, account: Account, now: datetime | None = None) -> Ac
             detail=f"certificate {account.thumbprint} expires on "
             f"{to_rfc3339(account.certificate_not_after)}; a renewal was started",
         )
-        account = _begin(ctx, account, days, size, reason=[expiring])
+        account = _begin(ctx, account, renewal, reason=[expiring])
     return account
 
 
@@ -110,15 +119,24 @@ def _in_progress(account: Account) -> bool:
 
 def _retire(ctx: AppContext, account: Account, now: datetime) -> Account:
     """Retire the replaced key, decided on a fresh read; with automatic renewal on at that
-    moment, removeKey of its certificate first."""
+    moment, removeKey of its certificate first (the proof signed by the account's certificate,
+    or by the replaced certificate's own key when the account is federated now). A replaced
+    federated credential: the app stops signing for it, and `detail` asks the customer to
+    remove it from the app registration (the app cannot)."""
     current = rotations.fresh(ctx, account)
     rotation = current.rotation
     if not rotations.retirement_due(current, now):
         return current
     assert rotation is not None
+    if not rotation.previous_thumbprint:  # a federated credential
+        record = ctx.accounts.get_key(current.owner, rotation.previous_key_id)
+        steps = remove_federated_steps(record, rotation, current.application_id)
+        detail = f"Completed; the app no longer signs for the previous credential. {steps}"
+        return rotations.retire(ctx, current, now, detail=detail)
     if rotation.remove_key != "pending" or current.certificate_renewal != "automatic":
         return rotations.retire(ctx, current, now)
-    write = remove_from_registration(ctx, current, rotation.previous_thumbprint)
+    signer = proof_key(current, rotation.previous_key_id, rotation.previous_thumbprint)
+    write = remove_from_registration(ctx, current, rotation.previous_thumbprint, signer)
     if write.outcome == "transient":
         log.info("replaced certificate not removed yet accountId=%s", current.id)
         return current  # the key stays until removeKey answers; the next run tries again

@@ -1,12 +1,13 @@
-"""Certificate renewal: a rotation's states and the atomic account writes that move it on.
+"""Certificate renewal and moves between credentials: a rotation's states and the atomic account
+writes that move it on.
 
 A rotation gives an account a new key without ever disconnecting it. Its new key is made and
 bound to the account in the write that starts the rotation (`shared.renewal.new_rotation`); the
-account switches to it in ONE write (key, thumbprint, expiry and the rotation completed) once
-Entra accepts its certificate (`switch`, used by `verification.record`); the key it replaced stays
-bound, and usable, until `retire_after`, then is released and deleted. Every transition is
-decided again on a fresh read of the account and written under its version (`transition`), so
-two instances racing can neither do one twice nor lose one.
+account switches to it in ONE write (key, credential kind, thumbprint, expiry and the rotation
+completed) once Entra accepts it (`switch`, used by `verification.record`); the key it
+replaced stays bound, and usable, until `retire_after`, then is released and deleted. Every
+transition is decided again on a fresh read of the account and written under its version
+(`transition`), so two instances racing can neither do one twice nor lose one.
 
 The Graph side of automatic renewal (addKey / removeKey) is in `shared.renewal.tenant_writes`.
 """
@@ -26,6 +27,7 @@ from shared.core.errors import Conflict, NotFound
 from shared.core.model import Account, Event, Rotation
 from shared.linking import history
 from shared.linking.accounts import delete_keys, get_account
+from shared.renewal.credentials import described, previous_described, replaced_certificate
 from shared.support.optimistic import retry_lost_races
 from shared.support.timefmt import to_rfc3339, utc_now
 
@@ -73,40 +75,76 @@ def retiring_key(account: Account) -> str | None:
 # --- the switch, in the write that records a verification ---------------------------------
 def switch(ctx: AppContext, current: Account, key_id: str) -> Change | None:
     """Entra accepted rotation key `key_id`: the account as it becomes with it (None when the
-    account is not awaiting that key any more: switched already, cancelled or failed)."""
+    account is not awaiting that key any more: switched already, cancelled or failed). Its
+    credential becomes the new key's kind, with that key's thumbprint and expiry ("" and None
+    for a federated credential)."""
     rotation = current.rotation
     if rotation is None or not rotation.in_progress or rotation.key_id != key_id:
         return None
     now = utc_now()
     retire_after = now + timedelta(days=ctx.settings.key_retirement_days)
+    # The app removes only a certificate from the app registration (removeKey), never a
+    # federated credential (that takes Application.ReadWrite).
+    removes = rotation.renewal == "automatic" and replaced_certificate(rotation)
     completed = rotation.updated(
         status="completed",
         completed_at=now,
         retire_after=retire_after,
-        detail=f"Entra accepted the new certificate {rotation.thumbprint}; the previous one "
-        f"({rotation.previous_thumbprint}) stays usable until {to_rfc3339(retire_after)}, then "
-        "its key is deleted"
-        + (
-            " and the app removes it from the app registration."
-            if rotation.renewal == "automatic"
-            else "; remove it from the app registration then."
-        ),
-        remove_key="pending" if rotation.renewal == "automatic" else None,
+        detail=_switched_words(ctx, current, rotation, retire_after, removes),
+        remove_key="pending" if removes else None,
     )
     switched = current.updated(
         key_id=rotation.key_id,
+        credential=rotation.kind,
         thumbprint=rotation.thumbprint,
         certificate_not_after=rotation.not_after,
         rotation=completed,
     )
+    now_with = described(rotation.key)
+    moved = rotation.kind != current.credential
     event = history.event(
         current.owner,
         current.id,
         "rotation_completed",
         status=current.status,
-        detail=f"now signing in with certificate {rotation.thumbprint}",
+        detail=f"now signing in with {now_with}"
+        + (f" instead of {_previous(ctx, current, rotation)}" if moved else ""),
     )
     return Change(switched, [event])
+
+
+def _previous(ctx: AppContext, current: Account, rotation: Rotation) -> str:
+    """The replaced key in words (a federated credential's subject is read from its record)."""
+    if replaced_certificate(rotation):
+        return previous_described(rotation, None)
+    return previous_described(
+        rotation, ctx.accounts.get_key(current.owner, rotation.previous_key_id)
+    )
+
+
+def _switched_words(
+    ctx: AppContext, current: Account, rotation: Rotation, retire_after: datetime, removes: bool
+) -> str:
+    """The completed rotation's detail: what was accepted, until when the replaced key stays
+    usable, and who removes it from the app registration."""
+    accepted = f"Entra accepted the new {described(rotation.key)}"
+    until = to_rfc3339(retire_after)
+    if not replaced_certificate(rotation):
+        return (
+            f"{accepted}; the previous {_previous(ctx, current, rotation)} stays usable until "
+            f"{until}, then the app stops signing for it; remove it from the app registration "
+            f"(App registrations > your app > Certificates & secrets > Federated credentials) "
+            "then: the app cannot remove it itself."
+        )
+    if rotation.kind == "certificate":
+        said = f"{accepted}; the previous one ({rotation.previous_thumbprint})"
+    else:
+        said = f"{accepted}; the previous certificate {rotation.previous_thumbprint}"
+    return f"{said} stays usable until {until}, then its key is deleted" + (
+        " and the app removes it from the app registration."
+        if removes
+        else "; remove it from the app registration then."
+    )
 
 
 # --- ending one otherwise ----------------------------------------------------------------
@@ -127,7 +165,10 @@ def cancel(ctx: AppContext, account: Account) -> Account:
         cancelled = rotation.updated(
             status="cancelled",
             completed_at=utc_now(),
-            detail=f"Cancelled; the new key {rotation.key_id} was deleted.",
+            detail=f"Cancelled; the new key {rotation.key_id} was deleted."
+            if rotation.kind != "federated"
+            else f"Cancelled; the new {described(rotation.key)} was deleted: the app never "
+            "signs for it, so remove it from the app registration if you added it.",
         )
         event = history.event(
             current.owner, current.id, "rotation_cancelled", status=current.status

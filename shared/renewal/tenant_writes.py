@@ -8,6 +8,11 @@ replaced certificate once it is retired, or of an ended rotation's certificate. 
 app-management policy, no valid current certificate) is kept with Graph's words in the
 rotation's `detail` and leaves the manual path open; a transient failure is tried again at the
 timer's next visit.
+
+Only a certificate signs a proof. An account that signs in with a federated credential has no
+certificate of its own: the app never adds one for it (the customer uploads it), and a replaced
+certificate's removeKey proof is signed by that certificate's own key, before it is deleted. A
+federated credential is never added or removed by the app (that takes Application.ReadWrite).
 """
 
 from __future__ import annotations
@@ -23,6 +28,13 @@ from shared.adapters.tenant.graph_write import GraphWrite
 from shared.context import AppContext
 from shared.core.model import Account, Rotation
 from shared.renewal import rotation as rotations
+from shared.renewal.credentials import (
+    CERTIFICATE,
+    ProofKey,
+    app_adds,
+    proof_key,
+    remove_federated_steps,
+)
 from shared.renewal.handover import awaiting
 from shared.signin import signed_in
 from shared.support.guid import parse_guid
@@ -30,7 +42,7 @@ from shared.support.guid import parse_guid
 log = logging.getLogger("m365link.renewal")
 
 # What an own-credentials call is given: the client, Graph's base URL, a token, the
-# application's object id, and the current key's signer.
+# application's object id, and the signer of the proof.
 GraphCall = Callable[[TenantClient, str, str, str, Any], GraphWrite]
 
 
@@ -47,11 +59,13 @@ def push_new_certificate(ctx: AppContext, account: Account) -> Account:
         or rotation is None
         or not rotation.in_progress
         or rotation.add_key != "pending"
+        or not app_adds(rotation.kind, current.credential)  # no certificate signs the proof
     ):
         return current
     write = _own_write(
         ctx,
         current,
+        ProofKey(current.key_id, current.thumbprint),
         lambda tenant, graph, token, object_id, signer: own_credentials.add_certificate(
             tenant,
             graph,
@@ -104,9 +118,7 @@ def _add_key_outcome(rotation: Rotation, write: GraphWrite) -> dict[str, Any]:
             return {}
         return {
             "add_key": "done",
-            "detail": awaiting(
-                rotation.thumbprint, rotation.key_id, False, switched=True, added=True
-            ),
+            "detail": awaiting(rotation.key, CERTIFICATE, False, switched=True, added=True),
         }
     if done:
         return {
@@ -125,43 +137,55 @@ def _add_key_outcome(rotation: Rotation, write: GraphWrite) -> dict[str, Any]:
     return {"detail": f"{write.words()} The app tries again at the next health check."}
 
 
-def remove_from_registration(ctx: AppContext, account: Account, thumbprint: str) -> GraphWrite:
-    """removeKey of one certificate from the app registration, the proof signed by the
-    account's current key (own_credentials never removes the one that signs)."""
+def remove_from_registration(
+    ctx: AppContext, account: Account, thumbprint: str, signer: ProofKey | None = None
+) -> GraphWrite:
+    """removeKey of one certificate from the app registration, the proof signed by `signer`
+    (by default the account's current key)."""
+    proof = signer or ProofKey(account.key_id, account.thumbprint)
     return _own_write(
         ctx,
         account,
-        lambda tenant, graph, token, object_id, signer: own_credentials.remove_certificate(
+        proof,
+        lambda tenant, graph, token, object_id, signs: own_credentials.remove_certificate(
             tenant,
             graph,
             token,
             object_id=object_id,
             thumbprint=thumbprint,
-            signer=signer,
-            signer_thumbprint=account.thumbprint,
+            signer=signs,
+            signer_thumbprint=proof.thumbprint,
         ),
+        "removeKey",
     )
 
 
-def _remove_if_automatic(ctx: AppContext, account: Account, thumbprint: str) -> GraphWrite | None:
-    """removeKey of `thumbprint`, made only if a fresh read of the account still has automatic
+def _remove_if_automatic(
+    ctx: AppContext, account: Account, thumbprint: str, key_id: str | None = None
+) -> GraphWrite | None:
+    """removeKey of `thumbprint` (of key `key_id`, still there to sign its own removal when the
+    account has no certificate), made only if a fresh read of the account still has automatic
     renewal (None: not made, the customer removes it by hand)."""
     current = rotations.fresh(ctx, account)
     if current.certificate_renewal != "automatic":
         return None
-    return remove_from_registration(ctx, current, thumbprint)
+    signer = proof_key(current, key_id, thumbprint) if key_id else None
+    return remove_from_registration(ctx, current, thumbprint, signer)
 
 
-def remove_replaced(ctx: AppContext, account: Account, thumbprint: str) -> Account:
+def remove_replaced(ctx: AppContext, account: Account, replaced: Rotation) -> Account:
     """removeKey of the certificate the last rotation replaced (its key retired early by the
-    rotation just started), said in the new rotation's `detail` when it is left to do by hand."""
-    write = _remove_if_automatic(ctx, account, thumbprint)
-    if write is not None and write.outcome == "done":
-        said = f" The previous certificate {thumbprint} was removed from the app registration."
+    rotation just started, and not deleted before this), said in the new rotation's `detail`
+    when it is left to do by hand; a replaced federated credential is always the customer's."""
+    thumbprint = replaced.previous_thumbprint
+    if not thumbprint:
+        record = ctx.accounts.get_key(account.owner, replaced.previous_key_id)
+        said = f" {remove_federated_steps(record, replaced, account.application_id)}"
+    elif replaced.remove_key != "pending":
+        return account  # by hand, as the last rotation's detail said
     else:
-        why = f" {write.words(again=False)}" if write is not None else ""
-        said = (
-            f"{why} Remove the previous certificate {thumbprint} from the app registration by hand."
+        said = _removal_words(
+            _remove_if_automatic(ctx, account, thumbprint, replaced.previous_key_id), thumbprint
         )
     assert account.rotation is not None
     return rotations.amend(
@@ -171,6 +195,13 @@ def remove_replaced(ctx: AppContext, account: Account, thumbprint: str) -> Accou
         "awaiting_upload",
         lambda rotation: rotation.updated(detail=f"{rotation.detail or ''}{said}".strip()),
     )
+
+
+def _removal_words(write: GraphWrite | None, thumbprint: str) -> str:
+    if write is not None and write.outcome == "done":
+        return f" The previous certificate {thumbprint} was removed from the app registration."
+    why = f" {write.words(again=False)}" if write is not None else ""
+    return f"{why} Remove the previous certificate {thumbprint} from the app registration by hand."
 
 
 def take_back(ctx: AppContext, account: Account, ended: Rotation, *, landed: bool) -> Account:
@@ -208,8 +239,19 @@ def take_back(ctx: AppContext, account: Account, ended: Rotation, *, landed: boo
     )
 
 
-def _own_write(ctx: AppContext, account: Account, call: GraphCall) -> GraphWrite:
-    """Sign in with the current key, find the application object, and make one write."""
+def _own_write(
+    ctx: AppContext, account: Account, proof: ProofKey, call: GraphCall, operation: str = "addKey"
+) -> GraphWrite:
+    """Sign in with the current credential, find the application object, and make one write
+    whose proof the certificate `proof` signs. No certificate (a federated credential has no
+    key of its own): nothing is asked of Graph, nor of any key store."""
+    if not proof.thumbprint:
+        return GraphWrite(
+            "refused",
+            message="No certificate of the app can sign the proof Graph asks for: the account "
+            "signs in with a federated credential.",
+            operation=operation,
+        )
     sign_in = signed_in(ctx, account)
     if sign_in.token is None or not sign_in.token.access_token:
         return GraphWrite(
@@ -227,7 +269,7 @@ def _own_write(ctx: AppContext, account: Account, call: GraphCall) -> GraphWrite
             return found
         object_id = found
     try:
-        signer = ctx.signer_of_key(account.owner, account.key_id)
+        signer = ctx.signer_of_key(account.owner, proof.key_id)
         return call(tenant, sign_in.graph, token, object_id, signer)
     except Exception as failure:  # the key store could not sign the proof: nothing was sent
         cause = failure.cause if isinstance(failure, KeyUnavailable) else failure
