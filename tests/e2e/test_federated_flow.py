@@ -116,6 +116,10 @@ def app(
 class FederatedCustomer(Customer):
     """A customer whose app registration trusts the service's issuer instead of a certificate."""
 
+    def register(self, **options: Any) -> FederatedCustomer:
+        super().register(**options)
+        return self
+
     def generate_federated(self, **extra: Any) -> dict[str, Any]:
         return self.generate_key(kind="federated", **extra)
 
