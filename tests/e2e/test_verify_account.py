@@ -66,6 +66,7 @@ def test_a_customer_who_followed_the_guide_is_connected(customer: Customer) -> N
                 "usedBy": "this-account",
             }
         ],
+        "federatedCredentials": [],  # read in the same $batch; this app has none
     }
     assert report["rotation"] is None
     account = customer.current()

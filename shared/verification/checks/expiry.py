@@ -86,7 +86,8 @@ def _renewal_words(renewal: Renewal | None) -> tuple[str, str]:
 
 
 def _switched_words(renewal: Renewal) -> str:
-    said = f" Entra accepted the new {renewal.named}: the account now signs in with it."
+    fresh = "new" if renewal.federation is not None else "renewed"
+    said = f" Entra accepted the {fresh} {renewal.named}: the account now signs in with it."
     previous = (
         f"the previous certificate {renewal.replaces}"
         if renewal.replaces
