@@ -1,4 +1,5 @@
-"""POST /api/keys makes a key pair + certificate; GET /api/keys/{keyId} reads or downloads it."""
+"""POST /api/keys makes a key pair + certificate, or a federated credential (`kind`); GET
+/api/keys/{keyId} reads it or downloads its certificate or credential JSON (`format`)."""
 
 import azure.functions as func
 
