@@ -146,8 +146,8 @@ class FederatedCustomer(Customer):
         self.connect()
         return self
 
-    def stored_account(self) -> Any:
-        account = self.app.context.accounts.get_account("local-dev", self.account["id"])
+    def stored_account(self, owner: str = "local-dev") -> Any:
+        account = self.app.context.accounts.get_account(owner, self.account["id"])
         assert account is not None
         return account
 
