@@ -7,7 +7,8 @@ as a certificate. The downloaded file, added in the sandbox panel (the page's st
 Entra admin center), lets Connect pass all twelve checks; the subject's case changed there makes
 the certificate check fail, naming the exact subject to enter. A certificate account moves to a
 federated credential from its renewal panel: the new credential's values and download while the
-move awaits the customer, then the switch.
+move awaits the customer, then the switch; the old certificate removed, it moves back to a
+certificate and the sandbox panel removes the federated credential it replaced.
 """
 
 from __future__ import annotations
@@ -307,4 +308,51 @@ def test_a_certificate_account_moves_to_a_federated_credential(
         assert switched["credential"] == "federated"
         assert switched["thumbprint"] is None and switched["certificateNotAfter"] is None
         assert switched["rotation"]["status"] == "completed"
+
+        # --- the old certificate removed: still connected, with the federated credential -------
+        wait_idle(page)
+        page.get_by_role("button", name="Remove the old certificate").click()
+        expect(result).to_have_text(f"Old certificate removed (thumbprint {old}).")
+        assert app_registration(sandbox, account)["certificates"] == []
+        wait_idle(page)
+        row.get_by_role("button", name=f"Re-verify {NAME}").click()
+        expect(report.locator('[data-check-id="certificate"]')).to_have_attribute(
+            "data-status", "pass", timeout=VERIFY_TIMEOUT
+        )
+        expect(report).to_have_attribute("data-status", "connected")
+
+        # --- and back: Move to a certificate, uploaded, verified; the federated one removed ---
+        wait_idle(page)
+        page.get_by_role("button", name="Move to a certificate").click()
+        expect(status).to_have_text("Awaiting upload")
+        expect(heading).to_have_text("Move to a certificate in progress")
+        back = stored(portal_host, account_id)["rotation"]["key"]
+        assert back["kind"] == "certificate"
+        expect(page.locator("#rotation-thumbprint")).to_have_text(back["thumbprint"])
+        expect(box.get_by_role("link", name="Download new certificate")).to_be_visible()
+        wait_idle(page)
+        page.get_by_role("button", name="Upload the new certificate").click()
+        expect(result).to_contain_text(back["thumbprint"])
+        wait_idle(page)
+        page.get_by_role("button", name="Verify now").click()
+        expect(status).to_have_text("Completed", timeout=VERIFY_TIMEOUT)
+        expect(report).to_have_attribute("data-status", "connected")
+        expect(heading).to_have_text("Last move to a certificate")
+        expect(page.locator("#renewal-credential")).to_have_text("Certificate")
+        expect(page.locator("#renewal-current-thumbprint")).to_have_text(back["thumbprint"])
+        expect(row).to_have_attribute("data-credential", "certificate")
+        wait_idle(page)
+        page.get_by_role("button", name="Remove the old certificate").click()
+        expect(result).to_have_text(f"Old federated credential removed ({federation['name']}).")
+        assert app_registration(sandbox, account)["federatedIdentityCredentials"] == []
+        moved_back = stored(portal_host, account_id)
+        assert moved_back["credential"] == "certificate"
+        assert moved_back["thumbprint"] == back["thumbprint"]
         assert page_errors == [], page_errors
+
+
+def app_registration(sandbox: Any, account: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = sandbox.admin.get_application(
+        account["tenantId"], account["applicationId"]
+    )
+    return found
