@@ -905,8 +905,8 @@ function renderRenewal() {
   $('#renewal-heading').textContent = federated ? `Credential: ${name}` : `Certificate renewal: ${name}`;
   const kind = $('#renewal-credential');
   kind.textContent = CREDENTIAL_LABEL[credential];
-  kind.dataset.credential = credential;
-  for (const node of section.querySelectorAll('[data-credential="certificate"]')) node.hidden = federated;
+  kind.dataset.kind = credential;
+  for (const node of section.querySelectorAll('[data-credential]')) node.hidden = node.dataset.credential !== credential;
   $('#renewal-current-thumbprint').textContent = account.thumbprint || '—';
   const expiry = $('#renewal-current-expiry');
   expiry.textContent = formatDate(account.certificateNotAfter);

@@ -296,6 +296,8 @@ def test_a_certificate_account_moves_to_a_federated_credential(
         expect(page.locator("#renewal-current-subject")).to_have_text(federation["subject"])
         expect(page.get_by_role("button", name="Move to a certificate")).to_be_visible()
         expect(page.get_by_role("button", name="Renew certificate")).to_be_hidden()
+        expect(page.locator("#renewal-section")).to_contain_text("nothing is ever renewed")
+        expect(page.locator("#renewal-automatic")).to_be_hidden()
         expect(row).to_have_attribute("data-credential", "federated")
         new = report.locator(
             f'#app-federated-credentials tr[data-credential-name="{federation["name"]}"]'
