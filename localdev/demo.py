@@ -70,4 +70,36 @@ def walk(base: str, sandbox: Any, demo: dict[str, str] | None) -> int:
     print("\n6. Unlink")
     unlinked = api.delete(f"{base}/api/accounts/{account['id']}", timeout=30)
     print(f"   DELETE -> {unlinked.status_code}")
+    return _federated(api, base, sandbox, tid, app)
+
+
+def _federated(api: requests.Session, base: str, sandbox: Any, tid: str, app: str) -> int:
+    """The same link with a federated credential: nothing downloaded to upload, nothing expires."""
+    print("\n7. Link again with a federated credential (the app is the OpenID issuer)")
+    key = api.post(
+        f"{base}/api/keys",
+        json={"kind": "federated", "tenantId": tid, "applicationId": app, "displayName": "Contoso"},
+        timeout=30,
+    ).json()
+    federation = key["federation"]
+    print(f"   issuer   {federation['issuer']}")
+    print(f"   subject  {federation['subject']}")
+    print(f"   audience {federation['audience']}")
+    download = api.get(f"{base}/api/keys/{key['keyId']}", params={"format": "json"}, timeout=30)
+    print("   add it in the (sandbox) admin center: Federated credentials > Other issuer")
+    sandbox.admin.add_federated_credential(tid, app, download.json())
+    account = api.post(
+        f"{base}/api/accounts",
+        json={
+            "displayName": "Contoso (federated)",
+            "tenantId": tid,
+            "applicationId": app,
+            "organizationName": "contoso.com",
+            "keyId": key["keyId"],
+        },
+        timeout=30,
+    ).json()
+    _show(api.post(f"{base}/api/accounts/{account['id']}/verify", timeout=60).json())
+    unlinked = api.delete(f"{base}/api/accounts/{account['id']}", timeout=30)
+    print(f"   unlink -> {unlinked.status_code}")
     return 0
