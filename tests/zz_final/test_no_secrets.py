@@ -6,9 +6,17 @@ removeKey), any token a test handed to the app, a stack trace, or the storage ac
 run's Azurite connection strings (a setting's value). The detectors are tested on samples first,
 so a detector that can never match fails here too.
 
+Stored records are judged too: every row of every SQLite account store (`accounts.sqlite3`)
+under the run's temporary folder and every entity of every table in the run's Azurite. A private
+JWK member (`d`, `p`, `q`, `dp`, `dq`, `qi` with a value, in JSON or a Python repr) is a leak
+anywhere; a JWT is a leak anywhere, and one signed by the service's OpenID issuer (a `kid`, no
+`x5t`) is named as a federated client assertion.
+
 The module walks a flow of its own first (link, verify, automatic renewal with its addKey and
-removeKey, a bearer-token caller, refusals), so run alone it still judges every kind of secret;
-run last in the whole suite it judges everything the suite saw as well.
+removeKey, a bearer-token caller, refusals, and a federated credential on Table Storage all the
+way to unlink, with the issuer key's private members and the assertion Entra accepted taken as
+secrets), so run alone it still judges every kind of secret; run last in the whole suite it
+judges everything the suite saw as well.
 """
 
 from __future__ import annotations
@@ -16,22 +24,31 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sqlite3
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
+from azure.data.tables import TableServiceClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from localdev.azurite import AZURITE_KEY
+from localdev.azurite import AZURITE_KEY, Azurite
 from shared.support.timefmt import utc_now
 from shared.timer import run as health_check
 from tests.conftest import SEEN, RunningApp
+from tests.e2e.conftest import start_app  # noqa: F401 - the host's own URL is OIDC_ISSUER here
 from tests.e2e.customer import Customer
+from tests.e2e.test_federated_flow import FederatedCustomer
 
 PROOF_AUDIENCE = "00000002-0000-0000-c000-000000000000"  # FACTS §10: addKey/removeKey proofs
 PORTAL_AUDIENCE = "api://portal-backend"
+FEDERATED_AUDIENCE = "api://AzureADTokenExchange"  # FACTS §12: the issuer's assertions
+PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi")
 
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
 PEM_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
@@ -42,8 +59,9 @@ PEM_PRIVATE_KEY = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----")
 # without line breaks after the first characters.
 DER_PRIVATE_KEY_B64 = re.compile(r"MII[A-Za-z0-9+/_-]{3}IBA(?:DAN|AKC)")
 DER_PRIVATE_KEY_HEX = re.compile(r"30820[0-9a-f]{3}020100(?:300d|0282)", re.IGNORECASE)
-# A JSON Web Key's private members (Key Vault and JWKS speak JWK).
-JWK_PRIVATE = re.compile(r'"(?:d|p|q|dp|dq|qi)"\s*:\s*"[A-Za-z0-9_-]{20,}')
+# A JSON Web Key's private members with a value (Key Vault and JWKS speak JWK): in JSON, in JSON
+# escaped inside a string, or in a Python repr. A real member is hundreds of characters.
+JWK_PRIVATE = re.compile(r"""\\?["'](?:d|p|q|dp|dq|qi)\\?["']\s*:\s*\\?["'][A-Za-z0-9_-]{8,}""")
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\", line \d+")
 
 
@@ -80,14 +98,26 @@ def leaks_in(text: str, secrets: set[str] = frozenset()) -> list[str]:  # type: 
         found.append("a hex DER private key")
     if JWK_PRIVATE.search(text):
         found.append("a private JWK member")
-    if JWT.search(text):
-        found.append("a JWT (token or client assertion)")
+    for token in JWT.findall(text):
+        found.append(_which_jwt(token))
     if TRACEBACK.search(text):
         found.append("a stack trace")
     if AZURITE_KEY in text or AZURITE_KEY[:40] in text:
         found.append("the storage account key of a connection string")
     found.extend("a token a test sent (or part of it)" for s in secrets if s in text)
     return found
+
+
+def _which_jwt(token: str) -> str:
+    """A JWT whose header names a `kid` and no certificate is what the service's issuer signs
+    (a federated client assertion); any other is a token, an assertion or a proof."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        header = {}
+    if "kid" in header and "x5t" not in header and "x5t#S256" not in header:
+        return "a JWT signed by the issuer (a federated client assertion)"
+    return "a JWT (token or client assertion)"
 
 
 # --- the detectors, on samples -----------------------------------------------------------------
@@ -126,6 +156,31 @@ def test_the_detectors_find_tokens_traces_and_settings() -> None:
     assert leaks_in('{"kty": "RSA", "n": "abc", "d": "' + "A" * 64 + '"}')
 
 
+@pytest.mark.parametrize("member", PRIVATE_JWK_MEMBERS)
+def test_the_detectors_find_every_private_jwk_member_in_every_form(member: str) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key))
+    value = private[member]
+    for sample in (
+        json.dumps({"kty": "RSA", member: value}),
+        json.dumps(json.dumps({member: value})),  # JSON inside a JSON string
+        repr({member: value}),  # a Python dict in a log line
+        f'{{"{member}":"{value[:12]}"}}',  # part of one
+    ):
+        assert "a private JWK member" in leaks_in(sample), sample[:40]
+
+
+def test_the_detectors_name_an_assertion_signed_by_the_issuer() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    claims = {"iss": "http://127.0.0.1:7071/api/oidc", "sub": "m365link:key:x", "jti": "1"}
+    federated = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "abc"})
+    certificate = jwt.encode(claims, key, algorithm="RS256", headers={"x5t": "abc"})
+    assert leaks_in(f"client_assertion={federated}") == [
+        "a JWT signed by the issuer (a federated client assertion)"
+    ]
+    assert leaks_in(f"client_assertion={certificate}") == ["a JWT (token or client assertion)"]
+
+
 def test_the_detectors_pass_what_the_app_may_say() -> None:
     cert_b64 = (
         "MIIC+jCCAeKgAwIBAgIUJ2s8CCAeKgAwIBAgIUWm9mZQYJKoZIhvcNAQELBQAwEjEQMA4GA1UEAwwHQ29udG9z"
@@ -134,12 +189,24 @@ def test_the_detectors_pass_what_the_app_may_say() -> None:
         '{"certificatePem": "-----BEGIN CERTIFICATE-----\\n' + cert_b64 + '\\n-----END"}',
         "function=generate_key unhandled error: TypeError at shared/keys.py:88 in create_key",
         '{"thumbprint": "' + "A" * 40 + '", "keyId": "3b1f0a54-c2e9-4d1b-8f7e-6a5d4c3b2a19"}',
+        _public_jwks(),
+        '{"federation": {"issuer": "http://127.0.0.1:7071/api/oidc", "subject": "m365link:key:'
+        '3b1f0a54-c2e9-4d1b-8f7e-6a5d4c3b2a19", "audience": "api://AzureADTokenExchange", '
+        '"name": "m365link-Contoso-3b1f0a54"}, "d": null, "p": ""}',
     ):
         assert leaks_in(text) == [], text
 
 
+def _public_jwks() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    return json.dumps({"keys": [{**public, "kid": "k1", "use": "sig", "alg": "RS256"}]})
+
+
 # --- a flow of its own, so that the module judges every kind of secret even when run alone ----
 def _claims(jws: str) -> dict[str, Any]:
+    if jws.count(".") != 2:
+        return {}  # not a JWT (a key's private member, say)
     payload = jws.split(".")[1]
     try:
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
@@ -178,8 +245,46 @@ def _a_caller_with_a_token(app: RunningApp, sandbox: Any) -> None:
     assert refused.status_code == 401
 
 
+def _issuer_key_members(app: RunningApp) -> set[str]:
+    """The private JWK members of the issuer's keys (`local` custody: PEM files in the state
+    folder), to be looked for verbatim everywhere."""
+    members: set[str] = set()
+    folder = app.context.settings.local_state_dir / "keys"
+    for record in app.context.accounts.issuer_keys():
+        pem = (folder / f"{record.key_id}.pem").read_bytes()
+        key = serialization.load_pem_private_key(pem, password=None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key))
+        members.update(jwk[m] for m in PRIVATE_JWK_MEMBERS)
+    return members
+
+
+def _federated_all_the_way(app: RunningApp, sandbox: Any) -> None:
+    """A federated credential on Table Storage: made, downloaded, added in the sandbox, linked,
+    verified (the issuer signs), the JWKS read, a timer run, unlinked."""
+    customer = FederatedCustomer(app, sandbox).federated_all_the_way()
+    assert customer.verify()["status"] == "connected"
+    # The assertion Entra accepted is among the secrets the run looks for.
+    accepted = sandbox.admin.last_federated_assertion()
+    sent = {_claims(secret).get("jti") for secret in SEEN.secrets}
+    assert accepted["claims"]["jti"] in sent
+    assert app.http.get(app.api("/oidc/jwks")).status_code == 200
+    assert app.http.get(app.api("/oidc/.well-known/openid-configuration")).status_code == 200
+    assert customer.download_json()["subject"] == customer.key["federation"]["subject"]
+    assert app.http.get(app.api("/health")).status_code == 200
+    health_check.run(app.context)
+    members = _issuer_key_members(app)
+    assert len(members) >= len(PRIVATE_JWK_MEMBERS)
+    ISSUER_MEMBERS.update(members)
+    SEEN.secrets.update(members)
+    assert app.http.delete(app.api(f"/accounts/{customer.account['id']}")).status_code == 204
+
+
+ISSUER_MEMBERS: set[str] = set()
+
+
 def test_a_flow_of_its_own_hands_the_app_every_kind_of_secret(
-    sandboxed_app: Callable[..., RunningApp], sandbox: Any
+    sandboxed_app: Callable[..., RunningApp], sandbox: Any, azurite: Azurite
 ) -> None:
     _automatic_renewal_all_the_way(sandboxed_app(), sandbox)
     _a_caller_with_a_token(
@@ -189,6 +294,15 @@ def test_a_flow_of_its_own_hands_the_app_every_kind_of_secret(
                 "AUTH_AUDIENCE": PORTAL_AUDIENCE,
                 "AUTH_ISSUER": sandbox.base_url + "/{tid}/v2.0",
                 "AUTH_JWKS_URI": sandbox.base_url + "/portal/common/discovery/v2.0/keys",
+            }
+        ),
+        sandbox,
+    )
+    _federated_all_the_way(
+        sandboxed_app(
+            {
+                "ACCOUNTS_STORAGE": azurite.connection_string,
+                "ACCOUNTS_TABLE_NAME": "t" + uuid.uuid4().hex[:16],
             }
         ),
         sandbox,
@@ -207,9 +321,46 @@ def test_the_run_saw_enough_to_judge() -> None:
     assert any(isinstance(a, str) and a.endswith("/oauth2/v2.0/token") for a in audiences)
     assert audiences.count(PROOF_AUDIENCE) >= 2, "addKey and removeKey proofs"
     assert PORTAL_AUDIENCE in audiences
+    # Federated assertions were registered, the issuer's JWKS was answered (and is judged like
+    # any answer), and the issuer key's private members are looked for verbatim.
+    assert FEDERATED_AUDIENCE in audiences
+    assert b'"kty"' in bodies and b'"kid"' in bodies
+    assert ISSUER_MEMBERS and SEEN.secrets >= ISSUER_MEMBERS
 
 
 def test_no_private_key_token_assertion_or_stack_trace_anywhere() -> None:
     secrets = _secret_fragments()
     leaks = [f"{where}: {leak}" for where, text in _texts() for leak in leaks_in(text, secrets)]
+    assert not leaks, "\n".join(leaks[:20])
+
+
+def _stored_records(base: Path, azurite: Azurite) -> Iterator[tuple[str, str]]:
+    """Every row of every SQLite account store under `base`, and every entity of every table in
+    Azurite, as text (each value on its own line)."""
+    for path in sorted(base.rglob("accounts.sqlite3")):
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            names = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+            for (table,) in names:
+                for i, row in enumerate(db.execute(f'SELECT * FROM "{table}"')):  # noqa: S608
+                    yield f"stored row {path} {table} #{i}", "\n".join(map(str, row))
+        finally:
+            db.close()
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    for table in service.list_tables():
+        for entity in service.get_table_client(table.name).list_entities():
+            where = (
+                f"stored entity {table.name} {entity.get('PartitionKey')}/{entity.get('RowKey')}"
+            )
+            yield where, "\n".join(map(str, entity.values()))
+
+
+def test_no_private_key_token_or_assertion_in_any_stored_record(
+    azurite: Azurite, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    secrets = _secret_fragments()
+    records = list(_stored_records(tmp_path_factory.getbasetemp(), azurite))
+    assert any(where.startswith("stored row") for where, _ in records)
+    assert any(where.startswith("stored entity") for where, _ in records)
+    leaks = [f"{where}: {leak}" for where, text in records for leak in leaks_in(text, secrets)]
     assert not leaks, "\n".join(leaks[:20])
