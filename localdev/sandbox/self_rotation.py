@@ -226,8 +226,9 @@ class SelfRotation:
                 "Request_ResourceNotFound",
                 f"No key credential with keyId '{key_id}' exists on the application.",
             )
-        if target.key_id == signer.key_id:
-            # The signer is a valid certificate: refusing it keeps at least one valid certificate.
+        if target.key_id == signer.key_id and not app.federated_credentials:
+            # A certificate may sign its own removal only while the app keeps another credential
+            # (a federated one): the sandbox never lets an app remove its last way to sign in.
             return _bad_request(
                 request,
                 "The certificate that signed the proof cannot be removed; sign the proof with "

@@ -155,6 +155,7 @@ def remove_from_registration(
             thumbprint=thumbprint,
             signer=signs,
             signer_thumbprint=proof.thumbprint,
+            own_removal=not account.thumbprint,  # a federated account: the certificate leaves
         ),
         "removeKey",
     )

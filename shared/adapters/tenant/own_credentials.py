@@ -146,13 +146,15 @@ def remove_certificate(
     thumbprint: str,
     signer: rsa.RSAPrivateKey,
     signer_thumbprint: str,
+    own_removal: bool = False,
 ) -> GraphWrite:
     """Remove the certificate whose SHA-1 is `thumbprint` from the application `object_id`: its
     keyId is read from the application's keyCredentials, then `removeKey` with a proof signed by
     `signer` (the current key). Not listed (already removed by hand), 204 or 404: done. The
     signer's own certificate is refused here, never asked for: without it the app could not sign
-    in. Another 4xx: refused; 429/5xx or no answer: transient. A signer that cannot sign raises
-    `KeyUnavailable`."""
+    in; unless `own_removal` (the account signs in with a federated credential now, and the
+    replaced certificate signs its own removal). Another 4xx: refused; 429/5xx or no answer:
+    transient. A signer that cannot sign raises `KeyUnavailable`."""
     operation = "removeKey"
     oid = _object_id(object_id, signer_thumbprint, operation)
     if isinstance(oid, GraphWrite):
@@ -160,7 +162,7 @@ def remove_certificate(
     if not _THUMBPRINT.fullmatch(thumbprint):
         return GraphWrite("refused", message="the thumbprint is not a SHA-1", operation=operation)
     wanted = thumbprint.upper()
-    if wanted == signer_thumbprint.upper():
+    if wanted == signer_thumbprint.upper() and not own_removal:
         return GraphWrite(
             "refused",
             message="the certificate that signs the proof is the current key's and stays",
