@@ -11,7 +11,16 @@ import time
 
 from bench._support import ROOT
 
-BENCHMARKS = ("keygen", "accounts", "verify", "health_check", "custody", "fleet", "rotation")
+BENCHMARKS = (
+    "keygen",
+    "accounts",
+    "verify",
+    "health_check",
+    "custody",
+    "fleet",
+    "rotation",
+    "federated",
+)
 
 
 def main() -> int:
