@@ -12,16 +12,19 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
-from shared.core.clouds import KEY_VAULT_HOST_SUFFIXES, is_key_vault_host
 from shared.core.errors import ConfigurationError
+from shared.core.setting_values import (
+    DEFAULT_LOCAL_ISSUER,
+    connection_string_problem,
+    https_url,
+    oidc_issuer,
+    vault_url,
+)
 
 DEFAULT_JWKS_URI = "https://login.microsoftonline.com/common/discovery/v2.0/keys"
 DEFAULT_SCHEDULE = "0 */10 * * * *"  # every 10 minutes; each run takes the due accounts
 ACCOUNTS_CONNECTION = "ACCOUNTS_STORAGE"
-# Core Tools' default port; the local host sets OIDC_ISSUER to its own URL (localdev).
-DEFAULT_LOCAL_ISSUER = "http://127.0.0.1:7071/api/oidc"
 
 
 class SettingsInvalid(ConfigurationError):
@@ -91,55 +94,6 @@ class Settings:
         return "table" if self.table else "sqlite"
 
 
-def _https_url(name: str, value: str, problems: list[str], *, allow_path: bool = True) -> str:
-    parsed = urlparse(value)
-    if parsed.scheme != "https" or not parsed.netloc:
-        problems.append(f"{name} must be an https:// URL")
-    elif not allow_path and parsed.path not in ("", "/"):
-        problems.append(f"{name} must be a bare https:// origin without a path")
-    return value.rstrip("/")
-
-
-def _key_vault_url(value: str, in_azure: bool, problems: list[str]) -> str:
-    """In Azure only a real vault may receive the identity's token (the SDK's challenge check
-    stays on for it); outside Azure a stand-in on any https host is fine."""
-    url = _https_url("KEY_VAULT_URL", value, problems)
-    parsed = urlparse(url)
-    if in_azure and parsed.scheme == "https":
-        try:
-            port = parsed.port
-        except ValueError:
-            port = -1
-        if (
-            parsed.username is not None
-            or port not in (None, 443)
-            or not is_key_vault_host(parsed.hostname or "")
-        ):
-            problems.append(
-                "KEY_VAULT_URL must be a Key Vault in Azure (WEBSITE_INSTANCE_ID is set): "
-                "https://<name>." + ", or <name>.".join(KEY_VAULT_HOST_SUFFIXES) + "; behind a "
-                "private endpoint keep the vault's own name, which Azure DNS resolves privately"
-            )
-    return url
-
-
-def _connection_string_problem(connection_string: str) -> str | None:
-    """Why Azure refuses this Table connection string, or None: storage is reached over HTTPS
-    only, never the emulator. Only key names are looked at, so no value reaches a message."""
-    fields: dict[str, str] = {}
-    for part in connection_string.split(";"):
-        name, _, value = part.partition("=")
-        fields[name.strip().lower()] = value.strip()
-    if fields.get("usedevelopmentstorage", "").lower() == "true":
-        return "UseDevelopmentStorage=true (the storage emulator)"
-    if fields.get("defaultendpointsprotocol", "https").lower() != "https":
-        return "DefaultEndpointsProtocol other than https"
-    for name, value in fields.items():
-        if name.endswith("endpoint") and urlparse(value).scheme.lower() != "https":
-            return "an endpoint that is not https://"
-    return None
-
-
 def _int(
     env: Mapping[str, str], name: str, default: int, lo: int, hi: int, problems: list[str]
 ) -> int:
@@ -180,7 +134,7 @@ def _auth(env: Mapping[str, str], in_azure: bool, problems: list[str]) -> AuthSe
             "AUTH_ISSUER is required when AUTH_MODE=entra: for example "
             "https://login.microsoftonline.com/{tid}/v2.0"
         )
-    jwks_uri = _https_url(
+    jwks_uri = https_url(
         "AUTH_JWKS_URI", env.get("AUTH_JWKS_URI", "").strip() or DEFAULT_JWKS_URI, problems
     )
     owner_claim = env.get("AUTH_OWNER_CLAIM", "").strip() or "tid"
@@ -201,7 +155,7 @@ def _table(env: Mapping[str, str], in_azure: bool, problems: list[str]) -> Table
             f"{ACCOUNTS_CONNECTION}__tableServiceUri (identity-based), not both"
         )
     if connection_string:
-        refused = _connection_string_problem(connection_string) if in_azure else None
+        refused = connection_string_problem(connection_string) if in_azure else None
         if refused:
             problems.append(
                 f"{ACCOUNTS_CONNECTION} is refused in Azure (WEBSITE_INSTANCE_ID is set): it "
@@ -213,7 +167,7 @@ def _table(env: Mapping[str, str], in_azure: bool, problems: list[str]) -> Table
         client_id = env.get(f"{ACCOUNTS_CONNECTION}__clientId", "").strip() or None
         return TableSettings(
             name,
-            table_service_uri=_https_url(
+            table_service_uri=https_url(
                 f"{ACCOUNTS_CONNECTION}__tableServiceUri", service_uri, problems
             ),
             managed_identity_client_id=client_id,
@@ -239,31 +193,6 @@ def _custody(env: Mapping[str, str], vault: bool, problems: list[str]) -> tuple[
     return "vault-key", hsm
 
 
-def _oidc_issuer(env: Mapping[str, str], in_azure: bool, problems: list[str]) -> str:
-    """OIDC_ISSUER, or the app's own `/api/oidc`. Customers' credentials name it exactly, so it
-    is never rewritten here: a trailing slash or a query is refused, not trimmed, and in Azure
-    only https is accepted (Entra fetches the issuer's documents over public HTTPS)."""
-    raw = env.get("OIDC_ISSUER", "").strip()
-    if not raw:
-        host = env.get("WEBSITE_HOSTNAME", "").strip()
-        if in_azure:  # the platform sets WEBSITE_HOSTNAME; without it, no issuer is published
-            return f"https://{host}/api/oidc" if host else ""
-        return DEFAULT_LOCAL_ISSUER
-    parsed = urlparse(raw)
-    allowed = ("https",) if in_azure else ("https", "http")
-    if parsed.scheme not in allowed or not parsed.netloc:
-        problems.append(
-            "OIDC_ISSUER must be an https:// URL"
-            + (" in Azure (WEBSITE_INSTANCE_ID is set)" if in_azure else " (or http:// locally)")
-        )
-    elif raw.endswith("/") or parsed.query or parsed.fragment or parsed.username is not None:
-        problems.append(
-            "OIDC_ISSUER must not end with '/' or hold a query, fragment or user name: "
-            "Entra matches the issuer exactly"
-        )
-    return raw
-
-
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise `SettingsInvalid` naming each problem."""
     env = os.environ if env is None else env
@@ -272,13 +201,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     auth = _auth(env, in_azure, problems)
     key_vault_url = env.get("KEY_VAULT_URL", "").strip() or None
     if key_vault_url:
-        key_vault_url = _key_vault_url(key_vault_url, in_azure, problems)
+        key_vault_url = vault_url(key_vault_url, in_azure, problems)
     authority = env.get("ENTRA_AUTHORITY_HOST", "").strip() or None
     if authority:
-        authority = _https_url("ENTRA_AUTHORITY_HOST", authority, problems, allow_path=False)
+        authority = https_url("ENTRA_AUTHORITY_HOST", authority, problems, allow_path=False)
     graph = env.get("GRAPH_ENDPOINT", "").strip() or None
     if graph:
-        graph = _https_url("GRAPH_ENDPOINT", graph, problems, allow_path=False)
+        graph = https_url("GRAPH_ENDPOINT", graph, problems, allow_path=False)
     custody, hsm = _custody(env, bool(key_vault_url), problems)
     schedule = env.get("HEALTH_CHECK_SCHEDULE", "").strip() or DEFAULT_SCHEDULE
     if len(schedule.split()) != 6:
@@ -305,7 +234,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         health_check_interval_hours=_int(env, "HEALTH_CHECK_INTERVAL_HOURS", 6, 0, 168, problems),
         key_custody=custody,
         key_vault_hsm=hsm,
-        oidc_issuer=_oidc_issuer(env, in_azure, problems),
+        oidc_issuer=oidc_issuer(env, in_azure, problems),
         oidc_key_rotation_days=_int(env, "OIDC_KEY_ROTATION_DAYS", 180, 30, 730, problems),
     )
     if in_azure and (not settings.key_vault_url or not settings.table):
