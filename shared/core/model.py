@@ -146,7 +146,7 @@ class Rotation:
             "renewal": self.renewal,
             "key": self.key,
             "previousKeyId": self.previous_key_id,
-            "previousThumbprint": self.previous_thumbprint,
+            "previousThumbprint": self.previous_thumbprint or None,  # None: it was federated
             "startedAt": to_rfc3339(self.started_at),
             "completedAt": to_rfc3339(self.completed_at) if self.completed_at else None,
             "retiresAt": to_rfc3339(self.retire_after) if self.retire_after else None,
