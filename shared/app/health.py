@@ -89,9 +89,9 @@ def _stores(ctx: AppContext) -> tuple[tuple[str, Any], ...]:
 
 
 def _issuer(ctx: AppContext) -> dict[str, Any] | None:
-    """The issuer's part (its published keys, from the ring's cache: at most one read of the
-    account store), or None before its first key; a failure leaves it out, as the account
-    store's own probe tells what is down."""
+    """The issuer's part (what the ring knows of its published keys: no read at all until this
+    process has seen one), or None before its first key; a failure leaves it out, as the
+    account store's own probe tells what is down."""
     try:
         return ctx.issuer().health()
     except Exception as error:

@@ -14,6 +14,8 @@ import pytest
 
 from shared.adapters.issuer import IssuerKeyring
 from shared.adapters.keystore.base import KeyLabels
+from shared.app import health
+from shared.app.bootstrap import build_context
 from shared.app.health import OK_TTL
 from shared.context import AppContext
 from shared.core import certificates
@@ -45,6 +47,21 @@ def test_health_names_the_issuer_once_it_has_a_key(start_app: Callable[..., Runn
     assert after.status_code == 200
     assert after.json()["issuer"] == {"status": "ok", "keys": 1}
     assert not any(member in after.text for member in PRIVATE_MEMBERS)
+
+
+def test_another_instance_names_the_issuer_once_it_has_read_its_keys(
+    start_app: Callable[..., RunningApp],
+) -> None:
+    """The probe reads no issuer record before its process has seen an issuer key (it stays
+    one point read per store); the instance's own timer run, a JWKS or a signature teach it."""
+    clock = Clock()
+    app = start(start_app, clock)
+    app.context.issuer().ensure()
+    other = build_context(app.context.settings, issuer_clock=clock)  # a second instance
+    assert "issuer" not in health.probe(other)
+    timer.run(other, budget_seconds=20)
+    time.sleep(OK_TTL + 0.2)
+    assert health.probe(other)["issuer"] == {"status": "ok", "keys": 1}
 
 
 def test_the_timer_rotates_the_issuer_key(start_app: Callable[..., RunningApp]) -> None:

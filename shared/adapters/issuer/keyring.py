@@ -83,14 +83,18 @@ class IssuerKeyring:
     # --- reading: the JWKS, the signer, health --------------------------------------------
     def published_keys(self) -> list[IssuerKey]:
         """The published records, from the cache while it is fresh (by the ring's clock)."""
-        now = self._now()
         with self._lock:
-            if self._cached_until is not None and now < self._cached_until:
+            if self._cached_until is not None and self._now() < self._cached_until:
                 return self._cached
-        keys = published(self._records.issuer_keys())
+        return self._remember(self._records.issuer_keys())
+
+    def _remember(self, records: list[IssuerKey]) -> list[IssuerKey]:
+        """Cache what a read of the records found published (an empty answer only as what
+        this process knows, never as a fresh answer)."""
+        keys = published(records)
         with self._lock:
             self._cached = keys
-            self._cached_until = now + self._ttl if keys else None
+            self._cached_until = self._now() + self._ttl if keys else None
         return keys
 
     def public_jwks(self) -> dict[str, list[dict[str, str]]]:
@@ -109,8 +113,13 @@ class IssuerKeyring:
             raise IssuerKeyUnavailable("the issuer key is missing from the key store") from exc
 
     def health(self) -> dict[str, object] | None:
-        """`{"status": "ok", "keys": N}` once the issuer has a key, else None."""
-        keys = self.published_keys()
+        """`{"status": "ok", "keys": N}` once the issuer has a key, else None. What this process
+        last read (the JWKS, a signature, `ensure`, each timer run's upkeep read the records):
+        the health probe stays one point read of each store, and reads the records at most
+        once per `ttl`, and only for an app that has an issuer key."""
+        with self._lock:
+            known = self._cached
+        keys = self.published_keys() if known else []
         return {"status": "ok", "keys": len(keys)} if keys else None
 
     # --- writing: the first key, and the timer's upkeep -----------------------------------
@@ -121,8 +130,7 @@ class IssuerKeyring:
         waited_until = time.monotonic() + _bounded(ENSURE_WAIT_SECONDS)
         while True:
             records = self._records.issuer_keys()
-            if published(records):
-                self._forget()
+            if self._remember(records):
                 return
             step = first_key(records, self._now())
             if step is not None:
@@ -144,7 +152,9 @@ class IssuerKeyring:
             for _ in range(UPKEEP_STEPS):
                 if stop_at is not None and time.monotonic() >= stop_at:
                     break
-                step = next_step(self._records.issuer_keys(), self._now(), self._rotation)
+                records = self._records.issuer_keys()
+                self._remember(records)
+                step = next_step(records, self._now(), self._rotation)
                 if step is None:
                     break
                 try:
