@@ -42,14 +42,19 @@ def _tag(value: str) -> str:
 
 
 def tags(key_id: str, labels: KeyLabels) -> dict[str, str]:
+    """The labels as tags; an empty label is left out (the issuer key names no tenant or
+    application, and an empty tag value is not something to count on the service taking)."""
+    optional = {
+        "tenantId": labels.tenant_id,
+        "applicationId": labels.application_id,
+        "thumbprint": labels.thumbprint,
+        "store": _tag(labels.store) if labels.store else "",
+    }
     return {
         "app": "m365-link",
         "keyId": key_id,
         "owner": _tag(labels.owner),
-        "tenantId": labels.tenant_id,
-        "applicationId": labels.application_id,
-        **({"thumbprint": labels.thumbprint} if labels.thumbprint else {}),
-        **({"store": _tag(labels.store)} if labels.store else {}),
+        **{name: value for name, value in optional.items() if value},
     }
 
 
