@@ -93,7 +93,7 @@ class Fields:
     def absent(self, name: str, because: str) -> None:
         """A field this request must not carry (it means nothing here, so it is refused
         rather than ignored)."""
-        if name in self.body:
+        if self.body.get(name) is not None:  # null is the same as absent (API.md)
             self.problems.add(name, f"is not taken {because}")
 
     def done(self) -> None:

@@ -169,3 +169,9 @@ def test_unlink_deletes_the_credentials_record(app: RunningApp) -> None:
     assert app.http.get(app.api(f"/keys/{key['keyId']}")).status_code == 404
     _, records = stored(app)
     assert all(r.key_id != key["keyId"] for r in records)
+
+
+def test_null_certificate_options_with_kind_federated_are_as_absent(app: RunningApp) -> None:
+    response = create(app, {**FEDERATED, "validityDays": None, "keySize": None})
+    assert response.status_code == 201, response.text
+    assert response.json()["kind"] == "federated"

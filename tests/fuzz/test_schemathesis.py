@@ -303,12 +303,24 @@ def refused_as_documented(
     label = case.operation.label
     if label == "POST /api/accounts" and fields == {"keyId"}:
         return names_no_usable_key(app, case.body)
+    if label == "GET /api/keys/{keyId}" and fields == {"format"}:
+        return format_of_the_other_kind(app, case)
     if label == "GET /api/events" and fields == {"after"}:
         after = (case.query or {}).get("after")
         return re.fullmatch("[0-9]{1,16}", str(after)) is not None and (
             int(after) > newest_cursor(app)
         )
     return False
+
+
+def format_of_the_other_kind(app: RunningApp, case: schemathesis.Case) -> bool:
+    """`format` names the other kind's download (API.md: `json` of a certificate, `cer`, `pem`
+    or `crt` of a federated credential): a 400 the key's kind decides."""
+    key = app.http.get(app.api(f"/keys/{(case.path_parameters or {}).get('keyId')}"))
+    if key.status_code != 200:
+        return False
+    wanted = "federated" if (case.query or {}).get("format") == "json" else "certificate"
+    return bool(key.json().get("kind") != wanted)
 
 
 def check_positive_accepted(
@@ -427,7 +439,14 @@ def write_summary(reporter: Any) -> None:
 
 
 # Operations without parameters or body: Hypothesis stops after the few distinct requests.
-NO_INPUTS = {"GET /api/onboarding", "GET /api/health"}
+NO_INPUTS = {
+    "GET /api/onboarding",
+    "GET /api/health",
+    "GET /api/oidc/.well-known/openid-configuration",
+    "HEAD /api/oidc/.well-known/openid-configuration",
+    "GET /api/oidc/jwks",
+    "HEAD /api/oidc/jwks",
+}
 # Successful answers each operation must have produced with the seeded resources.
 MUST_SUCCEED = {
     "POST /api/keys": {201},
@@ -445,6 +464,10 @@ MUST_SUCCEED = {
     "GET /api/events": {200},
     "GET /api/onboarding": {200},
     "GET /api/health": {200},
+    "GET /api/oidc/.well-known/openid-configuration": {200},
+    "HEAD /api/oidc/.well-known/openid-configuration": {200},
+    "GET /api/oidc/jwks": {200},
+    "HEAD /api/oidc/jwks": {200},
 }
 
 

@@ -19,7 +19,7 @@ def test_every_function_folder_is_found_with_its_trigger() -> None:
     found = {spec.name: spec for spec in discover()}
     assert set(found) == {
         "generate_key", "link_account", "verify_account", "onboarding", "health", "health_check",
-        "account_history", "account_rotation", "events",
+        "account_history", "account_rotation", "events", "oidc_issuer",
     }  # fmt: skip
     assert found["health_check"].trigger == "timerTrigger"
     assert found["health_check"].schedule == "%HEALTH_CHECK_SCHEDULE%"
