@@ -108,22 +108,31 @@ class RunningApp:
 
 @pytest.fixture
 def start_app(tmp_path: Path) -> Iterator[Callable[..., RunningApp]]:
-    """Start the local host with the app built from the given settings (defaults: local mode)."""
+    """Start the local host with the app built from the given settings (defaults: local mode).
+    The host's port is taken first: OIDC_ISSUER is then the host's own URL + `/api/oidc` unless
+    a test sets it, as under `make run`, since the sandbox tenant fetches the issuer's documents
+    from the app over loopback HTTP."""
     running: list[RunningApp] = []
 
     def start(env: Mapping[str, str] | None = None, **context_options: Any) -> RunningApp:
+        host = LocalHost()
+        host.bind()
         # Every account due at every timer run, unless a test sets the interval: most tests of
         # the timer are about what a verification does, not about when it is due.
         values = {
             "AUTH_MODE": "local",
             "LOCAL_STATE_DIR": str(tmp_path / "state"),
             "HEALTH_CHECK_INTERVAL_HOURS": "0",
+            "OIDC_ISSUER": host.issuer_url(),
         }
         values.update(env or {})
-        context = build_context(load_settings(values), **context_options)
+        try:
+            context = build_context(load_settings(values), **context_options)
+        except BaseException:
+            host.stop()
+            raise
         context.http.hooks["response"].append(_remember_tokens)
         set_context(context)
-        host = LocalHost()
         url = host.start()
         app = RunningApp(url, context, api_session(), host)
         running.append(app)

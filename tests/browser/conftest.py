@@ -52,33 +52,10 @@ class PortalHost:
 def portal_host(
     sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[PortalHost]:
-    """Like `sandboxed_app`, but the LocalHost also proxies `/sandbox/admin/*` to the sandbox."""
-    sandbox.reset()
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", sandbox.ca_bundle_path)
-    values = {
-        "AUTH_MODE": "local",
-        "LOCAL_STATE_DIR": str(tmp_path / "state"),
-        "ENTRA_AUTHORITY_HOST": sandbox.base_url,
-        "GRAPH_ENDPOINT": sandbox.base_url,
-    }
-    context = build_context(load_settings(values))
-    set_context(context)
-    host = LocalHost(sandbox_url=sandbox.base_url, sandbox_ca=sandbox.ca_bundle_path)
-    url = host.start()
-    try:
-        yield PortalHost(url, host, context)
-    finally:
-        host.stop()
-        set_context(None)
-
-
-@pytest.fixture
-def issuer_portal_host(
-    sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[PortalHost]:
-    """Like `portal_host`, with the host's port taken first so that OIDC_ISSUER is the host's own
-    URL + `/api/oidc` (as under `make run`): the sandbox tenant fetches the issuer's documents
-    from the app over loopback HTTP, which federated credentials need."""
+    """Like `sandboxed_app`, but the LocalHost also proxies `/sandbox/admin/*` to the sandbox;
+    its port is taken first so that OIDC_ISSUER is the host's own URL + `/api/oidc` (as under
+    `make run`): the sandbox tenant fetches the issuer's documents from the app over loopback
+    HTTP, which federated credentials need."""
     sandbox.reset()
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", sandbox.ca_bundle_path)
     host = LocalHost(sandbox_url=sandbox.base_url, sandbox_ca=sandbox.ca_bundle_path)

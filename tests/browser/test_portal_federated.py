@@ -70,9 +70,9 @@ def swapped_case(text: str) -> str:
 
 
 def test_a_customer_links_with_a_federated_credential_on_the_page(
-    issuer_portal_host: PortalHost, sandbox: Any, tmp_path: Path
+    portal_host: PortalHost, sandbox: Any, tmp_path: Path
 ) -> None:
-    portal_host = issuer_portal_host
+    portal_host = portal_host
     issuer = portal_host.host.issuer_url()
     tenant_id, app_id, domain = customer_app(sandbox)
     with chromium_page(tmp_path) as page:
@@ -224,9 +224,9 @@ def linked_with_a_certificate(portal_host: PortalHost, sandbox: Any) -> dict[str
 
 
 def test_a_certificate_account_moves_to_a_federated_credential(
-    issuer_portal_host: PortalHost, sandbox: Any, tmp_path: Path
+    portal_host: PortalHost, sandbox: Any, tmp_path: Path
 ) -> None:
-    portal_host = issuer_portal_host
+    portal_host = portal_host
     issuer = portal_host.host.issuer_url()
     account = linked_with_a_certificate(portal_host, sandbox)
     account_id, old = account["id"], account["thumbprint"]

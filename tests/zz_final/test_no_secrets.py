@@ -41,7 +41,6 @@ from localdev.azurite import AZURITE_KEY, Azurite
 from shared.support.timefmt import utc_now
 from shared.timer import run as health_check
 from tests.conftest import SEEN, RunningApp
-from tests.e2e.conftest import start_app  # noqa: F401 - the host's own URL is OIDC_ISSUER here
 from tests.e2e.customer import Customer
 from tests.e2e.test_federated_flow import FederatedCustomer
 
