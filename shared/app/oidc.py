@@ -49,7 +49,10 @@ def public_keys(jwks: dict[str, Any]) -> dict[str, Any]:
 
 
 def document(ctx: AppContext, name: str | None) -> dict[str, Any]:
-    """The document at `<OIDC_ISSUER>/<name>`; any other name under the issuer is a 404."""
+    """The document at `<OIDC_ISSUER>/<name>`; any other name under the issuer is a 404, and so
+    is everything while no issuer is configured (in Azure without a host name)."""
+    if not ctx.settings.oidc_issuer:
+        raise NotFound("no OpenID issuer is configured here: set OIDC_ISSUER")
     if name == DISCOVERY:
         return discovery(ctx.settings.oidc_issuer)
     if name == JWKS:
