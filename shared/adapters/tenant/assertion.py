@@ -50,17 +50,23 @@ def sign_assertion(
     now: float | None = None,
 ) -> str:
     """RS256 with `x5t` (SHA-1): the long-standing form Entra accepts everywhere (FACTS §1)."""
+    claims = assertion_claims(client_id, client_id, audience, now)
+    return sign_jwt(signer, claims, thumbprint=thumbprint)
+
+
+def assertion_claims(issuer: str, subject: str, audience: str, now: float | None) -> dict[str, Any]:
+    """A client assertion's claims (RFC 7523): who says it, of whom, to whom; a unique `jti`;
+    valid from now for LIFETIME_SECONDS."""
     issued = int(now if now is not None else time.time())
-    claims = {
+    return {
         "aud": audience,
-        "iss": client_id,
-        "sub": client_id,
+        "iss": issuer,
+        "sub": subject,
         "jti": str(uuid.uuid4()),
         "nbf": issued,
         "iat": issued,
         "exp": issued + LIFETIME_SECONDS,
     }
-    return sign_jwt(signer, claims, thumbprint=thumbprint)
 
 
 def federated_assertion(
@@ -75,16 +81,7 @@ def federated_assertion(
     """The issuer's JWT for a federated credential (FACTS §12): RS256 naming the issuer key by
     `kid` (Entra looks it up in the issuer's JWKS; no `x5t`), `iss`/`sub`/`aud` exactly as the
     credential holds them, valid for 10 minutes."""
-    issued = int(now if now is not None else time.time())
-    claims = {
-        "iss": issuer,
-        "sub": subject,
-        "aud": audience,
-        "jti": str(uuid.uuid4()),
-        "nbf": issued,
-        "iat": issued,
-        "exp": issued + LIFETIME_SECONDS,
-    }
+    claims = assertion_claims(issuer, subject, audience, now)
     return jwt.encode(claims, signer, algorithm="RS256", headers={"kid": kid})
 
 
