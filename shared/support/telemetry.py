@@ -10,6 +10,7 @@ token, assertion, key or setting value anywhere.
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from opentelemetry import metrics, trace
 
@@ -62,5 +63,6 @@ def histogram(name: str, unit: str, description: str = "") -> metrics.Histogram:
 
 
 @cache
-def gauge(name: str, unit: str, description: str = "") -> metrics.Gauge:
+def gauge(name: str, unit: str, description: str = "") -> Any:
+    """A synchronous gauge (`set`); the API names its type only privately (`_Gauge`)."""
     return meter().create_gauge(name, unit=unit, description=description)
