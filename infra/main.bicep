@@ -194,6 +194,50 @@ param privateEndpointSubnetPrefix string = '10.0.1.0/24'
 @description('Subnet the function app joins, inside vnetAddressPrefix (vnetEnabled only): one address per Flex instance, so at least maximumInstanceCount addresses (a /24 holds 251).')
 param appSubnetPrefix string = '10.0.2.0/24'
 
+// ---- alerts (log alert rules on the app's metrics, app/alerts.bicep) ---------------------
+
+@description('Alert when the timer\'s lag (how long the oldest due account has waited at the end of a run) exceeds this many seconds: the period of healthCheckSchedule (600 for the default, every 10 minutes).')
+@minValue(60)
+param alertTimerLagSeconds int = 600
+
+@description('Alert when more than this percentage of verifications end with report status error within alertErrorShareWindow.')
+@minValue(1)
+@maxValue(100)
+param alertErrorSharePercent int = 10
+
+@description('Verifications alertErrorShareWindow must hold before their error share is judged.')
+@minValue(1)
+param alertErrorShareMinimumVerifications int = 20
+
+@description('Window (ISO 8601) of the error-share alert.')
+@allowed([
+  'PT30M'
+  'PT1H'
+  'PT6H'
+  'PT12H'
+  'PT24H'
+])
+param alertErrorShareWindow string = 'PT1H'
+
+@description('Window (ISO 8601) in which a single federated certificate check answered with an issuer-unreachable AADSTS code alerts.')
+@allowed([
+  'PT5M'
+  'PT15M'
+  'PT30M'
+  'PT1H'
+])
+param alertIssuerUnreachableWindow string = 'PT15M'
+
+@description('Alert when the 95th percentile of Key Vault sign durations over 15 minutes exceeds this many milliseconds.')
+@minValue(1)
+param alertKeyVaultSignP95Ms int = 1000
+
+@description('E-mail address the alerts notify (an action group is created for it). Empty: no e-mail.')
+param alertEmail string = ''
+
+@description('Resource id of an existing action group the alerts notify as well. Empty: none.')
+param alertActionGroupId string = ''
+
 // ---- names ----------------------------------------------------------------------
 
 var abbrs = loadJsonContent('./abbreviations.json')
@@ -236,6 +280,25 @@ module monitoring './app/monitoring.bicep' = {
     location: location
     tags: tags
     retentionInDays: logAnalyticsRetentionInDays
+  }
+}
+
+module alerts './app/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    namePrefix: '${abbrs.insightsScheduledQueryRules}${resourceToken}'
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    timerLagThresholdSeconds: alertTimerLagSeconds
+    errorShareThresholdPercent: alertErrorSharePercent
+    errorShareMinimumVerifications: alertErrorShareMinimumVerifications
+    errorShareWindow: alertErrorShareWindow
+    issuerUnreachableWindow: alertIssuerUnreachableWindow
+    keyVaultSignP95ThresholdMs: alertKeyVaultSignP95Ms
+    alertEmail: alertEmail
+    actionGroupId: alertActionGroupId
   }
 }
 

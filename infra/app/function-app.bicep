@@ -212,7 +212,15 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         }
         {
           name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
-          value: 'ClientId=${identityClientId};Authorization=AAD'
+          value: 'Authorization=AAD;ClientId=${identityClientId}'
+        }
+        // host.json's telemetryMode is OpenTelemetry: the worker hands each invocation the host's
+        // trace context, so the app's spans join the host's trace. The app configures its own
+        // exporter (the Azure Monitor distro, which reads the two settings above), so the worker's
+        // own Azure Monitor setup (PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY) stays off.
+        {
+          name: 'PYTHON_ENABLE_OPENTELEMETRY'
+          value: 'true'
         }
         // The app's own settings (read once by shared/'s settings module).
         {

@@ -796,6 +796,7 @@ def check_app_settings(p: Project) -> None:
         "AzureWebJobsStorage__tableServiceUri",
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+        "PYTHON_ENABLE_OPENTELEMETRY",
         "AZURE_CLIENT_ID",
         "KEY_VAULT_URL",
         "ACCOUNTS_STORAGE__tableServiceUri",
@@ -841,13 +842,19 @@ def check_app_settings(p: Project) -> None:
         s["APPLICATIONINSIGHTS_CONNECTION_STRING"], COMPONENTS, "properties.ConnectionString"
     )
     auth = s["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"]
-    m = re.fullmatch(r"'ClientId=\$\{(\w+)\};Authorization=AAD'", getattr(auth, "text", ""))
+    m = re.fullmatch(r"'Authorization=AAD;ClientId=\$\{(\w+)\}'", getattr(auth, "text", ""))
     assert m, (
-        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING must be 'ClientId=<uami client "
-        f"id>;Authorization=AAD', is {auth!r}"
+        "APPLICATIONINSIGHTS_AUTHENTICATION_STRING must be 'Authorization=AAD;ClientId=<uami "
+        f"client id>', is {auth!r}"
     )
     _identity_client_id(
         p, p.resolve(_site(p).file, Expr(m.group(1))), "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
+    )
+
+    # host.json's telemetryMode OpenTelemetry: the worker passes the host's trace context on; the
+    # app sets up its own exporter, so the worker's own Azure Monitor setup must stay off.
+    assert s["PYTHON_ENABLE_OPENTELEMETRY"] == Literal("true"), (
+        f"PYTHON_ENABLE_OPENTELEMETRY must be 'true', is {s['PYTHON_ENABLE_OPENTELEMETRY']!r}"
     )
 
     assert s["AUTH_MODE"] == Literal("entra"), (
@@ -909,6 +916,8 @@ def check_app_settings(p: Project) -> None:
         "WEBSITE_CONTENTSHARE": "Flex has no content share",
         "AzureWebJobsStorage": "a connection string needs shared keys, which are disabled",
         "APPINSIGHTS_INSTRUMENTATIONKEY": "local auth is disabled on Application Insights",
+        "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY": "the app configures its own exporter; the "
+        "worker's would set the global providers first",
     }
     present = {k: why for k, why in forbidden.items() if k in s}
     assert not present, f"function app sets forbidden app settings: {present}"
@@ -1312,6 +1321,29 @@ MUTATIONS: list[tuple[Any, ...]] = [
         "value: authIssuer",
         "value: 'https://sts.windows.net/x/'",
         check_app_settings,
+    ),
+    (
+        "authentication string without the client id",
+        "app/function-app.bicep",
+        "value: 'Authorization=AAD;ClientId=${identityClientId}'",
+        "value: 'Authorization=AAD'",
+        check_app_settings,
+    ),
+    (
+        "worker trace context off",
+        "app/function-app.bicep",
+        "name: 'PYTHON_ENABLE_OPENTELEMETRY'\n          value: 'true'",
+        "name: 'PYTHON_ENABLE_OPENTELEMETRY'\n          value: 'false'",
+        check_app_settings,
+    ),
+    (
+        "metrics publisher on the workspace",
+        "app/rbac.bicep",
+        "name: guid(applicationInsights.id, managedIdentityPrincipalId, "
+        "monitoringMetricsPublisherRoleId)\n  scope: applicationInsights",
+        "name: guid(applicationInsights.id, managedIdentityPrincipalId, "
+        "monitoringMetricsPublisherRoleId)\n  scope: storageAccount",
+        check_app_role_assignments,
     ),
     (
         "app insights local auth",
