@@ -1132,6 +1132,7 @@ def test_every_bicep_file_is_read(project: Project) -> None:
         "app/identity.bicep",
         "app/rbac.bicep",
         "app/network.bicep",
+        "app/alerts.bicep",
     }
     assert expected <= set(project.sources), (
         f"missing Bicep files: {expected - set(project.sources)}"
