@@ -196,7 +196,7 @@ param appSubnetPrefix string = '10.0.2.0/24'
 
 // ---- alerts (log alert rules on the app's metrics, app/alerts.bicep) ---------------------
 
-@description('Alert when the timer\'s lag (how long the oldest due account has waited at the end of a run) exceeds this many seconds: the period of healthCheckSchedule (600 for the default, every 10 minutes).')
+@description('Alert when the timer\'s lag (how long the oldest due account a run did not reach has been due) exceeds this many seconds: the period of healthCheckSchedule (600 for the default, every 10 minutes).')
 @minValue(60)
 param alertTimerLagSeconds int = 600
 

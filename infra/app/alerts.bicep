@@ -19,7 +19,7 @@ param tags object = {}
 @description('Name of the Application Insights component whose customMetrics the rules query.')
 param applicationInsightsName string
 
-@description('Seconds the timer\'s lag (m365link.timer.lag: how long the oldest due account has been waiting at the end of a run) may reach before it alerts: the period of the health_check timer.')
+@description('Seconds the timer\'s lag (m365link.timer.lag: how long the oldest due account a run did not reach has been due) may reach before it alerts: the period of the health_check timer.')
 @minValue(60)
 param timerLagThresholdSeconds int = 600
 
@@ -85,8 +85,8 @@ resource emailActionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!em
 var emailActionGroups = empty(alertEmail) ? [] : [emailActionGroup.id]
 var actionGroups = empty(actionGroupId) ? emailActionGroups : concat(emailActionGroups, [actionGroupId])
 
-// (1) The timer falls behind: at the end of some run in the last 30 minutes the oldest due
-// account had been waiting longer than one timer period.
+// (1) The timer falls behind: some run in the last 30 minutes left a due account unreached that
+// had been due for longer than one timer period.
 var timerLagQuery = '''
 customMetrics
 | where name == 'm365link.timer.lag'
@@ -135,7 +135,7 @@ resource timerLagAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'm365link: health_check timer lags behind its due accounts'
-    description: 'The oldest due account waited longer than one timer period (m365link.timer.lag above ${timerLagThresholdSeconds} s at the end of a run): the timer does not keep up with the fleet.'
+    description: 'An account a run did not reach had been due longer than one timer period (m365link.timer.lag above ${timerLagThresholdSeconds} s at the end of a run): the timer does not keep up with the fleet.'
     severity: 2
     enabled: true
     scopes: [
