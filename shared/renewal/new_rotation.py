@@ -26,6 +26,7 @@ from shared.core.validation import Fields
 from shared.linking import history
 from shared.linking.accounts import delete_keys
 from shared.linking.keys import store_federated, store_key, with_expiry
+from shared.renewal import counted
 from shared.renewal.credentials import CERTIFICATE, FEDERATED, app_adds, described
 from shared.renewal.handover import awaiting
 from shared.renewal.rotation import Change, retiring_key, transition
@@ -133,6 +134,7 @@ def begin(
     except Exception:
         _discard(ctx, account.owner, record.key_id)
         raise
+    counted.rotation("started", record.kind)
     log.info(
         "rotation started accountId=%s keyId=%s kind=%s renewal=%s",
         account.id,

@@ -27,6 +27,7 @@ from shared.core.errors import Conflict, NotFound
 from shared.core.model import Account, Event, Rotation
 from shared.linking import history
 from shared.linking.accounts import delete_keys, get_account
+from shared.renewal import counted
 from shared.renewal.credentials import described, previous_described, replaced_certificate
 from shared.support.optimistic import retry_lost_races
 from shared.support.timefmt import to_rfc3339, utc_now
@@ -181,6 +182,7 @@ def cancel(ctx: AppContext, account: Account) -> Account:
 
     saved = transition(ctx, account, decide)
     assert saved.rotation is not None
+    counted.rotation("cancelled", saved.rotation.kind)
     delete_keys(ctx, saved.owner, (saved.rotation.key_id,))
     log.info("rotation cancelled accountId=%s", saved.id)
     return saved
@@ -189,12 +191,15 @@ def cancel(ctx: AppContext, account: Account) -> Account:
 def fail_if_expired(ctx: AppContext, account: Account, now: datetime) -> Account:
     """A rotation whose new certificate expired before Entra ever accepted it is `failed`;
     its key is released and deleted."""
+    failing: list[Rotation] = []  # the rotation the decision that was written failed
 
     def decide(current: Account) -> Change | None:
         rotation = current.rotation
         expires = rotation.not_after if rotation is not None else None
+        failing.clear()
         if rotation is None or not rotation.in_progress or expires is None or now < expires:
             return None  # a new federated credential never expires
+        failing.append(rotation)
         failed = rotation.updated(
             status="failed",
             completed_at=now,
@@ -217,6 +222,8 @@ def fail_if_expired(ctx: AppContext, account: Account, now: datetime) -> Account
 
     saved = transition(ctx, account, decide)
     if saved.rotation is not None and saved.rotation.status == "failed":
+        if failing:  # this process wrote it (not another instance before it)
+            counted.rotation("failed", saved.rotation.kind)
         delete_keys(ctx, saved.owner, (saved.rotation.key_id,))  # a no-op once it is gone
     return saved
 

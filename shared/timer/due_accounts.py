@@ -11,11 +11,13 @@ import threading
 import time
 import uuid
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from shared.adapters.accountstore.base import AccountStore, VersionConflict
 from shared.core.errors import AppError
 from shared.core.model import Account
+from shared.core.schedule import SchedulePolicy
+from shared.support import telemetry as t
 from shared.support.deadline import deadline
 
 log = logging.getLogger("m365link.health_check")
@@ -90,3 +92,24 @@ class DueAccounts:
         not_reached = len(self._taken)
         self.release([*self._taken, *self._kept])
         return not_reached
+
+    def not_reached(self) -> list[Account]:
+        """The due accounts taken but not verified by this run, stalest first."""
+        return list(self._taken)
+
+
+def record_backlog(left: list[Account], policy: SchedulePolicy, at: datetime) -> None:
+    """The run's end in the metrics: how many due accounts it did not reach (`left`, stalest
+    first), and how long the oldest of them has been due at `at` (0 when none). A gauge
+    holds no account id: an operator learns the timer falls behind, not which accounts."""
+    t.gauge(t.TIMER_BACKLOG, "{account}", "due accounts a timer run did not reach").set(len(left))
+    lag = 0.0
+    if left:
+        due_ms = int(policy.place(left[0]).due_under(policy.interval))
+        lag = max(at.timestamp() - due_ms / 1000, 0.0)
+    t.gauge(t.TIMER_LAG, "s", "how long the oldest due account not reached has been due").set(lag)
+
+
+def run_clock(due_by: datetime, elapsed_seconds: float) -> datetime:
+    """The run's clock at its end: its start (`due_by`, injected by tests) plus the time spent."""
+    return due_by.astimezone(UTC) + timedelta(seconds=elapsed_seconds)

@@ -28,14 +28,15 @@ from shared.adapters.accountstore.base import AccountStore, VersionConflict
 from shared.context import AppContext
 from shared.core.errors import AppError
 from shared.core.model import Account
+from shared.core.schedule import SchedulePolicy
 from shared.renewal import renew as renewal
 from shared.support.deadline import deadline
 from shared.support.timefmt import utc_now
 from shared.timer import housekeeping
-from shared.timer.due_accounts import DueAccounts
+from shared.timer.due_accounts import DueAccounts, record_backlog, run_clock
 from shared.timer.housekeeping import HousekeepingCounts
 from shared.verification.record import record
-from shared.verification.verify import RECORD_SHARE, run_checks
+from shared.verification.verify import RECORD_SHARE, observe, run_checks
 
 log = logging.getLogger("m365link.health_check")
 # Less than this left of the budget could only record a timeout: the account waits for the next
@@ -156,6 +157,7 @@ def run(
         for _ in range(workers):
             pool.submit(_work, ctx, due, per_account, now, summary, counting)
     summary.not_reached = due.finish()
+    _record_backlog(ctx, due, every, run_clock(due_by, time.monotonic() - started))
     with deadline(max(stop_at - time.monotonic(), 0.0)):
         summary.add_housekeeping(housekeeping.run(ctx, now or utc_now(), stop_at=stop_at))
     summary.duration_ms = round((time.monotonic() - started) * 1000)
@@ -165,6 +167,13 @@ def run(
         extra={"healthCheck": summary.as_dict()},
     )
     return summary
+
+
+def _record_backlog(ctx: AppContext, due: DueAccounts, every: timedelta, at: datetime) -> None:
+    """The due accounts this run did not reach, and how long the oldest has waited, under the
+    interval and renewal window the schedule uses."""
+    warning = timedelta(days=ctx.settings.cert_expiry_warning_days)
+    record_backlog(due.not_reached(), SchedulePolicy(every, warning), at)
 
 
 def _prepare_schedule(
@@ -234,6 +243,7 @@ def verify_one(
     """One due account within `seconds`: its renewal looked after, its checks run and their
     report recorded (which moves it on in the schedule). Raises what the checks or the record
     raised."""
+    started = time.perf_counter()
     with deadline(seconds):
         # The checks leave a share of the account's time for recording their report.
         with deadline(seconds * (1 - RECORD_SHARE)):
@@ -242,6 +252,7 @@ def verify_one(
             # one `sign` in the key's own store (Key Vault under vault-key).
             verification = run_checks(ctx, account, fresh_token=False)
         recorded = record(ctx, account, verification.report, switch_to=verification.switch_to)
+    observe(recorded.report, trigger="timer", started=started)
     return Verified(recorded.report.status, recorded.account.status != account.status)
 
 

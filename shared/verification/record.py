@@ -18,6 +18,7 @@ from shared.context import AppContext
 from shared.core.errors import NotFound
 from shared.core.model import Account
 from shared.linking import history
+from shared.renewal import counted
 from shared.renewal import rotation as rotations
 from shared.support.optimistic import retry_lost_races
 from shared.support.timefmt import from_rfc3339, utc_now
@@ -107,6 +108,7 @@ def _record_once(
     except LookupError:
         raise NotFound(f"no account {account.id!r}") from None
     if switch:
+        counted.rotation("completed", saved.credential)
         log.info(
             "account switched to its renewed key accountId=%s keyId=%s", account.id, saved.key_id
         )

@@ -18,14 +18,18 @@ then is an `error`), and the rest is kept for recording, whose retries stop at t
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from opentelemetry import trace
+
 from shared.context import AppContext
 from shared.core.model import Account
 from shared.linking.accounts import get_account
+from shared.support import telemetry as t
 from shared.support.deadline import deadline
 from shared.verification.checks.report import Report, overall_status, report_facts
 from shared.verification.checks.table import decide
@@ -35,6 +39,9 @@ from shared.verification.record import record
 log = logging.getLogger("m365link.verify")
 
 RECORD_SHARE = 0.1  # of a verification's deadline, kept for writing its report
+# A check's code as a metric attribute: an AADSTS number or a Graph error code (a bounded word);
+# anything else Microsoft might answer is counted as `other`, never as its text.
+_BOUNDED_CODE = re.compile(r"AADSTS\d{1,8}|[A-Za-z][A-Za-z0-9_.]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -78,11 +85,13 @@ def verify_account(ctx: AppContext, owner: str, account_id: str) -> dict[str, An
     """What the customer's Verify button does: fresh token, report recorded, report returned
     (as recorded), all within one deadline of `VERIFY_TIMEOUT_SECONDS`."""
     seconds = ctx.settings.verify_timeout_seconds
+    started = time.perf_counter()
     with deadline(seconds):
         account = get_account(ctx, owner, account_id)
         with deadline(seconds * (1 - RECORD_SHARE)):
             verification = run_checks(ctx, account, fresh_token=True)
         report = record(ctx, account, verification.report, switch_to=verification.switch_to).report
+    observe(report, trigger="customer", started=started)
     log.info(
         "verification accountId=%s status=%s durationMs=%d",
         account.id,
@@ -90,3 +99,40 @@ def verify_account(ctx: AppContext, owner: str, account_id: str) -> dict[str, An
         report.duration_ms,
     )
     return report.to_json()
+
+
+def observe(report: Report, *, trigger: str, started: float) -> None:
+    """A finished verification (its report recorded) in the metrics, and on the current span
+    its status and the ids of the checks that did not pass. `started`: `time.perf_counter()`
+    when it began; `trigger`: customer | timer. No account, tenant or application id here."""
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    status = {t.REPORT_STATUS: report.status}
+    t.counter(t.VERIFICATIONS, description="verifications by report status and trigger").add(
+        1, {**status, t.TRIGGER: trigger}
+    )
+    t.histogram(t.VERIFICATION_DURATION, "ms", "a verification, checks and record").record(
+        elapsed_ms, status
+    )
+    checks = t.counter(t.CHECKS, description="verification checks by id, status and code")
+    for check in report.checks:
+        checks.add(
+            1,
+            {
+                t.CHECK_ID: check.id,
+                t.CHECK_STATUS: check.status,
+                t.CHECK_CODE: bounded_code(check.code),
+            },
+        )
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute(t.REPORT_STATUS, report.status)
+        span.set_attribute(
+            t.FAILING_CHECKS, [c.id for c in report.checks if c.status in ("fail", "error")]
+        )
+
+
+def bounded_code(code: str | None) -> str:
+    """A check's code as a metric attribute: "" for none, `other` for text that is not a code."""
+    if not code:
+        return ""
+    return code if _BOUNDED_CODE.fullmatch(code) else "other"

@@ -28,6 +28,7 @@ from shared.adapters.issuer.steps import Hook, Writer
 from shared.adapters.keystore.base import KeyStore, PrivateKeyMissing, UnusableKey
 from shared.core.errors import AppError, DependencyUnavailable
 from shared.core.issuer_keys import IssuerKey, first_key, next_step, published, signing_key
+from shared.support import telemetry as t
 from shared.support.deadline import time_left
 
 log = logging.getLogger("m365link.issuer")
@@ -120,7 +121,16 @@ class IssuerKeyring:
         with self._lock:
             known = self._cached
         keys = self.published_keys() if known else []
+        self._record_key_age(keys)
         return {"status": "ok", "keys": len(keys)} if keys else None
+
+    def _record_key_age(self, keys: list[IssuerKey]) -> None:
+        """How long the key that signs now has signed (seconds since its `use_from`), as the
+        gauge an operator watches for a rotation that stopped; nothing before a key signs."""
+        key = signing_key(keys, self._now())
+        if key is not None and key.use_from is not None:
+            age = max((self._now() - key.use_from).total_seconds(), 0.0)
+            t.gauge(t.ISSUER_KEY_AGE, "s", "how long the signing issuer key has signed").set(age)
 
     # --- writing: the first key, and the timer's upkeep -----------------------------------
     def ensure(self) -> None:
@@ -170,6 +180,9 @@ class IssuerKeyring:
         except AppError as error:
             done.stopped = error.detail
             log.warning("issuer key upkeep stopped: %s", error.detail)
+        with self._lock:
+            known = self._cached  # what the pass last read
+        self._record_key_age(known)
         return done
 
     def _forget(self) -> None:

@@ -35,6 +35,7 @@ from shared.adapters.keystore.base import Certify, KeyLabels, KeyStore, StoredKe
 from shared.adapters.keystore.signing_key import SigningOnlyKey
 from shared.adapters.keystore.vault_common import (
     CLIENT_OPTIONS,
+    sign_timed,
     tags,
     vault_error,
     vault_name,
@@ -140,7 +141,8 @@ class KeyVaultKeyStore(KeyStore):
             request = HttpRequest(
                 "POST", path, json={"alg": alg, "value": _b64url(digest.finalize())}
             )
-            response = self._client.send_request(request)
+            with sign_timed(self.custody):
+                response = self._client.send_request(request)
             if response.status_code == 404:
                 raise ResourceNotFoundError(response=response)
             response.raise_for_status()

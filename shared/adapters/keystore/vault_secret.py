@@ -20,6 +20,7 @@ from shared.adapters.keystore.pem_store import KeyGenerator, PemKeyStore
 from shared.adapters.keystore.vault_common import (
     CLIENT_OPTIONS,
     PREFIX,
+    sign_timed,
     tags,
     vault_error,
     vault_name,
@@ -70,7 +71,8 @@ class KeyVaultSecretKeyStore(PemKeyStore):
 
     def _load(self, key_id: str) -> bytes:
         try:
-            value = self._client.get_secret(secret_name(key_id)).value
+            with sign_timed(self.custody):  # read only to sign
+                value = self._client.get_secret(secret_name(key_id)).value
         except ResourceNotFoundError as exc:
             raise PrivateKeyMissing(key_id) from exc
         except AzureError as exc:

@@ -39,6 +39,7 @@ from shared.core.answers import (
     first_line,
     graph_answer,
 )
+from shared.support import telemetry as t
 
 GRAPH_MAX_PAGES = 10
 
@@ -108,17 +109,21 @@ class TenantClient:
         except KeyUnavailable:
             raise  # the key store's failure, for the caller to judge
         except TransientHttpError as exc:
-            return TokenAnswer(transient=True, status=exc.status)
+            return _counted(TokenAnswer(transient=True, status=exc.status))
         except requests.RequestException as exc:
-            return TokenAnswer(transient=True, description=type(exc).__name__)
+            return _counted(TokenAnswer(transient=True, description=type(exc).__name__))
         except ValueError as exc:  # MSAL's way to say an answer made no sense to it
-            return TokenAnswer(
-                error="unexpected_answer", unexpected=True, description=first_line(str(exc))
+            return _counted(
+                TokenAnswer(
+                    error="unexpected_answer", unexpected=True, description=first_line(str(exc))
+                )
             )
         except Exception as exc:  # MSAL is a black box: never a 500 for what it raises
             log.warning("token request failed inside MSAL reason=%s", type(exc).__name__)
-            return TokenAnswer(
-                error="unexpected_answer", unexpected=True, description=type(exc).__name__
+            return _counted(
+                TokenAnswer(
+                    error="unexpected_answer", unexpected=True, description=type(exc).__name__
+                )
             )
         if "access_token" in result:
             token = str(result["access_token"])
@@ -126,13 +131,17 @@ class TenantClient:
                 claims = jwt.decode(token, options={"verify_signature": False})
             except jwt.PyJWTError:
                 claims = {}
-            return TokenAnswer(access_token=token, claims=claims)
+            answer = TokenAnswer(access_token=token, claims=claims)
+            # MSAL marks a token it answered from its cache: no request, nothing counted.
+            return answer if result.get("token_source") == "cache" else _counted(answer)
         error = result.get("error")
-        return TokenAnswer(
-            error=str(error) if error else None,
-            error_code=aadsts_number(result.get("error_codes")),
-            description=first_line(str(result.get("error_description") or "")),
-            unexpected=not error,
+        return _counted(
+            TokenAnswer(
+                error=str(error) if error else None,
+                error_code=aadsts_number(result.get("error_codes")),
+                description=first_line(str(result.get("error_description") or "")),
+                unexpected=not error,
+            )
         )
 
     def _app(
@@ -243,6 +252,23 @@ class TenantClient:
             message=f"Graph's listing has more than {max_pages} pages; not read to the end",
             transient=True,
         )
+
+
+def _counted(answer: TokenAnswer) -> TokenAnswer:
+    """A token request Entra was asked, in the metrics by outcome: `issued`, `refused` (Entra
+    answered an error), `unreachable` (no answer, a 429 or a 5xx: try later), `unexpected`."""
+    if answer.access_token:
+        outcome = "issued"
+    elif answer.transient:
+        outcome = "unreachable"
+    elif answer.unexpected:
+        outcome = "unexpected"
+    else:
+        outcome = "refused"
+    t.counter(t.TOKEN_REQUESTS, description="token requests to Entra by outcome").add(
+        1, {t.SERVICE: "entra", t.OUTCOME: outcome}
+    )
+    return answer
 
 
 def graph_answers(batch: Mapping[str, graph_batch.SubResponse]) -> dict[str, GraphAnswer]:
