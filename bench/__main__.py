@@ -20,6 +20,7 @@ BENCHMARKS = (
     "fleet",
     "rotation",
     "federated",
+    "telemetry",
 )
 
 

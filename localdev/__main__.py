@@ -4,7 +4,9 @@ python -m localdev              serve until Ctrl-C and print how to walk the lin
 python -m localdev demo         serve, walk the flow (and its failures) by itself, then stop
 options: --port 7071, --timers (run timer functions on their schedule), --no-sandbox,
          --key-vault (make keys inside the sandbox's Key Vault stand-in, custody vault-key;
-         KEY_CUSTODY=vault-secret keeps them there as secrets instead)
+         KEY_CUSTODY=vault-secret keeps them there as secrets instead),
+         --telemetry (print every span, log record and metric the app exports to the console,
+         as an operator would see them: sets M365LINK_TELEMETRY_CONSOLE=1; metrics every 10 s)
 """
 
 from __future__ import annotations
@@ -109,7 +111,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timers", action="store_true", help="run timers on their schedule")
     parser.add_argument("--no-sandbox", action="store_true", help="use the settings as they are")
     parser.add_argument("--key-vault", action="store_true", help="keys in the Key Vault stand-in")
+    parser.add_argument(
+        "--telemetry", action="store_true", help="print spans, logs and metrics to the console"
+    )
     args = parser.parse_args(argv)
+    if args.telemetry:
+        os.environ["M365LINK_TELEMETRY_CONSOLE"] = "1"
+        os.environ.setdefault("OTEL_METRIC_EXPORT_INTERVAL", "10000")
 
     load_local_settings()
     os.environ.setdefault("AUTH_MODE", "local")
@@ -163,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.timers:
         host.start_timers()
         print("Timers run on their schedules.")
+    if os.environ.get("M365LINK_TELEMETRY_CONSOLE") == "1":
+        print("Telemetry: spans, log records and metrics are printed here as they are exported.")
 
     try:
         if args.command == "demo":

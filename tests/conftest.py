@@ -1,7 +1,10 @@
-"""Fixtures shared by every test: the local host, Azurite, and the record of everything seen.
+"""Fixtures shared by every test: the local host, Azurite, telemetry, and the record of
+everything seen.
 
-Every response the tests receive from the app and every log line emitted during the run are kept,
-so `zz_final/test_no_secrets.py` can look through all of them at the end.
+Every response the tests receive from the app, every log line emitted during the run and every
+span, span event, log record and metric the app exported (one in-memory OpenTelemetry SDK for
+the whole session, `telemetry`) are kept, so `zz_final/test_no_secrets.py` can look through all
+of them at the end.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from localdev.host import LocalHost
 from shared.app.bootstrap import build_context, set_context
 from shared.context import AppContext
 from shared.core.settings import load_settings
+from tests.telemetry.collect import TELEMETRY, Telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,6 +61,14 @@ def pytest_configure(config: pytest.Config) -> None:
     # Third-party debug output is noise here, but it is still collected and looked through.
     for noisy in ("urllib3", "azure", "msal", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.DEBUG)
+    TELEMETRY.install()
+
+
+@pytest.fixture(scope="session")
+def telemetry() -> Telemetry:
+    """The session's in-memory OpenTelemetry SDK (installed once, at start-up, for the whole
+    run): `spans()`, `logs()`, `metrics()` (cumulative points) and `clear()`."""
+    return TELEMETRY
 
 
 def _remember(response: requests.Response, *args: Any, **kwargs: Any) -> None:

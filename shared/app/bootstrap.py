@@ -24,6 +24,7 @@ from shared.adapters.identity.entra import EntraAuthenticator
 from shared.adapters.identity.local import LocalAuthenticator
 from shared.adapters.issuer import IssuerKeyring
 from shared.adapters.keystore.base import KeyStore
+from shared.app import telemetry
 from shared.context import AppContext
 from shared.core.schedule import SchedulePolicy
 from shared.core.settings import Settings, SettingsInvalid, load_settings
@@ -46,6 +47,7 @@ def build_context(
 ) -> AppContext:
     """The app's parts from `settings`; `issuer_clock` is the issuer key ring's clock (tests
     walk its lifecycle with one of their own)."""
+    start_telemetry()
     http = make_session()
 
     def make_store(custody: str) -> KeyStore:
@@ -90,6 +92,12 @@ def _tenant_client(http: requests.Session) -> TenantClient:
 
 
 _credential: TokenCredential | None = None  # one managed-identity credential per process
+
+
+def start_telemetry() -> None:
+    """Telemetry as the environment asks, once per process (before the first invocation, so
+    its span is exported); Azure Monitor sends with the app's managed identity."""
+    telemetry.configure(credential=lambda: _vault_credential(None))
 
 
 def _vault_credential(given: TokenCredential | None) -> TokenCredential:
@@ -157,6 +165,7 @@ def check_settings_at_import() -> None:
     Never raises, so the host still loads the functions and the problem stays visible through
     every route. A context installed beforehand (the local host, tests) is left alone."""
     global _settings, _refused
+    start_telemetry()
     with _lock:
         if _context is not None or _settings is not None or _refused is not None:
             return

@@ -7,18 +7,21 @@ a bare 500: no stack trace, key, token or assertion ever reaches a response or t
 from __future__ import annotations
 
 import codecs
-import functools
 import json
 import logging
 import time
 from collections.abc import Callable
 from email.message import Message
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import azure.functions as func
+from opentelemetry import trace
 
 from shared.adapters.accountstore.base import VersionConflict
+from shared.adapters.http import spans
+from shared.app import telemetry
 from shared.core.errors import (
     AccountBusy,
     AppError,
@@ -35,6 +38,7 @@ MAX_BODY_BYTES = 64 * 1024
 EXPOSED = {"Access-Control-Expose-Headers": "ETag, Location, Retry-After"}
 PROBLEM_BASE = "https://m365-link.dev/problems/"
 log = logging.getLogger("m365link.http")
+APP_ROOT = Path(__file__).resolve().parents[2]  # the function folders
 
 Handler = Callable[[func.HttpRequest], func.HttpResponse]
 # The methods a request's route serves (a v1 route with `{x?}` is two resources in one function).
@@ -185,50 +189,88 @@ def endpoint(name: str, methods: Methods | tuple[str, ...]) -> Callable[[Handler
     check_settings_at_import()
     allowed_of: Methods = methods if callable(methods) else (lambda req: methods)
 
-    def wrap(handler: Handler) -> Handler:
-        @functools.wraps(handler)
-        def main(req: func.HttpRequest) -> func.HttpResponse:
-            started = time.perf_counter()
-            path = _path(req.url)
-            try:
-                allowed = allowed_of(req)
-                if req.method.upper() in allowed:
-                    response = handler(_as_sent(req))
-                else:
-                    response = _method_not_allowed(req, allowed)
-            except (AppError, VersionConflict) as raised:
-                error = problem_of(raised)
-                response = problem_response(error, instance=path)
-                if error.status >= 500:
-                    log.warning("function=%s dependency failure: %s", name, error.detail)
-            except Exception as exc:
-                # The log gets the exception's type and place, never a traceback or its message
-                # (either can hold values); the caller gets a bare 500 with nothing of it.
-                log.error("function=%s unhandled error: %s", name, failure.describe(exc))
-                response = problem_response(
-                    AppError("the request could not be completed"), instance=path
-                )
-            duration_ms = round((time.perf_counter() - started) * 1000)
-            log.info(
-                "request function=%s method=%s path=%s status=%d durationMs=%d",
-                name,
-                req.method,
-                path,
-                response.status_code,
-                duration_ms,
-                extra={
-                    "function": name,
-                    "method": req.method,
-                    "path": path,
-                    "status": response.status_code,
-                    "durationMs": duration_ms,
-                },
-            )
-            return response
+    route = _route_template(name)
 
+    def wrap(handler: Handler) -> Handler:
+        # The host passes `context` (its trace context among it) since `main` names it, typed
+        # exactly `func.Context` as the worker requires; the local host passes none.
+        def main(
+            req: func.HttpRequest,
+            context: func.Context = None,  # type: ignore[assignment]
+        ) -> func.HttpResponse:
+            method = req.method.upper()
+            with telemetry.invocation(f"{method} {route}", name, "http", context) as span:
+                response = _answer(req, handler, allowed_of, name)
+                if span.is_recording():
+                    span.set_attributes(
+                        {
+                            spans.HTTP_METHOD: method,
+                            spans.HTTP_ROUTE: route,
+                            spans.HTTP_STATUS: response.status_code,
+                        }
+                    )
+                return response
+
+        # Named as the handler, but not wrapping it (no `__wrapped__`): the worker reads
+        # `main`'s own signature, `context` included.
+        main.__name__, main.__qualname__ = handler.__name__, handler.__qualname__
+        main.__module__, main.__doc__ = handler.__module__, handler.__doc__
         return main
 
     return wrap
+
+
+def _answer(
+    req: func.HttpRequest, handler: Handler, allowed_of: Methods, name: str
+) -> func.HttpResponse:
+    """The handler's response, or the problem it raised; one log line per request."""
+    started = time.perf_counter()
+    path = _path(req.url)
+    try:
+        allowed = allowed_of(req)
+        if req.method.upper() in allowed:
+            response = handler(_as_sent(req))
+        else:
+            response = _method_not_allowed(req, allowed)
+    except (AppError, VersionConflict) as raised:
+        error = problem_of(raised)
+        response = problem_response(error, instance=path)
+        if error.status >= 500:
+            log.warning("function=%s dependency failure: %s", name, error.detail)
+    except Exception as exc:
+        # The log gets the exception's type and place, never a traceback or its message
+        # (either can hold values); the caller gets a bare 500 with nothing of it.
+        log.error("function=%s unhandled error: %s", name, failure.describe(exc))
+        response = problem_response(AppError("the request could not be completed"), instance=path)
+    duration_ms = round((time.perf_counter() - started) * 1000)
+    trace.get_current_span().set_attribute(spans.DURATION_MS, duration_ms)
+    log.info(
+        "request function=%s method=%s path=%s status=%d durationMs=%d",
+        name,
+        req.method,
+        path,
+        response.status_code,
+        duration_ms,
+        extra={
+            "function": name,
+            "method": req.method,
+            "path": path,
+            "status": response.status_code,
+            "durationMs": duration_ms,
+        },
+    )
+    return response
+
+
+def _route_template(name: str) -> str:
+    """The route of function `name` as its function.json declares it (`/api/accounts/{id}/
+    verify`): the span's name and `http.route`, never the path as sent."""
+    try:
+        bindings = json.loads((APP_ROOT / name / "function.json").read_text())["bindings"]
+        route = next(b["route"] for b in bindings if b.get("type") == "httpTrigger")
+    except (OSError, ValueError, KeyError, StopIteration):
+        return f"/api/{name}"
+    return "/api/" + str(route).strip("/")
 
 
 def _path(url: str) -> str:

@@ -1,10 +1,12 @@
-"""Runs last: looks through every response the app gave and every log line of the whole run.
+"""Runs last: looks through every response the app gave, every log line and every exported
+telemetry item (span names, attributes and events, log records, metric attributes: the
+session's in-memory OpenTelemetry SDK, `tests/telemetry/collect.py`) of the whole run.
 
-No response body, header or log line may hold a private key (PEM, or bare base64 / hex DER), an
-access token or a client assertion (both are JWTs), a Graph proof of possession (addKey /
-removeKey), any token a test handed to the app, a stack trace, or the storage account key of the
-run's Azurite connection strings (a setting's value). The detectors are tested on samples first,
-so a detector that can never match fails here too.
+No response body, header, log line or telemetry item may hold a private key (PEM, or bare
+base64 / hex DER), an access token or a client assertion (both are JWTs), a Graph proof of
+possession (addKey / removeKey), any token a test handed to the app, a stack trace, or the
+storage account key of the run's Azurite connection strings (a setting's value). The detectors
+are tested on samples first, so a detector that can never match fails here too.
 
 Stored records are judged too: every row of every SQLite account store (`accounts.sqlite3`)
 under the run's temporary folder and every entity of every table in the run's Azurite. A private
@@ -43,6 +45,7 @@ from shared.timer import run as health_check
 from tests.conftest import SEEN, RunningApp
 from tests.e2e.customer import Customer
 from tests.e2e.test_federated_flow import FederatedCustomer
+from tests.telemetry.collect import TELEMETRY
 
 PROOF_AUDIENCE = "00000002-0000-0000-c000-000000000000"  # FACTS §10: addKey/removeKey proofs
 PORTAL_AUDIENCE = "api://portal-backend"
@@ -73,6 +76,10 @@ def _texts() -> Iterator[tuple[str, str]]:
         # The sandbox tenant is a test double, not the app: its own log lines are not judged.
         if not line.startswith("localdev.sandbox"):
             yield f"log line {i}", line
+    for i, text in enumerate(TELEMETRY.texts):
+        yield f"telemetry item {i}", text
+    for i, text in enumerate(TELEMETRY.metric_attribute_texts()):
+        yield f"metric point {i}", text
 
 
 def _secret_fragments() -> set[str]:
@@ -314,6 +321,11 @@ def test_the_run_saw_enough_to_judge() -> None:
     assert len(SEEN.responses) > 10
     assert b'"checks"' in bodies and b"BEGIN CERTIFICATE" in bodies
     assert len(SEEN.log_lines) > 100
+    # The exported telemetry was kept: invocation and outbound spans, log records, metrics.
+    assert TELEMETRY.installed
+    texts = "\n".join(TELEMETRY.texts)
+    assert "span POST /api/accounts/{id}/verify" in texts and "url.template=" in texts
+    assert "log record request function=" in texts
     audiences = [_claims(secret).get("aud") for secret in SEEN.secrets]
     # Client assertions (aud: the token endpoint), proofs of possession (aud: the AAD Graph
     # id) and bearer tokens were all registered, so every kind is looked for below.

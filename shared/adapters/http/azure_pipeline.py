@@ -36,6 +36,7 @@ from urllib3.util.retry import Retry
 from shared.adapters.http.answer_bounds import DeadlineAdapter, mount
 from shared.adapters.http.outbound import RETRY_AFTER_CAP, parse_retry_after
 from shared.support.deadline import deadline_at
+from shared.support.telemetry import RETRY_AFTER_WAITED, SERVICE, THROTTLED, counter, histogram
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 15.0
@@ -72,6 +73,7 @@ class DeadlineTransport(RequestsTransport):  # type: ignore[misc]  # lazily expo
         self._max_answer_bytes = max_answer_bytes
         # The deadline (monotonic value) for which this thread was asked to wait too long.
         self._gave_up = threading.local()
+        self._last = threading.local()  # the service whose last answer asked for a wait
         self.open()  # one session from the start: clients sharing this transport never race
 
     def _init_session(self, session: requests.Session) -> None:
@@ -101,6 +103,12 @@ class DeadlineTransport(RequestsTransport):  # type: ignore[misc]  # lazily expo
             kwargs["connection_timeout"] = max(min(connect, left), _SHORTEST_ATTEMPT)
             kwargs["read_timeout"] = max(min(read, left), _SHORTEST_ATTEMPT)
         response = super().send(request, **kwargs)
+        service = _service_of(str(request.url))
+        if response.status_code == 429:
+            counter(THROTTLED).add(1, {SERVICE: service})
+        # The service the next sleep waits for, when this answer asked for a wait.
+        asked = response.status_code >= 400 and (requested_wait(response.headers) or 0) > 0
+        self._last.asked_by = service if asked else None
         if response.status_code >= 400:  # what azure-core retries when it names a wait
             self._bound_wait(response.headers, at)
         return response
@@ -129,6 +137,14 @@ class DeadlineTransport(RequestsTransport):  # type: ignore[misc]  # lazily expo
             raise DeadlineExceeded("the wait before the retry would pass the deadline")
         if duration > 0:
             time.sleep(duration)
+            asked_by = getattr(self._last, "asked_by", None)
+            if asked_by is not None:  # a Retry-After waited, not a backoff
+                histogram(RETRY_AFTER_WAITED, "s").record(duration, {SERVICE: asked_by})
+
+
+def _service_of(url: str) -> str:
+    """Key Vault (its keys and secrets) or Table Storage: the two services these clients call."""
+    return "keyvault" if ".vault." in url or "/keys/" in url or "/secrets/" in url else "table"
 
 
 def client_options(

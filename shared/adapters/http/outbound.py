@@ -1,4 +1,5 @@
-"""The one outbound HTTP session: timeouts on every call, bounded retries that honour Retry-After.
+"""The one outbound HTTP session: timeouts on every call, bounded retries that honour Retry-After,
+a CLIENT span per call (`shared.adapters.http.spans`).
 
 Everything that leaves the app over HTTPS (JWKS, the tenant's OpenID metadata, the token endpoint,
 Microsoft Graph) goes through a session made here. `requests` honours REQUESTS_CA_BUNDLE.
@@ -24,6 +25,7 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 from urllib3.util.timeout import Timeout
 
+from shared.adapters.http import spans
 from shared.adapters.http.answer_bounds import DeadlineAdapter, mount
 from shared.support.deadline import deadline_at, time_left
 
@@ -117,19 +119,20 @@ class DeadlineRetry(Retry):
         retry_after = self.get_retry_after(response)
         if not retry_after:
             return False
-        self._sleep_bounded(retry_after)
+        spans.note_retry_after(self._sleep_bounded(retry_after))
         return True
 
     def _sleep_backoff(self) -> None:
         self._sleep_bounded(self.get_backoff_time())
 
     @staticmethod
-    def _sleep_bounded(seconds: float) -> None:
+    def _sleep_bounded(seconds: float) -> float:
         left = time_left()
         if left is not None:
             seconds = min(seconds, left)
         if seconds > 0:
             time.sleep(seconds)
+        return max(seconds, 0.0)
 
 
 def parse_retry_after(value: str) -> float | None:
@@ -181,7 +184,11 @@ class TimeoutSession(requests.Session):
         if at is not None and at - time.monotonic() <= 0:
             raise requests.Timeout("the deadline for this piece of work has passed")
         kwargs["timeout"] = DeadlineTimeout(connect, read, at)
-        return super().request(method, url, *args, **kwargs)
+        verb = method.decode() if isinstance(method, bytes) else method
+        with spans.outbound_call(verb.upper(), url.decode() if isinstance(url, bytes) else url):
+            response = super().request(method, url, *args, **kwargs)
+            spans.answered(response)
+            return response
 
 
 def make_session(

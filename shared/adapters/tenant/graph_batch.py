@@ -13,7 +13,7 @@ any non-200), every sub-request it held gets that failure, and nothing is retrie
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,15 @@ import requests
 
 from shared.adapters.http.outbound import RETRY_AFTER_CAP, json_object, parse_retry_after
 from shared.support.deadline import time_left
+from shared.support.telemetry import (
+    RETRIES,
+    RETRY_AFTER_WAITED,
+    SERVICE,
+    THROTTLED,
+    counter,
+    histogram,
+    tracer,
+)
 
 MAX_REQUESTS = 20  # Graph's limit per batch
 SUB_RETRIES = 3  # as many as the session's own retries
@@ -101,19 +110,59 @@ def send(
     ids = {name: str(number) for number, name in enumerate(urls, 1)}
     answers: dict[str, SubResponse] = {}
     pending = list(urls)
-    for attempt in range(SUB_RETRIES + 1):
-        got = _post(session, graph, token, {ids[name]: urls[name] for name in pending})
-        for name in pending:
-            answers[name] = got[ids[name]]
-        retry = [name for name in pending if answers[name].retryable]
-        if not retry or attempt == SUB_RETRIES:
-            break
-        backoff = BACKOFF_SECONDS * 2**attempt
-        waits = [answers[n].retry_after for n in retry]
-        wait = max(backoff if w is None else w for w in waits)
-        left = time_left()
-        if left is not None and wait >= left:
-            break  # the wait would outlive the deadline: the throttled answers stand
-        (sleep or time.sleep)(wait)
-        pending = retry
+    with tracer().start_as_current_span("graph batch", record_exception=False) as span:
+        span.set_attribute("m365link.graph.requests", len(urls))
+        for attempt in range(SUB_RETRIES + 1):
+            got = _post(session, graph, token, {ids[name]: urls[name] for name in pending})
+            for name in pending:
+                answers[name] = got[ids[name]]
+            retry = [name for name in pending if answers[name].retryable]
+            _count_throttled(answers[name] for name in pending)
+            if not retry or attempt == SUB_RETRIES:
+                break
+            backoff = BACKOFF_SECONDS * 2**attempt
+            waits = [answers[n].retry_after for n in retry]
+            wait = max(backoff if w is None else w for w in waits)
+            left = time_left()
+            if left is not None and wait >= left:
+                break  # the wait would outlive the deadline: the throttled answers stand
+            told = any(w is not None for w in waits)  # Graph asked for a wait (Retry-After)
+            _note_retry(span, attempt + 1, retry, answers, wait, told=told)
+            (sleep or time.sleep)(wait)
+            pending = retry
+        span.set_attribute(RETRIES, attempt)
     return answers
+
+
+def _count_throttled(answers: Iterable[SubResponse]) -> None:
+    """Each sub-request Graph answered 429 inside the batch's 200 (the batch's own 429s are
+    the session's to count)."""
+    throttled = sum(1 for a in answers if a.in_batch and a.status == 429)
+    if throttled:
+        counter(THROTTLED).add(throttled, {SERVICE: "graph"})
+
+
+def _note_retry(
+    span: Any,
+    number: int,
+    retry: list[str],
+    answers: Mapping[str, SubResponse],
+    wait: float,
+    *,
+    told: bool,
+) -> None:
+    """A retry of sub-requests, as an event of the batch's span (how many, their statuses, the
+    wait); a wait Graph asked for (Retry-After) is recorded as such."""
+    if told:
+        histogram(RETRY_AFTER_WAITED, "s").record(wait, {SERVICE: "graph"})
+    if span.is_recording():
+        statuses = sorted({answers[n].status or 0 for n in retry})
+        span.add_event(
+            "retry",
+            {
+                RETRIES: number,
+                "m365link.graph.retried": len(retry),
+                "http.response.status_code": statuses,
+                "m365link.retry_after.waited_s" if told else "m365link.backoff_s": wait,
+            },
+        )
