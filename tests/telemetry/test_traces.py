@@ -5,6 +5,7 @@ the log records on the same trace, and the metrics that moved."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -135,3 +136,51 @@ def test_a_throttled_batch_retried_by_the_session_shows_on_its_span(
     graph = ((names.SERVICE, "graph"),)
     assert moved(before, after, names.THROTTLED) == {graph: 1}
     assert moved(before, after, names.RETRY_AFTER_WAITED) == {graph: 1}
+
+
+def test_a_timer_run_is_one_span_of_its_own(customer: Customer, telemetry: Telemetry) -> None:
+    telemetry.clear()
+    host = customer.app.host
+    host.run_function(host.functions["health_check"])
+    run = _invocation(telemetry, "timer health_check")
+    assert dict(run.attributes or {})["faas.trigger"] == "timer"
+    assert run.parent is None
+
+
+@dataclass
+class HostTraceContext:
+    """What the Functions worker hands `main` as `context.trace_context`."""
+
+    trace_parent: str
+    trace_state: str = ""
+
+
+@dataclass
+class HostContext:
+    trace_context: HostTraceContext
+
+
+def test_an_invocation_joins_the_trace_the_host_passes(
+    customer: Customer, telemetry: Telemetry
+) -> None:
+    import azure.functions as func
+
+    import verify_account
+
+    trace_id, parent_id = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    request = func.HttpRequest(
+        method="POST",
+        url=customer.app.api(f"/accounts/{customer.account['id']}/verify"),
+        headers={},
+        params={},
+        route_params={"id": customer.account["id"]},
+        body=b"",
+    )
+    telemetry.clear()
+    context = HostContext(HostTraceContext(f"00-{trace_id}-{parent_id}-01"))
+    response = verify_account.main(request, context)  # type: ignore[arg-type]
+    assert response.status_code == 200
+    invocation = _invocation(telemetry, VERIFY)
+    assert invocation.context.trace_id == int(trace_id, 16)
+    assert invocation.parent is not None and invocation.parent.span_id == int(parent_id, 16)
+    assert all(s.context.trace_id == int(trace_id, 16) for s in _descendants(telemetry, invocation))
