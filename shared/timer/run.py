@@ -15,6 +15,7 @@ most once per run (only when the account has no warm application object).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -152,10 +153,7 @@ def run(
         stop_at=stop_at,
         shortest=min(SHORTEST_ACCOUNT_SECONDS, budget),
     )
-    counting = threading.Lock()
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health") as pool:
-        for _ in range(workers):
-            pool.submit(_work, ctx, due, per_account, now, summary, counting)
+    _verify_due(ctx, due, per_account, now, summary, workers)
     summary.not_reached = due.finish()
     _record_backlog(ctx, due, every, run_clock(due_by, time.monotonic() - started))
     with deadline(max(stop_at - time.monotonic(), 0.0)):
@@ -167,6 +165,24 @@ def run(
         extra={"healthCheck": summary.as_dict()},
     )
     return summary
+
+
+def _verify_due(
+    ctx: AppContext,
+    due: DueAccounts,
+    per_account: float,
+    now: datetime | None,
+    summary: RunSummary,
+    workers: int,
+) -> None:
+    """`workers` threads verify the due accounts until none is left or the budget is spent."""
+    counting = threading.Lock()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="health") as pool:
+        for _ in range(workers):
+            # Each worker runs in a copy of the run's context, so its spans join the run's trace.
+            pool.submit(
+                contextvars.copy_context().run, _work, ctx, due, per_account, now, summary, counting
+            )
 
 
 def _record_backlog(ctx: AppContext, due: DueAccounts, every: timedelta, at: datetime) -> None:

@@ -152,7 +152,13 @@ def test_one_verification_is_exported_as_traces_and_metrics_over_otlp_http(
         a.value.string_value for s in outbound for a in s.attributes if a.key == "url.template"
     }
     assert templates >= {"/{tenant}/oauth2/v2.0/token", "/v1.0/$batch"}
-    assert {names.THROTTLED, names.RETRY_AFTER_WAITED} <= receiver.metric_names()
+    assert {
+        names.THROTTLED,
+        names.RETRY_AFTER_WAITED,
+        names.VERIFICATIONS,
+        names.VERIFICATION_DURATION,
+        names.CHECKS,
+    } <= receiver.metric_names()
 
 
 def test_with_no_setting_no_sdk_is_installed_and_nothing_is_exported(

@@ -73,8 +73,12 @@ def test_a_verification_is_one_trace_with_its_outbound_calls_in_order(
         assert customer.tenant_id not in span.name and "?" not in span.name
         assert span.end_time and span.start_time and span.end_time >= span.start_time
     assert all(s.context.trace_id == invocation.context.trace_id for s in clients)
-    # Nothing was throttled, so the outbound metrics did not move.
-    assert moved(before, telemetry.metrics(), names.THROTTLED) == {}
+    # Nothing was throttled, so the outbound metrics did not move; the verification counted.
+    after = telemetry.metrics()
+    assert moved(before, after, names.THROTTLED) == {}
+    counted = {((names.REPORT_STATUS, "connected"), (names.TRIGGER, "customer")): 1}
+    assert moved(before, after, names.VERIFICATIONS) == counted
+    assert attributes[names.REPORT_STATUS] == "connected"
 
 
 def test_the_log_records_of_an_invocation_are_on_its_trace(
@@ -145,6 +149,9 @@ def test_a_timer_run_is_one_span_of_its_own(customer: Customer, telemetry: Telem
     run = _invocation(telemetry, "timer health_check")
     assert dict(run.attributes or {})["faas.trigger"] == "timer"
     assert run.parent is None
+    # The account's calls, made on the run's worker threads, are part of the run's trace.
+    clients = _clients(_descendants(telemetry, run))
+    assert "/v1.0/$batch" in [dict(s.attributes or {})["url.template"] for s in clients]
 
 
 @dataclass

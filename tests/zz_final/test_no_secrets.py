@@ -326,6 +326,7 @@ def test_the_run_saw_enough_to_judge() -> None:
     texts = "\n".join(TELEMETRY.texts)
     assert "span POST /api/accounts/{id}/verify" in texts and "url.template=" in texts
     assert "log record request function=" in texts
+    assert TELEMETRY.metric_attribute_texts()
     audiences = [_claims(secret).get("aud") for secret in SEEN.secrets]
     # Client assertions (aud: the token endpoint), proofs of possession (aud: the AAD Graph
     # id) and bearer tokens were all registered, so every kind is looked for below.
