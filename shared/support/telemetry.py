@@ -66,3 +66,13 @@ def histogram(name: str, unit: str, description: str = "") -> metrics.Histogram:
 def gauge(name: str, unit: str, description: str = "") -> Any:
     """A synchronous gauge (`set`); the API names its type only privately (`_Gauge`)."""
     return meter().create_gauge(name, unit=unit, description=description)
+
+
+def throttled(service: str, answers: int = 1) -> None:
+    """`answers` 429s from `service` (THROTTLED)."""
+    counter(THROTTLED).add(answers, {SERVICE: service})
+
+
+def waited(service: str, seconds: float) -> None:
+    """A Retry-After of `service` waited for (RETRY_AFTER_WAITED, seconds)."""
+    histogram(RETRY_AFTER_WAITED, "s").record(seconds, {SERVICE: service})

@@ -36,7 +36,7 @@ from urllib3.util.retry import Retry
 from shared.adapters.http.answer_bounds import DeadlineAdapter, mount
 from shared.adapters.http.outbound import RETRY_AFTER_CAP, parse_retry_after
 from shared.support.deadline import deadline_at
-from shared.support.telemetry import RETRY_AFTER_WAITED, SERVICE, THROTTLED, counter, histogram
+from shared.support.telemetry import throttled, waited
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 15.0
@@ -105,7 +105,7 @@ class DeadlineTransport(RequestsTransport):  # type: ignore[misc]  # lazily expo
         response = super().send(request, **kwargs)
         service = _service_of(str(request.url))
         if response.status_code == 429:
-            counter(THROTTLED).add(1, {SERVICE: service})
+            throttled(service)
         # The service the next sleep waits for, when this answer asked for a wait.
         asked = response.status_code >= 400 and (requested_wait(response.headers) or 0) > 0
         self._last.asked_by = service if asked else None
@@ -139,7 +139,7 @@ class DeadlineTransport(RequestsTransport):  # type: ignore[misc]  # lazily expo
             time.sleep(duration)
             asked_by = getattr(self._last, "asked_by", None)
             if asked_by is not None:  # a Retry-After waited, not a backoff
-                histogram(RETRY_AFTER_WAITED, "s").record(duration, {SERVICE: asked_by})
+                waited(asked_by, duration)
 
 
 def _service_of(url: str) -> str:

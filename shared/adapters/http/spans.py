@@ -23,13 +23,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from shared.support.telemetry import (
     RETRIES,
-    RETRY_AFTER_WAITED,
     SERVICE,
-    THROTTLED,
-    counter,
-    histogram,
     tracer,
+    waited,
 )
+from shared.support.telemetry import throttled as count_throttled
 
 # OpenTelemetry's semantic conventions (HTTP), and our own duration in milliseconds.
 HTTP_METHOD = "http.request.method"
@@ -119,7 +117,7 @@ def answered(response: Any) -> None:
     throttled = statuses.count(429)
     path = urlsplit(response.url).path if throttled else ""
     if throttled:
-        counter(THROTTLED).add(throttled, {SERVICE: service_of(path)})
+        count_throttled(service_of(path), throttled)
     span = trace.get_current_span()
     if not span.is_recording():
         return
@@ -136,4 +134,4 @@ def _record_waits(url: str, waits: list[float]) -> None:
     if waits:
         service = service_of(urlsplit(url).path)
         for seconds in waits:
-            histogram(RETRY_AFTER_WAITED, "s").record(seconds, {SERVICE: service})
+            waited(service, seconds)

@@ -23,13 +23,10 @@ from shared.adapters.http.outbound import RETRY_AFTER_CAP, json_object, parse_re
 from shared.support.deadline import time_left
 from shared.support.telemetry import (
     RETRIES,
-    RETRY_AFTER_WAITED,
-    SERVICE,
-    THROTTLED,
-    counter,
-    histogram,
     tracer,
+    waited,
 )
+from shared.support.telemetry import throttled as count_throttled
 
 MAX_REQUESTS = 20  # Graph's limit per batch
 SUB_RETRIES = 3  # as many as the session's own retries
@@ -139,7 +136,7 @@ def _count_throttled(answers: Iterable[SubResponse]) -> None:
     the session's to count)."""
     throttled = sum(1 for a in answers if a.in_batch and a.status == 429)
     if throttled:
-        counter(THROTTLED).add(throttled, {SERVICE: "graph"})
+        count_throttled("graph", throttled)
 
 
 def _note_retry(
@@ -154,7 +151,7 @@ def _note_retry(
     """A retry of sub-requests, as an event of the batch's span (how many, their statuses, the
     wait); a wait Graph asked for (Retry-After) is recorded as such."""
     if told:
-        histogram(RETRY_AFTER_WAITED, "s").record(wait, {SERVICE: "graph"})
+        waited("graph", wait)
     if span.is_recording():
         statuses = sorted({answers[n].status or 0 for n in retry})
         span.add_event(
