@@ -17,7 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_make_run_starts_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH_", "KEY_VAULT"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AUTH_", "KEY_VAULT", "OIDC_", "KEY_CUSTODY"))
+    }
     env.update({"LOCAL_STATE_DIR": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"})
     process = subprocess.Popen(
         [sys.executable, "-m", "localdev", "--port", "0"],
@@ -47,6 +51,13 @@ def test_make_run_starts_everything_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         tenant = re.search(r"Demo tenant (\S+), application (\S+)", printed)
         assert tenant, printed
         assert requests.get(f"{url}/api/health", timeout=10).json()["status"] == "ok"
+        # The OpenID issuer is the host's own URL, and the walk-through names the federated flow.
+        issuer = re.search(r"OpenID issuer \(federated credentials\): (\S+)", printed)
+        assert issuer and issuer.group(1) == f"{url}/api/oidc", printed
+        assert "federated-credentials" in printed and "format=json" in printed
+        document = requests.get(f"{issuer.group(1)}/.well-known/openid-configuration", timeout=10)
+        assert document.json()["issuer"] == issuer.group(1)
+        assert requests.get(document.json()["jwks_uri"], timeout=10).json() == {"keys": []}
         assert "<html" in requests.get(f"{url}/", timeout=10).text.lower()
         tenants = requests.get(f"{url}/sandbox/admin/tenants", timeout=10).json()["value"]
         assert [t["tenantId"] for t in tenants] == [tenant.group(1)]

@@ -7,11 +7,7 @@ request that needed a caller would be refused and one that reached the vault wou
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -166,38 +162,3 @@ def test_the_documents_cost_the_key_store_nothing_per_call(app: RunningApp, sand
         assert app.http.head(app.api(JWKS)).status_code == 200
         assert app.http.get(app.api(DISCOVERY)).status_code == 200
     assert vault_requests(sandbox) == 0
-
-
-def test_make_run_serves_the_issuer_at_its_own_url(tmp_path: Path) -> None:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AUTH_", "KEY_VAULT", "OIDC_", "KEY_CUSTODY"))
-    }
-    env.update({"LOCAL_STATE_DIR": str(tmp_path / "state"), "PYTHONUNBUFFERED": "1"})
-    process = subprocess.Popen(
-        [sys.executable, "-m", "localdev", "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and "Press Ctrl-C to stop." not in "".join(lines[-1:]):
-            lines.append(process.stdout.readline())
-        printed = "".join(lines)
-        base = re.search(r"Functions host listening on (http://\S+)", printed)
-        issuer = re.search(r"OpenID issuer \(federated credentials\): (\S+)", printed)
-        assert base and issuer, printed
-        assert issuer.group(1) == f"{base.group(1)}/api/oidc"
-        assert "federated-credentials" in printed and "format=json" in printed
-        document = requests.get(f"{issuer.group(1)}/.well-known/openid-configuration", timeout=10)
-        assert document.json()["issuer"] == issuer.group(1)
-        assert requests.get(document.json()["jwks_uri"], timeout=10).json() == {"keys": []}
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
